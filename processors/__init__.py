@@ -1,0 +1,1 @@
+"""Stream processors (faust agents) and the twin domain engine they call."""
