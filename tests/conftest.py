@@ -108,3 +108,122 @@ async def unique_topic(cfg: Settings, kafka_bootstrap: str, unique_name: str):
         await admin.delete_topics([name])
     finally:
         await admin.close()
+
+
+# --------------------------------------------------------------------------- processes
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ManagedProcess:
+    """A worker or gateway subprocess with its log file; restartable (fault tests kill it)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path, ready: callable, timeout: float):
+        self.name, self.cmd, self.env, self.ready, self.timeout = name, cmd, env, ready, timeout
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ManagedProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + self.timeout
+        while not self.ready(self):
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}", pytrace=False)
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"{self.name} not ready after {self.timeout}s:\n{self.log_tail()}", pytrace=False)
+            time.sleep(0.3)
+        return self
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def _worker_ready(mp: ManagedProcess) -> bool:
+    # Faust logs "[^Worker]: Ready" once partitions are assigned and tables recovered; a worker
+    # running the twin agent is ready when its engine has loaded ("twin engine ready").
+    log = mp.log_tail(400_000)
+    agents = mp.env.get("TWIN_AGENTS", "")
+    needs_engine = not agents or "response_generation" in agents.split(",")
+    return "Worker]: Ready" in log and (not needs_engine or "twin engine ready" in log)
+
+
+@pytest.fixture(scope="session")
+def process_env(cfg) -> dict[str, str]:
+    """Environment for subprocesses: this session's topic prefix and settings."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TOPIC_PREFIX": cfg.TOPIC_PREFIX, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn, redis_url, weaviate_client):
+    """Start Faust workers (all agents, or those named) as real subprocesses; stopped at session end."""
+    started: list[ManagedProcess] = []
+    log_dir = tmp_path_factory.mktemp("workers")
+
+    def start(name: str = "worker", agents: str = "", extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        env = {**process_env, "TWIN_AGENTS": agents, **(extra_env or {})}
+        mp = ManagedProcess(name, [sys.executable, "-m", "processors.engine.app", "worker", "-l", "info",
+                                   "--without-web"], env, log_dir, _worker_ready, timeout=120)
+        started.append(mp)
+        return mp.start()
+
+    yield start
+    for mp in started:
+        mp.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn):
+    """Start uvicorn gateways as real subprocesses; returns (process, base_url)."""
+    import httpx
+
+    started: list[ManagedProcess] = []
+    log_dir = tmp_path_factory.mktemp("gateways")
+
+    def start(name: str = "gateway", extra_env: dict[str, str] | None = None):
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+
+        def ready(_: ManagedProcess) -> bool:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        env = {**process_env, **(extra_env or {})}
+        mp = ManagedProcess(name, [sys.executable, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1",
+                                   "--port", str(port), "--log-level", "warning"], env, log_dir, ready, timeout=60)
+        started.append(mp)
+        return mp.start(), url
+
+    yield start
+    for mp in started:
+        mp.stop()

@@ -1,0 +1,75 @@
+"""Dependencies as Annotated aliases (SettingsDep, PublisherDep, RepliesDep, TenantDep, DirectoryDep)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from gateway.errors import ApiError
+from gateway.publisher import Publisher
+from gateway.replies import ReplyRouter
+from infra.settings import Settings
+
+__all__ = ["SettingsDep", "PublisherDep", "RepliesDep", "TenantDep", "DirectoryDep", "InterviewerDirectory"]
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_publisher(request: Request) -> Publisher:
+    return request.app.state.publisher
+
+
+def get_replies(request: Request) -> ReplyRouter:
+    return request.app.state.replies
+
+
+def get_tenant(x_tenant_id: Annotated[str | None, Header(description="Tenant the request acts for.")] = None,
+               settings: Settings = Depends(get_settings)) -> str:
+    tenant = x_tenant_id or settings.DEFAULT_TENANT
+    if not _TENANT_RE.match(tenant):
+        raise ApiError(400, "bad_tenant", "X-Tenant-Id must be 1-64 of [A-Za-z0-9_.-]")
+    return tenant
+
+
+class InterviewerDirectory:
+    """Which interviewers have a trained (active) twin, cached for a few seconds per process."""
+
+    def __init__(self, pool, ttl_s: float = 10.0):
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    async def exists(self, tenant: str, interviewer_id: str) -> bool:
+        key = (tenant, interviewer_id)
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        try:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(
+                    "SELECT 1 FROM interviewer_profiles WHERE tenant=%s AND interviewer_id=%s AND active",
+                    key)).fetchone()
+        except Exception as exc:  # noqa: BLE001 - any database failure is "unavailable" to the caller
+            raise ApiError(503, "database_unavailable", f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
+                           headers={"Retry-After": "5"}) from exc
+        found = row is not None
+        self._cache[key] = (time.monotonic(), found)
+        return found
+
+
+def get_directory(request: Request) -> InterviewerDirectory:
+    return request.app.state.directory
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+RepliesDep = Annotated[ReplyRouter, Depends(get_replies)]
+TenantDep = Annotated[str, Depends(get_tenant)]
+DirectoryDep = Annotated[InterviewerDirectory, Depends(get_directory)]

@@ -1,0 +1,67 @@
+"""The gateway: validate, authorise, publish to Kafka, answer.
+
+Run it::
+
+    twin gateway                       # or: uvicorn gateway.main:app --port 8000
+
+It imports no ML libraries: generation, embeddings and redaction run in the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.deps import InterviewerDirectory
+from gateway.errors import install_error_handlers
+from gateway.publisher import Publisher
+from gateway.replies import ReplyRouter
+from gateway.routes import health, twin
+from infra.clients import pg_pool
+from infra.settings import Settings, settings
+from infra.tracing import setup_tracing
+
+
+def create_app(cfg: Settings = settings) -> FastAPI:
+    """Build the FastAPI app for the given settings (tests build their own)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        setup_tracing("twin-gateway")
+        app.state.settings = cfg
+        app.state.publisher = Publisher(cfg)
+        app.state.replies = ReplyRouter(cfg)
+        app.state.pool = pg_pool(cfg)
+        app.state.directory = InterviewerDirectory(app.state.pool)
+        # Neither Kafka nor PostgreSQL being down may stop the gateway from starting: it answers
+        # 503 until they are back.
+        await app.state.publisher.start()
+        await app.state.replies.start()
+        with contextlib.suppress(Exception):
+            await app.state.pool.open(wait=False)
+        try:
+            yield
+        finally:
+            await app.state.replies.stop()
+            await app.state.publisher.stop()
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="Interviewer Twin",
+        version="0.1.0",
+        description="Answers like one specific human interviewer. Errors share one JSON shape: "
+                    "`{\"error\": {\"code\", \"message\", \"details\"}}`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(twin.router)
+    return app
+
+
+app = create_app()
+
+__all__ = ["app", "create_app", "asyncio"]

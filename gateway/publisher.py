@@ -1,0 +1,81 @@
+"""Publish catalogue records from the gateway and acknowledge only after the broker did.
+
+A publish either completes with the broker's acknowledgement (acks=all, idempotent producer) or
+raises ApiError(503, Retry-After): the HTTP caller is never told "accepted" for data Kafka does not
+hold, and the gateway never hangs on a dead broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+from aiokafka.errors import KafkaError
+
+from gateway.errors import ApiError
+from infra.settings import Settings
+from infra.tracing import headers_from_context
+from schemas.codec import encode_model
+from schemas.topics import TopicSpec, key_for
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """Thin wrapper over an AIOKafkaProducer that knows the catalogue and the deadline."""
+
+    def __init__(self, cfg: Settings, timeout_s: float = 10.0):
+        self.cfg = cfg
+        self.timeout_s = timeout_s
+        self.producer = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    async def start(self) -> bool:
+        """Connect the producer; False (not an exception) while Kafka is unreachable."""
+        from infra.clients import kafka_producer
+
+        async with self._starting:
+            if self.producer is not None:
+                return True
+            producer = kafka_producer(self.cfg, request_timeout_ms=int(self.timeout_s * 1000))
+            try:
+                await asyncio.wait_for(producer.start(), self.timeout_s)
+            except (KafkaError, OSError, asyncio.TimeoutError):
+                await producer.stop()
+                return False
+            self.producer = producer
+            return True
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    def _unavailable(self, why: str) -> ApiError:
+        return ApiError(
+            503, "broker_unavailable",
+            f"Kafka did not acknowledge the write ({why}); nothing was accepted, retry later.",
+            headers={"Retry-After": "5"},
+        )
+
+    async def publish(self, spec: TopicSpec, record) -> None:
+        """Send one record and wait for its acknowledgement."""
+        await self.publish_many(spec, [record])
+
+    async def publish_many(self, spec: TopicSpec, records: Sequence) -> None:
+        """Send records (in order per key) and wait until the broker acknowledged all of them."""
+        if self.producer is None and not await self.start():
+            raise self._unavailable("not connected")
+        topic = self.cfg.topic(spec.name)
+        headers = headers_from_context()
+        payloads = [(encode_model(r), key_for(spec, r.model_dump())) for r in records]
+
+        async def send_all() -> None:
+            futures = [await self.producer.send(topic, value, key=key, headers=headers) for value, key in payloads]
+            await asyncio.gather(*futures)
+
+        try:
+            # One deadline over metadata wait, buffering and acknowledgement: never hang.
+            await asyncio.wait_for(send_all(), self.timeout_s)
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            raise self._unavailable(type(exc).__name__) from exc

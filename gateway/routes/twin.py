@@ -1,0 +1,117 @@
+"""The twin's respond endpoint: publish a request, wait on the reply topic, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.deps import DirectoryDep, PublisherDep, RepliesDep, SettingsDep, TenantDep
+from gateway.errors import ApiError, error_responses
+from infra.tracing import inject, tracer
+from schemas.models import FunctionCall, HistoryTurn, Prosody, SafetyOutcome, Traces, TwinControls, TwinRequest
+from schemas.topics import TWIN_REQUESTS
+
+router = APIRouter(prefix="/api/digital-twin", tags=["twin"])
+
+MAX_HISTORY_TURNS = 200
+MAX_TURN_CHARS = 8_000
+
+
+class RespondTurn(BaseModel):
+    """One earlier turn."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["candidate", "interviewer"]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TURN_CHARS)]
+
+
+class RespondRequest(BaseModel):
+    """Spec §8 request: everything the twin needs for one reply (the service keeps no session state)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "interviewerId": "dana", "sessionId": "s-123",
+            "history": [{"role": "interviewer", "text": "Tell me about a system you designed."}],
+            "candidateTurn": "I built a rate limiter with Redis and a token bucket.",
+            "controls": {"challengeLevel": 0.7, "verbosity": "normal"}, "temperature": 0.3,
+        }]},
+    )
+    interviewerId: Annotated[str, Field(min_length=1, max_length=128)]
+    sessionId: Annotated[str, Field(min_length=1, max_length=128)]
+    history: Annotated[list[RespondTurn], Field(max_length=MAX_HISTORY_TURNS)] = Field(default_factory=list)
+    candidateTurn: Annotated[str, Field(max_length=MAX_TURN_CHARS)] = ""
+    controls: TwinControls | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    timeoutMs: Annotated[int, Field(ge=100, le=30_000)] | None = Field(
+        default=None, description="Deadline for this reply; the server default applies when absent.")
+
+    @model_validator(mode="after")
+    def _something_to_answer(self) -> "RespondRequest":
+        if not self.history and not self.candidateTurn.strip():
+            raise ValueError("history is empty and candidateTurn is blank: there is nothing to respond to")
+        return self
+
+
+class RespondResponse(BaseModel):
+    """Spec §8 response plus TTS prosody directives and which generator answered."""
+
+    correlationId: str
+    text: str
+    functionCalls: list[FunctionCall]
+    traces: Traces
+    safety: SafetyOutcome
+    latencyMs: float
+    prosody: Prosody
+    generator: str
+    model: str | None = None
+
+
+@router.post(
+    "/respond",
+    response_model=RespondResponse,
+    responses=error_responses(400, 404, 422, 503, 504),
+)
+async def respond(body: RespondRequest, tenant: TenantDep, settings: SettingsDep, publisher: PublisherDep,
+                  replies: RepliesDep, directory: DirectoryDep) -> Any:
+    """Return the interviewer's next turn, as that interviewer would say it."""
+    started = time.perf_counter()
+    timeout_ms = body.timeoutMs or settings.RESPOND_TIMEOUT_MS
+    if not await directory.exists(tenant, body.interviewerId):
+        raise ApiError(404, "unknown_interviewer",
+                       f"No trained twin for interviewer {body.interviewerId!r} in this tenant.")
+    if not replies.ready and not await replies.wait_ready(min(2.0, timeout_ms / 1000)):
+        raise ApiError(503, "broker_unavailable", "The reply consumer is not connected to Kafka; retry later.",
+                       headers={"Retry-After": "5"})
+    correlation_id = str(uuid.uuid4())
+    with tracer().start_as_current_span("gateway.respond", attributes={
+        "twin.correlation_id": correlation_id, "twin.tenant": tenant, "twin.interviewer_id": body.interviewerId,
+    }):
+        request = TwinRequest(
+            correlationId=correlation_id, tenant=tenant, interviewerId=body.interviewerId, sessionId=body.sessionId,
+            history=[HistoryTurn(role=t.role, text=t.text) for t in body.history],
+            candidateTurn=body.candidateTurn, controls=body.controls, temperature=body.temperature,
+            deadlineMs=int(time.time() * 1000) + timeout_ms,
+            replyTopic=settings.topic("twin.replies"), traceContext=inject(),
+        )
+        waiter = replies.expect(correlation_id)
+        try:
+            await publisher.publish(TWIN_REQUESTS, request)
+            remaining = timeout_ms / 1000 - (time.perf_counter() - started)
+            reply = await asyncio.wait_for(waiter, max(remaining, 0.001))
+        except asyncio.TimeoutError:
+            raise ApiError(504, "deadline_exceeded",
+                           f"The twin did not answer within {timeout_ms} ms; the request was abandoned.",
+                           details=[{"correlationId": correlation_id, "timeoutMs": timeout_ms}]) from None
+        finally:
+            replies.forget(correlation_id)
+    return RespondResponse(
+        correlationId=correlation_id, text=reply.text, functionCalls=reply.functionCalls, traces=reply.traces,
+        safety=reply.safety, latencyMs=round((time.perf_counter() - started) * 1000, 2), prosody=reply.prosody,
+        generator=reply.generator, model=reply.model,
+    )

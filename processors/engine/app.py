@@ -1,0 +1,57 @@
+"""The single faust.App every agent registers on.
+
+Run all agents in one worker::
+
+    twin worker                      # or: python -m processors.engine.app worker -l info
+
+Agents are found by autodiscovery of the ``processors`` package, so adding an agent is adding a
+file (see STYLE.md). ``TWIN_AGENTS=pii_redaction,safety_filter`` limits a worker to some agents
+(scaling one job out without the others).
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from infra.settings import settings
+from infra.tracing import setup_tracing
+from processors.engine import avro_codec  # noqa: F401 - registers the twin_avro codec
+
+__all__ = ["app", "enabled"]
+
+setup_tracing("twin-worker")
+(settings.TWIN_VAR_DIR / "faust").mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    f"{settings.TOPIC_PREFIX}interviewer-twin",
+    broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
+    store="memory://",
+    datadir=str(settings.TWIN_VAR_DIR / "faust" / "{conf.id}"),
+    autodiscover=["processors"],
+    origin="processors",
+    web_enabled=False,
+    topic_replication_factor=1,
+    topic_allow_declare=False,  # topics come from the catalogue (`twin topics create`)
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_every=100,
+    broker_commit_interval=1.0,
+    stream_wait_empty=False,
+)
+
+_ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a.strip()}
+
+
+def enabled(agent_name: str) -> bool:
+    """Whether this worker runs the named agent (all of them unless TWIN_AGENTS narrows it)."""
+    return not _ENABLED or agent_name in _ENABLED
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Safety agent: ``twin.drafts`` → the request's reply topic (``twin.replies``) + ``safety.verdicts``.
+
+Every draft is checked by the shared ``SafetyPolicy`` (prohibited questions, toxicity, bias, PII
+leakage, the interviewer's own prohibited topics). A failing draft is replaced by the first of the
+interviewer's own question templates that passes, else a neutral fallback; the reply's ``safety``
+says what happened and an audit record is written for every intervention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime, timezone
+
+from infra.settings import settings
+from infra.tracing import extract, tracer
+from processors.engine import topics
+from processors.engine.app import app, enabled
+from processors.engine.deadletter import decode_or_deadletter
+from processors.twin.safety import SAFE_FALLBACKS, SafetyPolicy
+from schemas import topics as catalogue
+from schemas.models import AuditRecord, SafetyOutcome, SafetyVerdict, TwinDraft, TwinReply
+
+__all__ = ["review_draft", "filter_safety"]
+
+AGENT = "safety_filter"
+_profiles = None
+
+
+def policy_for(tenant: str, interviewer_id: str) -> tuple[SafetyPolicy, list[str]]:
+    """The interviewer's safety policy (own prohibited topics) and their own lines to fall back on."""
+    global _profiles
+    from processors.twin.profiles import ProfileStore
+
+    if _profiles is None:
+        _profiles = ProfileStore(settings.POSTGRES_DSN)
+    profile = _profiles.active(tenant, interviewer_id)
+    if profile is None:
+        return SafetyPolicy(), []
+    topics_ = profile.config.get("prohibitedTopics") or []
+    return SafetyPolicy(prohibited_topics=topics_), [t.text for t in profile.style.question_templates]
+
+
+def review_draft(draft: TwinDraft, policy: SafetyPolicy, alternatives: list[str] | None = None,
+                 now_ms: int | None = None) -> tuple[TwinReply, SafetyVerdict]:
+    """The plain job: check the draft's text and produce the final reply and the verdict."""
+    verdict = policy.check(draft.text, stage="output")
+    text, action = draft.text, "none"
+    if not verdict.passed:
+        text = policy.first_safe([*(alternatives or []), *SAFE_FALLBACKS]) or SAFE_FALLBACKS[0]
+        action = "replaced"
+    now_ms = now_ms or int(time.time() * 1000)
+    reply = TwinReply(
+        correlationId=draft.correlationId, tenant=draft.tenant, interviewerId=draft.interviewerId,
+        sessionId=draft.sessionId, text=text, functionCalls=draft.functionCalls, prosody=draft.prosody,
+        traces=draft.traces, safety=SafetyOutcome(passed=verdict.passed, action=action, flags=verdict.flags),
+        latencyMs=max(0, now_ms - draft.startedAtMs), generator=draft.generator, model=draft.model,
+    )
+    record = SafetyVerdict(correlationId=draft.correlationId, tenant=draft.tenant, interviewerId=draft.interviewerId,
+                           stage="output", passed=verdict.passed, flags=verdict.flags, action=action)
+    return reply, record
+
+
+if enabled(AGENT):
+
+    @app.agent(topics.TWIN_DRAFTS)
+    async def filter_safety(stream):
+        """Check each draft; publish the safe reply where the requester listens."""
+        async for event in stream.events():
+            draft = await decode_or_deadletter(event, TwinDraft, AGENT)
+            if draft is None:
+                continue
+            with tracer().start_as_current_span("agent.safety_filter", context=extract(draft.traceContext),
+                                                attributes={"twin.correlation_id": draft.correlationId}) as span:
+                policy, own_lines = await asyncio.to_thread(policy_for, draft.tenant, draft.interviewerId)
+                reply, verdict = review_draft(draft, policy, own_lines)
+                span.set_attribute("twin.safety_passed", verdict.passed)
+                await topics.publish(catalogue.TWIN_REPLIES, reply, topic_name=draft.replyTopic)
+                await topics.publish(catalogue.SAFETY_VERDICTS, verdict)
+                if not verdict.passed:
+                    await topics.publish(catalogue.AUDIT_RECORDS, AuditRecord(
+                        auditId=str(uuid.uuid4()), tenant=draft.tenant, actor=AGENT, action="safety_intervention",
+                        resourceType="twin_reply", resourceId=draft.correlationId, outcome=reply.safety.action,
+                        detail={"flags": [f.model_dump() for f in verdict.flags]},
+                        traceId=draft.traces.traceId or None, ts=datetime.now(timezone.utc)))
+else:  # pragma: no cover
+    filter_safety = None

@@ -1,0 +1,272 @@
+"""The twin engine: one reply for one request. The twin agent, `twin chat` and the evaluation call it.
+
+Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelemetry span:
+
+1. profile   – the interviewer's active version (style profile, policy stats, configuration);
+2. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
+3. policy    – the next move (follow up, probe, hint, shift, move on, wrap up) with reasons;
+4. tools     – rubric check / fact lookup / code runner when the situation calls for one;
+5. generate  – the offline generator (the interviewer's own lines, adapted) or the LLM;
+6. prosody   – TTS directives for the final text.
+
+Safety is not here: the separate safety agent checks every draft (spec §11).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from infra.settings import Settings
+from infra.tracing import tracer
+from processors.twin.corpus import Turn
+from processors.twin.offline_generator import Exemplar, OfflineGenerator
+from processors.twin.policy import Controls, Move, PolicyDecision, decide_next_move
+from processors.twin.profiles import InterviewerProfile, ProfileStore
+from processors.twin.prosody import prosody_directives
+from processors.twin.tools import ToolResult
+from processors.twin.tools.code_runner import run_snippet
+from processors.twin.tools.rubric import rubric_check
+from schemas.models import FunctionCall, Pause, Prosody, TraceStep
+
+__all__ = ["TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from"]
+
+_CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+_FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
+                               re.IGNORECASE)
+
+
+class UnknownInterviewer(LookupError):
+    """No active profile for this tenant/interviewer."""
+
+
+@dataclass
+class EngineReply:
+    """What the engine produced, before safety."""
+
+    text: str
+    move: Move
+    decision: PolicyDecision
+    function_calls: list[FunctionCall]
+    prosody: Prosody
+    steps: list[TraceStep]
+    generator: str
+    model: str | None
+    profile_version: int
+    exemplar_ids: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def controls_from(request_controls: Any, profile: InterviewerProfile | None) -> Controls:
+    """Per-request controls over the interviewer's configured defaults (spec §14)."""
+    merged: dict[str, Any] = dict((profile.config.get("controls") if profile else None) or {})
+    if request_controls is not None:
+        data = request_controls if isinstance(request_controls, dict) else request_controls.model_dump()
+        merged.update({k: v for k, v in data.items() if v is not None})
+    if merged.get("verbosity") is None:
+        merged.pop("verbosity", None)
+    return Controls.model_validate(merged)
+
+
+def _seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=4).digest(), "big")
+
+
+class TwinEngine:
+    """Answers for any interviewer of any tenant; holds connections and models, not session state.
+
+    :param profiles: versioned profiles in PostgreSQL.
+    :param memory: persona memory in Weaviate (``processors.twin.memory.PersonaMemory``).
+    :param embedder: sentence embedder shared with retrieval and the offline generator.
+    :param llm: an ``LlmGenerator`` or None for the offline twin.
+    """
+
+    def __init__(self, profiles: ProfileStore, memory, embedder, llm=None, tools_enabled: bool = True,
+                 retrieve_k: int = 24):
+        self.profiles = profiles
+        self.memory = memory
+        self.embedder = embedder
+        self.llm = llm
+        self.tools_enabled = tools_enabled
+        self.retrieve_k = retrieve_k
+        self._generators: dict[tuple[str, str, int], OfflineGenerator] = {}
+
+    @classmethod
+    def from_settings(cls, cfg: Settings, weaviate_client=None, memory_prefix: str = "") -> "TwinEngine":
+        """Build the engine from settings (LLM when OPENAI_BASE_URL/OPENAI_API_KEY is set)."""
+        from infra.clients import weaviate_client as make_weaviate
+        from processors.twin.embeddings import get_embedder
+        from processors.twin.llm_generator import LlmGenerator
+        from processors.twin.memory import PersonaMemory
+
+        embedder = get_embedder()
+        memory = PersonaMemory.connect(weaviate_client or make_weaviate(cfg), embedder, prefix=memory_prefix)
+        llm = LlmGenerator.from_settings(cfg) if cfg.llm_configured else None
+        return cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED)
+
+    # ------------------------------------------------------------------------------------------
+    def respond(self, *, tenant: str, interviewer_id: str, session_id: str, history: Sequence[Any],
+                candidate_turn: str, controls: Any = None, temperature: float | None = None,
+                profile: InterviewerProfile | None = None, use_llm: bool | None = None) -> EngineReply:
+        """Produce the interviewer's next turn. Raises UnknownInterviewer when nothing is trained."""
+        steps: list[TraceStep] = []
+
+        @contextmanager
+        def step(name: str, **attrs: Any) -> Iterator[dict[str, Any]]:
+            detail: dict[str, Any] = {}
+            started = time.perf_counter()
+            with tracer().start_as_current_span(f"twin.{name}", attributes=attrs) as span:
+                yield detail
+                for k, v in detail.items():
+                    if isinstance(v, (str, int, float, bool)):
+                        span.set_attribute(f"twin.{k}", v)
+            steps.append(TraceStep(name=name, ms=round((time.perf_counter() - started) * 1000, 3),
+                                   detail=detail or None))
+
+        turns = [t if isinstance(t, Turn) else Turn(role=_role(t), text=_text(t)) for t in history]
+        with step("profile") as d:
+            profile = profile or self.profiles.active(tenant, interviewer_id)
+            if profile is None:
+                raise UnknownInterviewer(f"no trained twin for {tenant}/{interviewer_id}")
+            d["version"] = profile.version
+        ctl = controls_from(controls, profile)
+
+        with step("retrieve") as d:
+            vector = self.memory.embed_situation(turns, candidate_turn)
+            exemplars = self.memory.similar_moments(tenant, interviewer_id, profile.version, vector, self.retrieve_k)
+            d["exemplars"] = len(exemplars)
+
+        with step("policy") as d:
+            seed = _seed(session_id, len(turns), candidate_turn)
+            decision = decide_next_move(turns, candidate_turn or None, profile.policy, ctl, seed=seed,
+                                        temperature=temperature or 0.0)
+            d.update(move=decision.move.value, confidence=round(decision.confidence, 3),
+                     reasons="; ".join(decision.reasons[:4]))
+
+        calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
+                                                             "reasons": decision.reasons[:4]})]
+        wanted = self._tool_for(decision, candidate_turn) if self.tools_enabled else None
+        tool_results: list[ToolResult] = []
+
+        def run_tool(name: str, args: dict[str, Any]) -> ToolResult:
+            with step(f"tool.{name}") as d:
+                result = self._run_tool(name, args, tenant, interviewer_id, profile, vector, turns, candidate_turn)
+                d.update(tool=name, ok=result.ok)
+            tool_results.append(result)
+            return result
+
+        llm = self.llm if use_llm is None or use_llm else None
+        if use_llm and self.llm is None:
+            raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
+        usage: dict[str, int] = {}
+        model: str | None = None
+        with step("generate", generator="llm" if llm else "offline") as d:
+            if llm is not None:
+                from processors.twin.llm_generator import build_system_prompt
+
+                system = build_system_prompt(interviewer_id, profile.style, decision, ctl, exemplars)
+                model = (profile.config.get("fineTunedModel") or None)
+                out = llm.generate(system, [{"role": t.role, "text": t.text} for t in turns], candidate_turn,
+                                   model=model, temperature=temperature, tool=wanted, run_tool=run_tool)
+                text, model = out.text, out.model
+                usage = {"promptTokens": out.prompt_tokens, "completionTokens": out.completion_tokens}
+                source_ids: list[str] = []
+                d.update(model=model, calls=out.calls, **usage)
+            else:
+                if wanted:
+                    run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
+                gen = self._offline(tenant, interviewer_id, profile)
+                reply = gen.generate(candidate_turn, turns, exemplars, decision, ctl,
+                                     seed=_seed(session_id, len(turns)), temperature=temperature or 0.0)
+                text, source_ids = reply.text, reply.source_exemplar_ids
+                d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
+            if not text.strip():
+                text = self._fallback_text(profile)
+                d["empty_reply_replaced"] = True
+
+        for r in tool_results:
+            calls.append(FunctionCall(name=r.name, args={"args": r.args, "result": r.result}))
+
+        with step("prosody"):
+            p = prosody_directives(text, move=decision.move, controls=ctl)
+            prosody = Prosody(pace=p.pace, intonation=p.intonation, emphasis=p.emphasis,
+                              pauses=[Pause(afterWord=x.after_word, ms=x.ms) for x in p.pauses])
+        return EngineReply(text=text, move=decision.move, decision=decision, function_calls=calls, prosody=prosody,
+                           steps=steps, generator="llm" if llm else "offline", model=model,
+                           profile_version=profile.version, exemplar_ids=list(source_ids), usage=usage)
+
+    # ------------------------------------------------------------------------------------------
+    def _offline(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> OfflineGenerator:
+        key = (tenant, interviewer_id, profile.version)
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = self._generators[key] = OfflineGenerator(profile.style, embedder=self.embedder)
+        return gen
+
+    @staticmethod
+    def _tool_for(decision: PolicyDecision, candidate_turn: str) -> str | None:
+        """Which tool the situation calls for, if any (the same rule for both generators)."""
+        if _CODE_RE.search(candidate_turn or ""):
+            return "run_code"
+        if candidate_turn and _FACT_QUESTION_RE.search(candidate_turn.strip()):
+            return "fact_lookup"
+        if decision.move in (Move.PROBE_DEEPER, Move.GIVE_HINT) and len((candidate_turn or "").split()) >= 15:
+            return "rubric_check"
+        return None
+
+    @staticmethod
+    def _offline_tool_args(name: str, candidate_turn: str) -> dict[str, Any]:
+        if name == "run_code":
+            m = _CODE_RE.search(candidate_turn)
+            return {"code": m.group(1) if m else ""}
+        if name == "fact_lookup":
+            return {"query": candidate_turn}
+        return {"answer": candidate_turn}
+
+    def _run_tool(self, name: str, args: dict[str, Any], tenant: str, interviewer_id: str,
+                  profile: InterviewerProfile, vector, turns: Sequence[Turn], candidate_turn: str) -> ToolResult:
+        started = time.perf_counter()
+        if name == "run_code":
+            code = str(args.get("code") or "")
+            m = _CODE_RE.search(candidate_turn or "")
+            # Run what the candidate wrote, not what a model may have rewritten.
+            if m:
+                code = m.group(1)
+            outcome = run_snippet(code)
+            result = {"status": outcome.status, "exitCode": outcome.exit_code, "stdout": outcome.stdout[-2000:],
+                      "stderr": outcome.stderr[-2000:]}
+            ok = outcome.status in ("ok", "error")
+        elif name == "fact_lookup":
+            query = str(args.get("query") or candidate_turn)
+            qv = self.embedder.embed([query])[0] if query != candidate_turn else vector
+            hits = self.memory.persona_docs(tenant, interviewer_id, profile.version, qv)
+            result = {"facts": [{"kind": h.properties.get("kind"), "text": h.properties.get("reply"),
+                                 "distance": round(h.distance, 3)} for h in hits]}
+            ok = True
+        elif name == "rubric_check":
+            answer = str(args.get("answer") or candidate_turn)
+            rubric = profile.config.get("rubric") or profile.artefacts.get("rubric") or ()
+            result = rubric_check(answer, rubric or (), embedder=self.embedder) if rubric else \
+                rubric_check(answer, embedder=self.embedder)
+            ok = True
+        else:
+            result, ok = {"error": f"unknown tool {name}"}, False
+        return ToolResult(name=name, args=args, result=result, ms=round((time.perf_counter() - started) * 1000, 2),
+                          ok=ok)
+
+    @staticmethod
+    def _fallback_text(profile: InterviewerProfile) -> str:
+        templates = [t.text for t in profile.style.question_templates]
+        return templates[0] if templates else "Could you say more about that?"
+
+
+def _role(turn: Any) -> str:
+    return turn["role"] if isinstance(turn, dict) else turn.role
+
+
+def _text(turn: Any) -> str:
+    return turn["text"] if isinstance(turn, dict) else turn.text

@@ -1,0 +1,149 @@
+"""Generation through the ``openai`` client: OpenAI, or any OpenAI-compatible server (OPENAI_BASE_URL).
+
+The prompt is built from the persona (style profile), the policy's decided move, retrieved
+exemplars of the interviewer's own lines, controls and tool results. Tools use standard function
+calling: when the policy wants a tool, the first call forces that tool (``tool_choice``), the
+engine executes it, and a second call writes the reply with the result in context.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from processors.twin.offline_generator import Exemplar
+from processors.twin.policy import Controls, Move, PolicyDecision
+from processors.twin.style import StyleProfile
+from processors.twin.tools import TOOL_SCHEMAS, ToolResult
+
+__all__ = ["LlmGenerator", "LlmReply", "build_system_prompt", "MOVE_INSTRUCTIONS"]
+
+MOVE_INSTRUCTIONS = {
+    Move.OPEN: "Open the interview with your first question.",
+    Move.ASK_FOLLOWUP: "Ask one follow-up question about what the candidate just said.",
+    Move.PROBE_DEEPER: "Probe deeper: challenge or ask for specifics, reasons or evidence behind the candidate's answer.",
+    Move.GIVE_HINT: "Give a short hint that nudges the candidate without giving the answer away.",
+    Move.SHIFT_TOPIC: "Move to a new topic with a fresh question.",
+    Move.MOVE_ON: "Acknowledge briefly and move on to the next question.",
+    Move.WRAP_UP: "Wrap up the interview politely.",
+}
+
+_VERBOSITY = {"terse": "Keep it to one short sentence.", "normal": "Keep it to one to three sentences.",
+              "verbose": "You may use up to five sentences."}
+
+
+@dataclass
+class LlmReply:
+    text: str
+    model: str
+    tool_results: list[ToolResult] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    ms: float = 0.0
+
+
+def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decision: PolicyDecision,
+                        controls: Controls, exemplars: Sequence[Exemplar], persona_notes: Sequence[str] = ()) -> str:
+    """The system prompt: who to be, how they talk, what to do now, and examples of their lines."""
+    lines = [
+        f"You are interviewer '{interviewer_id}' in a live interview. Reply exactly as this interviewer would:"
+        " same voice, same habits, one turn only, no narration, no role labels.",
+        "Never ask about age, religion, marital or family status, pregnancy, national origin, disability or"
+        " sexual orientation; never insult the candidate; never reveal personal data.",
+    ]
+    if profile is not None and profile.n_turns:
+        wc = profile.word_count
+        lines.append(
+            f"Style: typically {wc.get('p50', 20):.0f} words per turn; questions in {profile.question_rate:.0%} of turns;"
+            f" follow-ups {profile.follow_up_rate:.0%}; challenge level {profile.challenge_level:.2f};"
+            f" coaching {profile.coaching_ratio:.2f}.")
+        if profile.lead_ins:
+            lines.append("Habitual lead-ins: " + ", ".join(f'"{p.text}"' for p in profile.lead_ins[:5]) + ".")
+    lines.append("Your move now: " + MOVE_INSTRUCTIONS.get(decision.move, MOVE_INSTRUCTIONS[Move.ASK_FOLLOWUP]))
+    lines.append(_VERBOSITY[controls.verbosity])
+    if controls.challenge_level is not None:
+        lines.append(f"Challenge level {controls.challenge_level:.1f} of 1.")
+    if controls.coaching_ratio is not None:
+        lines.append(f"Coaching ratio {controls.coaching_ratio:.1f} of 1.")
+    if controls.tone:
+        lines.append(f"Tone: {controls.tone}.")
+    for note in persona_notes[:4]:
+        lines.append(f"Interviewer note: {note}")
+    if exemplars:
+        lines.append("Things you said in similar moments:")
+        lines += [f"- {e.reply[:300]}" for e in exemplars[:4]]
+    return "\n".join(lines)
+
+
+class LlmGenerator:
+    """Chat completions with optional forced tool calls.
+
+    :param client: an ``openai.OpenAI`` client (base_url may point at any compatible server).
+    :param model: default model id; a fine-tuned id per interviewer overrides it.
+    """
+
+    def __init__(self, client, model: str, max_tokens: int = 120):
+        self.client = client
+        self.model = model
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def from_settings(cls, cfg) -> "LlmGenerator":
+        from openai import OpenAI
+
+        client = OpenAI(base_url=cfg.OPENAI_BASE_URL or None,
+                        api_key=cfg.OPENAI_API_KEY.get_secret_value() or "not-needed",
+                        timeout=cfg.LLM_TIMEOUT_S, max_retries=1)
+        return cls(client, cfg.OPENAI_MODEL, max_tokens=cfg.LLM_MAX_TOKENS)
+
+    def generate(self, system: str, history: Sequence[dict[str, str]], candidate_turn: str, *,
+                 model: str | None = None, temperature: float | None = None, tool: str | None = None,
+                 run_tool: Callable[[str, dict[str, Any]], ToolResult] | None = None) -> LlmReply:
+        """One reply; with ``tool``, force that tool first, execute it with ``run_tool``, then answer."""
+        started = time.perf_counter()
+        model = model or self.model
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        for turn in history[-12:]:
+            messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user", "content": turn["text"]})
+        messages.append({"role": "user", "content": candidate_turn or "(the candidate is silent)"})
+        reply = LlmReply(text="", model=model)
+        opts: dict[str, Any] = {"model": model, "max_tokens": self.max_tokens}
+        if temperature is not None:
+            opts["temperature"] = temperature
+        if tool and run_tool:
+            first = self.client.chat.completions.create(
+                messages=messages, tools=TOOL_SCHEMAS,
+                tool_choice={"type": "function", "function": {"name": tool}}, **opts)
+            reply.calls += 1
+            self._count(reply, first)
+            calls = first.choices[0].message.tool_calls or []
+            if calls:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [
+                    {"id": c.id, "type": "function", "function": {"name": c.function.name,
+                                                                  "arguments": c.function.arguments}} for c in calls]})
+                for c in calls:
+                    try:
+                        args = json.loads(c.function.arguments or "{}")
+                    except json.JSONDecodeError:
+                        args = {}
+                    result = run_tool(c.function.name, args if isinstance(args, dict) else {})
+                    reply.tool_results.append(result)
+                    messages.append({"role": "tool", "tool_call_id": c.id,
+                                     "content": json.dumps(result.result)[:2000]})
+        final = self.client.chat.completions.create(messages=messages, **opts)
+        reply.calls += 1
+        self._count(reply, final)
+        reply.text = (final.choices[0].message.content or "").strip()
+        reply.model = final.model or model
+        reply.ms = round((time.perf_counter() - started) * 1000, 2)
+        return reply
+
+    @staticmethod
+    def _count(reply: LlmReply, response) -> None:
+        usage = getattr(response, "usage", None)
+        if usage:
+            reply.prompt_tokens += usage.prompt_tokens or 0
+            reply.completion_tokens += usage.completion_tokens or 0

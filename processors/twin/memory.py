@@ -1,0 +1,142 @@
+"""Persona memory in Weaviate: what the twin retrieves for each reply.
+
+Objects of the ``PersonaMemory`` collection (one Weaviate tenant per project tenant):
+
+- ``kind="exemplar"``: a past moment of the interviewer — context, candidate turn, what they said
+  next — embedded by :func:`situation_text` of the context and candidate turn;
+- ``kind`` in ``note | rubric | preference | prohibited``: persona documents, embedded by content.
+
+Every object carries the profile ``version`` that wrote it. Retrieval filters on the active
+version, so training a new version never changes what a running twin sees until it is activated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from processors.twin.corpus import Exchange, Turn
+from processors.twin.offline_generator import Exemplar, format_context
+from sinks.weaviate import PERSONA_MEMORY, Hit, VectorObject, WeaviateSink
+
+__all__ = ["PersonaMemory", "PersonaDoc", "situation_text", "CONTEXT_TURNS_FOR_QUERY"]
+
+# How much of the conversation the retrieval query sees: the last interviewer line and the
+# candidate's turn describe "the situation" best; older turns blur it.
+CONTEXT_TURNS_FOR_QUERY = 2
+
+
+def situation_text(context_turns: Sequence[Turn | dict[str, Any]], candidate_turn: str) -> str:
+    """The text embedded for retrieval: recent context plus the candidate's turn."""
+    recent = list(context_turns)[-CONTEXT_TURNS_FOR_QUERY:]
+    parts = [format_context(recent)] if recent else []
+    if candidate_turn:
+        parts.append(f"Candidate: {candidate_turn}")
+    return "\n".join(parts)[-2000:]
+
+
+@dataclass
+class PersonaDoc:
+    """A persona document: kind (note|rubric|preference|prohibited), title and text."""
+
+    kind: str
+    key: str
+    text: str
+
+
+class PersonaMemory:
+    """Index and retrieve one tenant's interviewer memories.
+
+    :param sink: a ``WeaviateSink`` on the PersonaMemory collection.
+    :param embedder: an object with ``embed(list[str]) -> np.ndarray`` (``processors.twin.embeddings``).
+    """
+
+    def __init__(self, sink: WeaviateSink, embedder):
+        self.sink = sink
+        self.embedder = embedder
+
+    @classmethod
+    def connect(cls, client, embedder, prefix: str = "") -> "PersonaMemory":
+        sink = WeaviateSink(client, PERSONA_MEMORY, prefix=prefix)
+        sink.ensure_collection()
+        return cls(sink, embedder)
+
+    # -- writing ---------------------------------------------------------------------
+    def index_exchanges(self, tenant: str, interviewer_id: str, version: int, items: Iterable[Exchange],
+                        batch_size: int = 256, progress=None) -> int:
+        """Embed and upsert context→reply exemplars; returns how many were written."""
+        items = list(items)
+        written = 0
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            texts = [situation_text(e.context_turns, e.candidate_turn.text if e.candidate_turn else "") for e in chunk]
+            vectors = self.embedder.embed(texts)
+            objs = []
+            for ex, vec in zip(chunk, vectors):
+                exemplar = Exemplar.from_exchange(ex)
+                objs.append(VectorObject(
+                    key=f"{tenant}/{interviewer_id}/v{version}/{exemplar.key}",
+                    properties={
+                        "interviewerId": interviewer_id, "kind": "exemplar", "sessionId": ex.session_id,
+                        "context": exemplar.context, "candidateTurn": exemplar.candidate_turn,
+                        "reply": exemplar.reply, "move": exemplar.labelled_move().value,
+                        "key": exemplar.key, "version": version, "turnIndex": ex.index,
+                    },
+                    vector=vec,
+                ))
+            written += self.sink.upsert(tenant, objs)
+            if progress:
+                progress(len(chunk))
+        return written
+
+    def index_docs(self, tenant: str, interviewer_id: str, version: int, docs: Sequence[PersonaDoc]) -> int:
+        """Embed and upsert persona documents (notes, rubrics, preferences, prohibited topics)."""
+        if not docs:
+            return 0
+        vectors = self.embedder.embed([d.text for d in docs])
+        objs = [VectorObject(
+            key=f"{tenant}/{interviewer_id}/v{version}/doc/{d.kind}/{d.key}",
+            properties={"interviewerId": interviewer_id, "kind": d.kind, "key": d.key, "reply": d.text,
+                        "version": version, "sessionId": "", "context": "", "candidateTurn": "", "move": ""},
+            vector=v) for d, v in zip(docs, vectors)]
+        return self.sink.upsert(tenant, objs)
+
+    def delete_version(self, tenant: str, interviewer_id: str, version: int) -> int:
+        """Remove every object of one version (old versions after activation, failed trainings)."""
+        from weaviate.classes.query import Filter
+
+        coll = self.sink._collection(tenant)
+        res = coll.data.delete_many(where=Filter.by_property("interviewerId").equal(interviewer_id)
+                                    & Filter.by_property("version").equal(version))
+        return int(res.successful)
+
+    # -- reading ---------------------------------------------------------------------
+    def embed_situation(self, context_turns: Sequence[Turn | dict[str, Any]], candidate_turn: str) -> np.ndarray:
+        return self.embedder.embed([situation_text(context_turns, candidate_turn)])[0]
+
+    def similar_moments(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
+                        limit: int = 24, exclude_sessions: Iterable[str] = ()) -> list[Exemplar]:
+        """The interviewer's past moments nearest to the situation, as generator exemplars."""
+        excluded = set(exclude_sessions)
+        hits = self.sink.near_vector(tenant, vector, limit=limit + (8 if excluded else 0),
+                                     where={"interviewerId": interviewer_id, "version": version, "kind": "exemplar"})
+        out = []
+        for h in hits:
+            p = h.properties
+            if p.get("sessionId") in excluded:
+                continue
+            out.append(Exemplar(context=p.get("context") or "", candidate_turn=p.get("candidateTurn") or "",
+                                reply=p["reply"], score=1.0 - h.distance, session_id=p.get("sessionId") or "",
+                                exemplar_id=p.get("key") or "", move=p.get("move") or None))
+        return out[:limit]
+
+    def persona_docs(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
+                     kinds: Sequence[str] = ("note", "rubric", "preference", "prohibited"), limit: int = 4) -> list[Hit]:
+        """Persona documents nearest to the situation (for fact retrieval and the system prompt)."""
+        hits: list[Hit] = []
+        for kind in kinds:
+            hits += self.sink.near_vector(tenant, vector, limit=limit,
+                                          where={"interviewerId": interviewer_id, "version": version, "kind": kind})
+        return sorted(hits, key=lambda h: h.distance)[:limit]
