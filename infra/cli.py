@@ -161,6 +161,149 @@ def worker(ctx: typer.Context,
     faust_app.main()
 
 
+SAMPLE_CORPUS = "infra/samples/sample_interviews.jsonl"
+SAMPLE_INTERVIEWER = "dana"
+
+
+def _train_sample(tenant: str) -> int:
+    """Train the shipped synthetic interviewer (dana) for the demo; returns the active version."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from infra.settings import REPO_ROOT
+    from processors.twin.corpus import read_transcripts
+    from processors.twin.engine import TwinEngine
+    from processors.twin.training import train_interviewer
+
+    engine = TwinEngine.from_settings(settings)
+    transcripts = [p.transcript for p in read_transcripts(REPO_ROOT / SAMPLE_CORPUS) if p.ok]
+    with Progress(TextColumn("[bold]training dana[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("", total=1.0)
+        result = train_interviewer(tenant, SAMPLE_INTERVIEWER, transcripts, engine.profiles, engine.memory,
+                                   progress=lambda stage, f: bar.update(task, completed=f, description=stage))
+    engine.memory.sink.client.close()
+    return result.version
+
+
+@app.command()
+def demo(tenant: str = typer.Option(None, help="Tenant to train the sample interviewer in (DEFAULT_TENANT)."),
+         retrain: bool = typer.Option(False, help="Train a new version even when one is active."),
+         stop: bool = typer.Option(False, help="Stop gateway and worker afterwards (the stack keeps running).")) -> None:
+    """The main job: bring up the stack, train the sample interviewer, start gateway + workers, and
+    replay a held-out sample interview through POST /api/digital-twin/respond.
+
+    Each candidate turn of the held-out session is sent with everything said before it; the table
+    shows what the twin answered next to what the real interviewer said.
+    """
+    import statistics
+
+    import httpx
+
+    from infra.settings import REPO_ROOT
+    from infra.stack import Stack, StackError
+    from processors.twin.corpus import read_transcripts
+    from processors.twin.profiles import ProfileStore
+
+    tenant = tenant or settings.DEFAULT_TENANT
+    stack = Stack(settings, echo=console.print)
+    try:
+        stack.up()
+        profile = ProfileStore(settings.POSTGRES_DSN).load(tenant, SAMPLE_INTERVIEWER)
+        if profile is None or retrain:
+            version = _train_sample(tenant)
+            profile = ProfileStore(settings.POSTGRES_DSN).load(tenant, SAMPLE_INTERVIEWER)
+            console.print(f"trained [bold]{SAMPLE_INTERVIEWER}[/] version {version}")
+        url = stack.start_app()
+    except StackError as exc:
+        _fail(str(exc))
+    held_out = set(profile.artefacts.get("split", {}).get("test", []))
+    sessions = [p.transcript for p in read_transcripts(REPO_ROOT / SAMPLE_CORPUS) if p.ok]
+    session = next((s for s in sessions if s.session_id in held_out), sessions[-1])
+    table = Table(title=f"twin '{SAMPLE_INTERVIEWER}' on held-out session {session.session_id} (via {url})",
+                  show_lines=True)
+    for col, width in (("candidate said", 34), ("twin answered", 40), ("real interviewer said", 40), ("ms", 6)):
+        table.add_column(col, max_width=width)
+    latencies = []
+    with httpx.Client(base_url=url, timeout=30, headers={"X-Tenant-Id": tenant}) as http:
+        for i, turn in enumerate(session.turns):
+            if turn.role != "interviewer" or i == 0 or session.turns[i - 1].role != "candidate":
+                continue
+            body = {"interviewerId": SAMPLE_INTERVIEWER, "sessionId": f"demo-{session.session_id}",
+                    "history": [{"role": t.role, "text": t.text} for t in session.turns[: i - 1]],
+                    "candidateTurn": session.turns[i - 1].text}
+            resp = http.post("/api/digital-twin/respond", json=body)
+            if resp.status_code != 200:
+                _fail(f"respond answered {resp.status_code}: {resp.text}")
+            reply = resp.json()
+            latencies.append(reply["latencyMs"])
+            move = reply["functionCalls"][0]["name"] if reply["functionCalls"] else ""
+            table.add_row(session.turns[i - 1].text, f"{reply['text']}\n[dim]({move}, {reply['generator']})[/]",
+                          turn.text, f"{reply['latencyMs']:.0f}")
+    console.print(table)
+    console.print(f"{len(latencies)} replies, latency p50 {statistics.median(latencies):.0f} ms, "
+                  f"max {max(latencies):.0f} ms. Gateway: {url}/docs")
+    if stop:
+        for svc in (stack.gateway, stack.worker):
+            stack._stop_pid(svc)
+    else:
+        console.print("Gateway and worker keep running; `twin down` stops everything.")
+
+
+@app.command()
+def chat(interviewer_id: str = typer.Argument(..., help="Interviewer whose twin you talk to."),
+         tenant: str = typer.Option(None, help="Tenant (DEFAULT_TENANT)."),
+         gateway_url: str = typer.Option("", "--gateway", help="Talk through a running gateway at this URL "
+                                         "instead of an in-process engine."),
+         verbosity: str = typer.Option("normal", help="terse | normal | verbose"),
+         challenge: float = typer.Option(None, min=0, max=1, help="Challenge level 0..1."),
+         coaching: float = typer.Option(None, min=0, max=1, help="Coaching ratio 0..1.")) -> None:
+    """Talk to a twin in the terminal: type as the candidate; /reset starts over, /quit leaves."""
+    import time
+
+    tenant = tenant or settings.DEFAULT_TENANT
+    controls = {"verbosity": verbosity, "challengeLevel": challenge, "coachingRatio": coaching}
+    history: list[dict[str, str]] = []
+    session_id = f"chat-{int(time.time())}"
+    engine = http = None
+    if gateway_url:
+        import httpx
+
+        http = httpx.Client(base_url=gateway_url, timeout=30, headers={"X-Tenant-Id": tenant})
+    else:
+        from processors.twin.engine import TwinEngine
+
+        engine = TwinEngine.from_settings(settings)
+        if engine.profiles.active(tenant, interviewer_id) is None:
+            _fail(f"no trained twin for {interviewer_id!r} in tenant {tenant!r}; train one first (`twin demo` trains 'dana')")
+    console.print(f"[bold]{interviewer_id}[/] is listening. /reset to start over, /quit to leave.")
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/reset":
+            history.clear()
+            continue
+        started = time.perf_counter()
+        if http is not None:
+            resp = http.post("/api/digital-twin/respond", json={
+                "interviewerId": interviewer_id, "sessionId": session_id, "history": history,
+                "candidateTurn": line, "controls": {k: v for k, v in controls.items() if v is not None}})
+            if resp.status_code != 200:
+                err.print(f"[red]{resp.status_code}[/] {resp.text}")
+                continue
+            text, move = resp.json()["text"], resp.json()["functionCalls"][0]["name"]
+        else:
+            out = engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=session_id,
+                                 history=history, candidate_turn=line, controls=controls)
+            text, move = out.text, out.move.value
+        ms = (time.perf_counter() - started) * 1000
+        console.print(f"[bold magenta]{interviewer_id}>[/] {text} [dim]({move}, {ms:.0f} ms)[/]")
+        history += [{"role": "candidate", "text": line}, {"role": "interviewer", "text": text}]
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -54,4 +54,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as a script this file is `__main__`, while agents import `processors.engine.app`: start
+    # that module's app, the one the agents registered on, not this copy.
+    from processors.engine.app import main as _main
+
+    _main()

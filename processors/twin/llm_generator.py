@@ -9,6 +9,7 @@ engine executes it, and a second call writes the reply with the result in contex
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -18,7 +19,24 @@ from processors.twin.policy import Controls, Move, PolicyDecision
 from processors.twin.style import StyleProfile
 from processors.twin.tools import TOOL_SCHEMAS, ToolResult
 
-__all__ = ["LlmGenerator", "LlmReply", "build_system_prompt", "MOVE_INSTRUCTIONS"]
+__all__ = ["LlmGenerator", "LlmReply", "build_system_prompt", "clean_reply", "MOVE_INSTRUCTIONS"]
+
+_LABEL_RE = re.compile(r"^\s*(?:interviewer|assistant|dana|ai)\s*:\s*", re.IGNORECASE)
+
+
+def clean_reply(text: str, max_chars: int = 600) -> str:
+    """One spoken turn from a model's output: first paragraph, no role label, no markdown fences."""
+    text = text.strip()
+    text = text.split("```")[0]
+    text = re.split(r"\n\s*\n", text, maxsplit=1)[0]
+    text = _LABEL_RE.sub("", text)
+    text = re.sub(r"[*_#`]+", "", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+        text = cut[: end + 1] if end > 0 else cut
+    return text
 
 MOVE_INSTRUCTIONS = {
     Move.OPEN: "Open the interview with your first question.",
@@ -121,7 +139,8 @@ class LlmGenerator:
             self._count(reply, first)
             calls = first.choices[0].message.tool_calls or []
             if calls:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [
+                # Empty string, not None: some compatible servers (llama.cpp) reject a null content.
+                messages.append({"role": "assistant", "content": "", "tool_calls": [
                     {"id": c.id, "type": "function", "function": {"name": c.function.name,
                                                                   "arguments": c.function.arguments}} for c in calls]})
                 for c in calls:
@@ -136,7 +155,7 @@ class LlmGenerator:
         final = self.client.chat.completions.create(messages=messages, **opts)
         reply.calls += 1
         self._count(reply, final)
-        reply.text = (final.choices[0].message.content or "").strip()
+        reply.text = clean_reply(final.choices[0].message.content or "")
         reply.model = final.model or model
         reply.ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
