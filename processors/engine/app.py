@@ -39,6 +39,9 @@ app = faust.App(
     broker_commit_every=100,
     broker_commit_interval=1.0,
     stream_wait_empty=False,
+    # A crashed worker's partitions move to a live one after this long (Faust's default is 60 s).
+    broker_session_timeout=settings.WORKER_SESSION_TIMEOUT_S,
+    broker_heartbeat_interval=max(1.0, settings.WORKER_SESSION_TIMEOUT_S / 4),
 )
 
 _ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a.strip()}
