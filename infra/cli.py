@@ -243,8 +243,7 @@ def demo(tenant: str = typer.Option(None, help="Tenant to train the sample inter
     console.print(f"{len(latencies)} replies, latency p50 {statistics.median(latencies):.0f} ms, "
                   f"max {max(latencies):.0f} ms. Gateway: {url}/docs")
     if stop:
-        for svc in (stack.gateway, stack.worker):
-            stack._stop_pid(svc)
+        stack.stop_app()
     else:
         console.print("Gateway and worker keep running; `twin down` stops everything.")
 
@@ -310,3 +309,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from infra import cli_data  # noqa: E402,F401 - registers import/train/profile commands

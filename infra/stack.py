@@ -130,9 +130,6 @@ class Stack:
         self.postgres = Service("postgres", cfg.POSTGRES_HOST, cfg.POSTGRES_PORT, self.var)
         self.redis = Service("redis", cfg.REDIS_HOST, cfg.REDIS_PORT, self.var)
         self.weaviate = Service("weaviate", cfg.WEAVIATE_HOST, cfg.WEAVIATE_HTTP_PORT, self.var)
-        # The project's own processes, started by `twin demo` (and stopped by `twin down`).
-        self.gateway = Service("gateway", cfg.GATEWAY_HOST, cfg.GATEWAY_PORT, self.var)
-        self.worker = Service("worker", cfg.GATEWAY_HOST, 0, self.var)
 
     # ------------------------------------------------------------------ helpers
     def _spawn(self, svc: Service, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
@@ -468,28 +465,41 @@ class Stack:
             self.echo(f"kafka: topics ready ({len(created)} created now)")
         self.echo(f"stack up in {time.monotonic() - started:.1f}s")
 
-    def start_app(self, timeout: float = 180.0) -> str:
-        """Start one gateway and one worker (all agents) in the background; return the gateway URL."""
+    def app_services(self, name: str = "") -> tuple[Service, Service]:
+        """The (gateway, worker) pair called ``name`` (empty: the default pair `twin demo` runs)."""
+        pre = f"{name}-" if name else ""
+        return (Service(f"{pre}gateway", self.cfg.GATEWAY_HOST, self.cfg.GATEWAY_PORT, self.var),
+                Service(f"{pre}worker", self.cfg.GATEWAY_HOST, 0, self.var))
+
+    def start_app(self, name: str = "", extra_env: dict[str, str] | None = None, timeout: float = 180.0) -> str:
+        """Start a gateway and a worker (all agents) in the background; return the gateway URL.
+
+        They get this stack's TOPIC_PREFIX and GATEWAY_PORT (plus ``extra_env``), so a benchmark can
+        run an isolated pair beside the demo's.
+        """
         import httpx
 
+        gateway, worker = self.app_services(name)
         py = sys.executable
         url = f"http://{self.cfg.GATEWAY_HOST}:{self.cfg.GATEWAY_PORT}"
-        if not self.worker.pid():
-            self.echo("worker: starting the Faust agents")
-            self.worker.log.unlink(missing_ok=True)
-            self._spawn(self.worker, [py, "-m", "processors.engine.app", "worker", "-l", "info", "--without-web"],
-                        cwd=REPO_ROOT)
-        if not self.gateway.pid():
-            self.gateway.ensure_port_free("GATEWAY_PORT")
-            self.echo(f"gateway: starting on {url}")
-            self._spawn(self.gateway, [py, "-m", "uvicorn", "gateway.main:app", "--host", self.cfg.GATEWAY_HOST,
-                                       "--port", str(self.cfg.GATEWAY_PORT), "--log-level", "warning"], cwd=REPO_ROOT)
+        env = {"TOPIC_PREFIX": self.cfg.TOPIC_PREFIX, "GATEWAY_PORT": str(self.cfg.GATEWAY_PORT),
+               **(extra_env or {})}
+        if not worker.pid():
+            self.echo(f"{worker.name}: starting the Faust agents")
+            worker.log.unlink(missing_ok=True)
+            self._spawn(worker, [py, "-m", "processors.engine.app", "worker", "-l", "info", "--without-web"],
+                        env=env, cwd=REPO_ROOT)
+        if not gateway.pid():
+            gateway.ensure_port_free("GATEWAY_PORT")
+            self.echo(f"{gateway.name}: starting on {url}")
+            self._spawn(gateway, [py, "-m", "uvicorn", "gateway.main:app", "--host", self.cfg.GATEWAY_HOST,
+                                  "--port", str(self.cfg.GATEWAY_PORT), "--log-level", "warning"], env=env, cwd=REPO_ROOT)
 
         def ready() -> bool:
-            for svc in (self.worker, self.gateway):
+            for svc in (worker, gateway):
                 if not svc.pid():
                     raise StackError(f"{svc.name} exited during start-up; see {svc.log}")
-            log = self.worker.log.read_text(errors="replace") if self.worker.log.exists() else ""
+            log = worker.log.read_text(errors="replace") if worker.log.exists() else ""
             if "twin engine ready" not in log:
                 return False
             try:
@@ -497,12 +507,20 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
-        _wait("gateway and worker", ready, timeout, self.worker.log)
+        _wait(f"{gateway.name} and {worker.name}", ready, timeout, worker.log)
         return url
+
+    def stop_app(self, name: str = "") -> None:
+        """Stop the (gateway, worker) pair called ``name``."""
+        for svc in self.app_services(name):
+            self._stop_pid(svc)
 
     def down(self) -> None:
         """Stop every service this stack started; data stays under var/."""
-        for svc in (self.gateway, self.worker, self.weaviate, self.kafka, self.redis):
+        # The project's own gateway/worker processes first (every pid file under var/run), then the services.
+        ours = [Service(p.stem, "", 0, self.var) for p in (self.var / "run").glob("*.pid")
+                if p.stem.endswith(("gateway", "worker"))]
+        for svc in (*ours, self.weaviate, self.kafka, self.redis):
             if self._stop_pid(svc, timeout=60 if svc.name == "kafka" else 20):
                 self.echo(f"{svc.name}: stopped")
         if self.stop_postgres():

@@ -1,0 +1,145 @@
+"""Respond latency: POST /api/digital-twin/respond end to end at concurrency 1 and 8.
+
+Starts an isolated gateway + worker pair (own topic prefix, own port) on the running local stack,
+trains the sample interviewer in a bench tenant, and replays candidate turns of the sample corpus.
+Prints a table and writes benchmarks/results/respond.json.
+
+    .venv/bin/python benchmarks/respond.py [--requests 100] [--llm]
+
+"outside generation" is end-to-end latency minus the twin's `generate` step (gateway, Kafka hops,
+retrieval, policy, safety); with --llm it is what the service adds to the model's own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from infra.kafka_admin import create_topics  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+from infra.stack import Stack  # noqa: E402
+from processors.twin.corpus import read_transcripts  # noqa: E402
+
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def workload() -> list[dict]:
+    sessions = [p.transcript for p in read_transcripts(ROOT / "infra/samples/sample_interviews.jsonl") if p.ok]
+    bodies = []
+    for s in sessions:
+        for i, t in enumerate(s.turns):
+            if t.role == "candidate" and i > 0:
+                bodies.append({"interviewerId": "dana", "sessionId": f"bench-{s.session_id}",
+                               "history": [{"role": x.role, "text": x.text} for x in s.turns[:i]],
+                               "candidateTurn": t.text, "timeoutMs": 30_000})
+    return bodies
+
+
+async def drive(url: str, tenant: str, bodies: list[dict], total: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    outside: list[float] = []
+    errors = 0
+    queue = [bodies[i % len(bodies)] for i in range(total)]
+
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while queue:
+            body = queue.pop()
+            started = time.perf_counter()
+            resp = await client.post("/api/digital-twin/respond", json=body)
+            ms = (time.perf_counter() - started) * 1000
+            if resp.status_code != 200:
+                errors += 1
+                continue
+            gen = sum(s["ms"] for s in resp.json()["traces"]["steps"] if s["name"] == "generate")
+            latencies.append(ms)
+            outside.append(ms - gen)
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers={"X-Tenant-Id": tenant}) as client:
+        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    return {"concurrency": concurrency, "requests": total, "errors": errors,
+            "throughput_rps": round(len(latencies) / wall, 2),
+            "p50_ms": round(pct(latencies, 50), 1), "p95_ms": round(pct(latencies, 95), 1),
+            "p99_ms": round(pct(latencies, 99), 1),
+            "outside_generation_p50_ms": round(pct(outside, 50), 1),
+            "outside_generation_p95_ms": round(pct(outside, 95), 1),
+            "outside_generation_share": round(statistics.fmean(outside) / statistics.fmean(latencies), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=100, help="requests per concurrency level")
+    ap.add_argument("--llm", action="store_true", help="generate with the local llama.cpp SmolLM2 server")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/respond.json"))
+    args = ap.parse_args()
+
+    name = "bench-respond-llm" if args.llm else "bench-respond"
+    cfg = Settings(TOPIC_PREFIX=f"{name}.", GATEWAY_PORT=free_port())
+    stack = Stack(cfg, echo=lambda m: console.print(f"[dim]{m}[/]"))
+    stack.up()
+    create_topics(cfg)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import train_sample  # the same training call the tests use
+
+    tenant = "bench"
+    train_sample(cfg, tenant)
+    extra_env: dict[str, str] = {}
+    llm = None
+    if args.llm:
+        from infra.llm_server import LlamaServer
+
+        llm = LlamaServer(free_port(), log_path=cfg.TWIN_VAR_DIR / "log" / "bench-llama.log").start()
+        extra_env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_MODEL": "smollm2"}
+    try:
+        url = stack.start_app(name, extra_env=extra_env)
+        bodies = workload()
+        asyncio.run(drive(url, tenant, bodies, 5, 1))  # warm-up, not reported
+        rows = [asyncio.run(drive(url, tenant, bodies, args.requests, c)) for c in (1, 8)]
+    finally:
+        stack.stop_app(name)
+        if llm:
+            llm.stop()
+    table = Table(title=f"respond latency ({'llm: SmolLM2 via llama.cpp' if args.llm else 'offline twin'})")
+    for col in ("conc", "req", "err", "rps", "p50 ms", "p95 ms", "p99 ms", "outside gen p50", "outside gen p95",
+                "outside share"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["concurrency"]), str(r["requests"]), str(r["errors"]), str(r["throughput_rps"]),
+                      str(r["p50_ms"]), str(r["p95_ms"]), str(r["p99_ms"]), str(r["outside_generation_p50_ms"]),
+                      str(r["outside_generation_p95_ms"]), f"{r['outside_generation_share']:.0%}")
+    console.print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"generator": "llm" if args.llm else "offline", "rows": rows}, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
