@@ -62,6 +62,11 @@ class LlamaServer:
                 raise RuntimeError(f"llama.cpp server exited ({self.proc.returncode}); see {self.log_path}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200:
+                    # The first completion pays for loading weights and building kernels (seconds);
+                    # pay it here, not in the first request someone times.
+                    httpx.post(f"{self.base_url}/chat/completions", timeout=timeout, json={
+                        "model": self.alias, "max_tokens": 4,
+                        "messages": [{"role": "user", "content": "Hello"}]}).raise_for_status()
                     return self
             except httpx.HTTPError:
                 pass

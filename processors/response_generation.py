@@ -45,6 +45,9 @@ def warm_up() -> None:
     engine = get_engine()
     # A batch the size the generator ranks, so the first real request meets warm kernels.
     engine.embedder.embed([f"warm up {i}" for i in range(engine.retrieve_k)])
+    if engine.llm is not None:
+        # Prime the model server (weights, kernels, the shared prompt prefix with the tool preamble).
+        engine.llm.warm_up()
     log.info("twin engine ready")
 
 

@@ -306,10 +306,15 @@ def s3_server(cfg: Settings, tmp_path_factory) -> str:
     stop_object_store_server(server_cfg, echo=lambda _: None)
 
 
-def s3_settings(endpoint: str, bucket: str, **overrides) -> dict:
-    """Settings overrides that point the object store at the test S3 server."""
-    return {"OBJECT_STORE_URL": f"s3://{bucket}", "OBJECT_STORE_S3_ENDPOINT": endpoint,
-            "OBJECT_STORE_S3_ACCESS_KEY": "test", "OBJECT_STORE_S3_SECRET_KEY": "test", **overrides}
+@pytest.fixture(scope="session")
+def s3_settings():
+    """``s3_settings(endpoint, bucket, **more)``: Settings overrides pointing the object store at S3."""
+
+    def make(endpoint: str, bucket: str, **overrides) -> dict:
+        return {"OBJECT_STORE_URL": f"s3://{bucket}", "OBJECT_STORE_S3_ENDPOINT": endpoint,
+                "OBJECT_STORE_S3_ACCESS_KEY": "test", "OBJECT_STORE_S3_SECRET_KEY": "test", **overrides}
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -354,9 +359,13 @@ def pg(postgres_dsn):
 
 @pytest.fixture(scope="session")
 def read_topic(cfg: Settings, catalogue_topics):
-    """``await read_topic(spec, where, count, timeout)``: records of a catalogue topic (decoded
-    models, from offset 0) matching ``where``; waits until ``count`` match or the timeout, then
-    keeps reading for ``settle`` seconds to catch duplicates."""
+    """``await read_topic(spec, where, count=None, timeout=30, settle=0)``: decoded records of a
+    catalogue topic, from offset 0, that match ``where``.
+
+    Without ``count`` it reads up to the end offsets as they are now (whatever an acknowledged
+    producer wrote is there: no waiting). With ``count`` it waits until that many match (or the
+    timeout), then keeps reading ``settle`` more seconds so duplicates would show.
+    """
     from aiokafka import TopicPartition
 
     from infra.clients import kafka_consumer
@@ -373,17 +382,22 @@ def read_topic(cfg: Settings, catalogue_topics):
             assert tps, f"topic {topic} has no partitions (was it created?)"
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             settle_until = None
             while loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=300)
+                batch = await consumer.getmany(timeout_ms=200)
                 for messages in batch.values():
                     for msg in messages:
                         model = decode_model(msg.value)
                         if where(model):
                             found.append(model)
-                if count is not None and len(found) >= count:
+                if count is None:
+                    positions = [await consumer.position(tp) for tp in tps]
+                    if all(pos >= end[tp] for pos, tp in zip(positions, tps)):
+                        break
+                elif len(found) >= count:
                     settle_until = settle_until or loop.time() + settle
                     if loop.time() >= settle_until:
                         break
@@ -398,3 +412,16 @@ def read_topic(cfg: Settings, catalogue_topics):
 def telemetry_worker(worker_factory):
     """One worker running the telemetry agents for the whole session (a real subprocess)."""
     return worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS))
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real OpenAI-compatible server: llama.cpp with SmolLM2-135M-Instruct (from PyPI)."""
+    from infra.llm_server import LlamaServer
+
+    try:
+        server = LlamaServer(_free_port(), log_path=tmp_path_factory.mktemp("llm") / "llama.log").start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        pytest.fail(f"the local LLM server could not start: {exc} (run infra/bootstrap)", pytrace=False)
+    yield server
+    server.stop()

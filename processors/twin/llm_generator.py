@@ -91,8 +91,9 @@ def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decis
     for note in persona_notes[:4]:
         lines.append(f"Interviewer note: {note}")
     if exemplars:
+        # Few and short: each token of prompt costs latency on small servers.
         lines.append("Things you said in similar moments:")
-        lines += [f"- {e.reply[:300]}" for e in exemplars[:4]]
+        lines += [f"- {e.reply[:200]}" for e in exemplars[:3]]
     return "\n".join(lines)
 
 
@@ -124,7 +125,7 @@ class LlmGenerator:
         started = time.perf_counter()
         model = model or self.model
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        for turn in history[-12:]:
+        for turn in history[-8:]:
             messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user", "content": turn["text"]})
         messages.append({"role": "user", "content": candidate_turn or "(the candidate is silent)"})
         reply = LlmReply(text="", model=model)
@@ -159,6 +160,15 @@ class LlmGenerator:
         reply.model = final.model or model
         reply.ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
+
+    def warm_up(self) -> None:
+        """One forced tool call and one plain completion, so the first real request is not the cold one."""
+        from processors.twin.policy import PolicyDecision
+
+        system = build_system_prompt("warm-up", None, PolicyDecision(move=Move.ASK_FOLLOWUP, confidence=1.0),
+                                     Controls(), [])
+        self.generate(system, [], "print(1)", tool="run_code",
+                      run_tool=lambda name, args: ToolResult(name=name, args=args, result={"status": "skipped"}))
 
     @staticmethod
     def _count(reply: LlmReply, response) -> None:

@@ -1,0 +1,55 @@
+"""The respond path with generation through the openai client against a real OpenAI-compatible server.
+
+SmolLM2-135M is fluent but not smart: these tests check structure (the model answered, tools were
+called by function calling, safety still applies), not wit.
+"""
+
+import httpx
+import pytest
+
+from infra.settings import Settings
+from processors.twin.engine import TwinEngine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.llm]
+
+
+@pytest.fixture(scope="module")
+def llm_app(twin_app_factory, llm_server):
+    return twin_app_factory("llm", extra_env={"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_MODEL": "smollm2",
+                                              "LLM_MAX_TOKENS": "48"})
+
+
+def _respond(app, tenant, candidate_turn, **extra):
+    body = {"interviewerId": "dana", "sessionId": "s-llm", "candidateTurn": candidate_turn, "timeoutMs": 30_000,
+            "history": [{"role": "interviewer", "text": "Tell me about a system you built."}], **extra}
+    return httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers={"X-Tenant-Id": tenant}, timeout=60)
+
+
+def test_llm_generates_the_reply(llm_app, sample_tenant):
+    resp = _respond(llm_app, sample_tenant, "I built an order ingestion service that normalises webhooks.")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["generator"] == "llm" and body["model"]
+    assert body["text"].strip()
+    generate = next(s for s in body["traces"]["steps"] if s["name"] == "generate")
+    assert generate["detail"]["completionTokens"] > 0 and generate["detail"]["calls"] == 1
+
+
+def test_llm_calls_the_code_runner_through_function_calling(llm_app, sample_tenant):
+    resp = _respond(llm_app, sample_tenant, "```python\nprint(6 * 7)\n```")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    calls = {c["name"]: c for c in body["functionCalls"]}
+    assert calls["run_code"]["args"]["result"]["stdout"].strip() == "42"
+    generate = next(s for s in body["traces"]["steps"] if s["name"] == "generate")
+    assert generate["detail"]["calls"] == 2, "a forced tool call, then the reply with the tool result"
+    assert body["safety"]["action"] in ("none", "replaced")
+
+
+def test_engine_llm_path_honours_controls(cfg, llm_server, sample_tenant, weaviate_client):
+    engine = TwinEngine.from_settings(Settings(OPENAI_BASE_URL=llm_server.base_url, OPENAI_MODEL="smollm2",
+                                               LLM_MAX_TOKENS=32), weaviate_client=weaviate_client)
+    out = engine.respond(tenant=sample_tenant, interviewer_id="dana", session_id="s", history=[],
+                         candidate_turn="Hi, I'm ready.", controls={"verbosity": "terse", "tone": "warm"})
+    assert out.generator == "llm" and out.text
+    assert out.usage["completionTokens"] <= 32 * 2

@@ -1,0 +1,32 @@
+import pytest
+
+from processors.twin.text import clean_transcript_text, content_words, salient_phrases, sentences, stem
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Yeah, sorry [inaudible 00:46:27].", "Yeah, sorry."),
+        ("What -- what is the -- the answer? (Laughter.)", "What is the answer?"),
+        ("-- it's just incredibly expansive --", "it's just incredibly expansive"),
+    ],
+)
+def test_clean_transcript_text(raw, clean):
+    assert clean_transcript_text(raw) == clean
+
+
+def test_sentences_keep_abbreviations():
+    assert sentences("Mr. Geyser, is that right? Yes. U.S. v. Smith says so.") == [
+        "Mr. Geyser, is that right?", "Yes.", "U.S. v. Smith says so."]
+
+
+def test_salient_phrases_find_the_repeated_noun_phrase():
+    text = "We rebuilt the onboarding flow last quarter. The onboarding flow now asks two questions."
+    assert salient_phrases(text, nouns_only=True)[0] == "onboarding flow"
+    # Names keep all their words; a verb after a name is not part of it.
+    assert "Administrative Procedure Act" in salient_phrases("the Administrative Procedure Act suggests", nouns_only=True)
+
+
+def test_content_words_and_stems():
+    assert content_words("Why did you pick the pricing page?") == ["pick", "pricing", "page"]
+    assert stem("pricing") == stem("prices") and stem("business") == "business"
