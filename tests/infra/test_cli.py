@@ -1,0 +1,52 @@
+"""The `twin` command: every subcommand explains itself, and the cheap ones work."""
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import app
+
+runner = CliRunner()
+
+
+def _commands(typer_app, prefix=()):
+    import typer.main
+
+    group = typer.main.get_command(typer_app)
+    stack = [(prefix, group)]
+    while stack:
+        path, cmd = stack.pop()
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            stack.append(((*path, name), sub))
+
+
+@pytest.mark.parametrize("path", sorted(_commands(app)), ids=lambda p: " ".join(p) or "twin")
+def test_every_subcommand_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and len(result.output.strip().splitlines()) > 3
+
+
+def test_topics_list_shows_the_catalogue():
+    result = runner.invoke(app, ["topics", "list"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for name in ("telemetry.raw", "twin.requests", "twin.replies", "deadletter"):
+        assert name in result.output
+
+
+def test_config_show_masks_secrets():
+    result = runner.invoke(app, ["config", "show"], env={"OPENAI_API_KEY": "sk-secret-value", "COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "sk-secret-value" not in result.output and "POSTGRES_PASSWORD" in result.output
+
+
+def test_db_upgrade_is_idempotent(postgres_dsn):
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "0 migration(s) applied" in result.output
+
+
+def test_unknown_service_is_a_clear_error():
+    result = runner.invoke(app, ["up", "zookeeper"])
+    assert result.exit_code == 1
+    assert "unknown service" in result.output
