@@ -14,7 +14,10 @@ from aiokafka.errors import KafkaError
 
 from gateway.errors import ApiError
 from infra.settings import Settings
-from infra.tracing import headers_from_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+from infra.tracing import headers_from_context, inject, tracer
 from schemas.codec import encode_model
 from schemas.topics import TopicSpec, key_for
 
@@ -67,7 +70,15 @@ class Publisher:
         if self.producer is None and not await self.start():
             raise self._unavailable("not connected")
         topic = self.cfg.topic(spec.name)
-        headers = headers_from_context()
+        span = tracer().start_span(f"kafka.produce {spec.name}", kind=SpanKind.PRODUCER,
+                                   attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                                               "messaging.batch.message_count": len(records)})
+        # The consumer's spans become children of this produce span (context in the headers).
+        span_ctx = trace.set_span_in_context(span)
+        headers = headers_from_context(span_ctx)
+        carrier = inject(span_ctx)
+        records = [r.model_copy(update={"traceContext": carrier}) if "traceContext" in type(r).model_fields else r
+                   for r in records]
         payloads = [(encode_model(r), key_for(spec, r.model_dump())) for r in records]
 
         async def send_all() -> None:
@@ -78,4 +89,7 @@ class Publisher:
             # One deadline over metadata wait, buffering and acknowledgement: never hang.
             await asyncio.wait_for(send_all(), self.timeout_s)
         except (KafkaError, asyncio.TimeoutError) as exc:
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
             raise self._unavailable(type(exc).__name__) from exc
+        finally:
+            span.end()

@@ -8,12 +8,15 @@ waiting for it any more.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from infra.settings import settings
-from infra.tracing import extract, inject, tracer
+from opentelemetry.trace import SpanKind
+
+from infra.tracing import current_trace_id, extract, inject, tracer
 from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter, send_dead_letter
@@ -58,8 +61,6 @@ def draft_reply(request: TwinRequest, engine) -> tuple[TwinDraft, SafetyVerdict]
     reply = engine.respond(tenant=request.tenant, interviewer_id=request.interviewerId, session_id=request.sessionId,
                            history=[t.model_dump() for t in request.history], candidate_turn=request.candidateTurn,
                            controls=request.controls, temperature=request.temperature)
-    from infra.tracing import current_trace_id
-
     draft = TwinDraft(
         correlationId=request.correlationId, tenant=request.tenant, interviewerId=request.interviewerId,
         sessionId=request.sessionId, candidateTurn=request.candidateTurn, text=reply.text,
@@ -71,12 +72,6 @@ def draft_reply(request: TwinRequest, engine) -> tuple[TwinDraft, SafetyVerdict]
                                   interviewerId=request.interviewerId, stage="input", passed=verdict.passed,
                                   flags=verdict.flags, action="none")
     return draft, input_verdict
-
-
-def _answer(request: TwinRequest):
-    with tracer().start_as_current_span("agent.response_generation", context=extract(request.traceContext),
-                                        attributes={"twin.correlation_id": request.correlationId}):
-        return draft_reply(request, get_engine())
 
 
 if enabled(AGENT):
@@ -94,13 +89,18 @@ if enabled(AGENT):
             if time.time() * 1000 > request.deadlineMs:
                 stats["expired"] += 1
                 continue
-            try:
-                draft, verdict = await loop.run_in_executor(_executor, _answer, request)
-            except LookupError as exc:  # unknown interviewer (trained away since the gateway checked)
-                await send_dead_letter(event, f"{type(exc).__name__}: {exc}", AGENT)
-                continue
-            await topics.publish(catalogue.TWIN_DRAFTS, draft)
-            await topics.publish(catalogue.SAFETY_VERDICTS, verdict)
+            with tracer().start_as_current_span("agent.response_generation", context=extract(request.traceContext),
+                                                kind=SpanKind.CONSUMER,
+                                                attributes={"twin.correlation_id": request.correlationId}):
+                try:
+                    # copy_context: the engine's spans (in the worker thread) join this trace.
+                    draft, verdict = await loop.run_in_executor(
+                        _executor, contextvars.copy_context().run, draft_reply, request, get_engine())
+                except LookupError as exc:  # unknown interviewer (trained away since the gateway checked)
+                    await send_dead_letter(event, f"{type(exc).__name__}: {exc}", AGENT)
+                    continue
+                await topics.publish(catalogue.TWIN_DRAFTS, draft)
+                await topics.publish(catalogue.SAFETY_VERDICTS, verdict)
             stats["answered"] += 1
 else:  # pragma: no cover - this worker runs other agents
     generate_response = None

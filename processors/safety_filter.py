@@ -14,6 +14,8 @@ import uuid
 from datetime import datetime, timezone
 
 from infra.settings import settings
+from opentelemetry.trace import SpanKind
+
 from infra.tracing import extract, tracer
 from processors.engine import topics
 from processors.engine.app import app, enabled
@@ -72,6 +74,7 @@ if enabled(AGENT):
             if draft is None:
                 continue
             with tracer().start_as_current_span("agent.safety_filter", context=extract(draft.traceContext),
+                                                kind=SpanKind.CONSUMER,
                                                 attributes={"twin.correlation_id": draft.correlationId}) as span:
                 policy, own_lines = await asyncio.to_thread(policy_for, draft.tenant, draft.interviewerId)
                 reply, verdict = review_draft(draft, policy, own_lines)

@@ -7,7 +7,9 @@ from schemas.topics import TopicSpec
 
 from infra.settings import settings
 from processors.engine.app import app
-from infra.tracing import headers_from_context
+from opentelemetry.trace import SpanKind
+
+from infra.tracing import headers_from_context, inject, tracer
 from processors.engine.avro_codec import CODEC_NAME
 from schemas.topics import key_for
 
@@ -62,5 +64,10 @@ async def publish(spec: TopicSpec, model, topic_name: str | None = None):
     """
     name = topic_name or settings.topic(spec.name)
     topic = _BY_NAME.get(name) or app.topic(name, key_type=bytes, key_serializer="raw", value_serializer="raw")
-    return await topic.send(key=key_for(spec, model.model_dump()), value=model, value_serializer=CODEC_NAME,
-                            headers=headers_from_context())
+    with tracer().start_as_current_span(f"kafka.produce {spec.name}", kind=SpanKind.PRODUCER,
+                                        attributes={"messaging.system": "kafka", "messaging.destination.name": name}):
+        # Records that carry a traceContext field get this span as the parent of their consumers.
+        if "traceContext" in type(model).model_fields:
+            model = model.model_copy(update={"traceContext": inject()})
+        return await topic.send(key=key_for(spec, model.model_dump()), value=model, value_serializer=CODEC_NAME,
+                                headers=headers_from_context())
