@@ -41,7 +41,9 @@ def policy_for(tenant: str, interviewer_id: str) -> tuple[SafetyPolicy, list[str
     if profile is None:
         return SafetyPolicy(), []
     topics_ = profile.config.get("prohibitedTopics") or []
-    return SafetyPolicy(prohibited_topics=topics_), [t.text for t in profile.style.question_templates]
+    # Templates with an open slot ("{x}") are frames, not lines anyone could say as they are.
+    own = [t.text for t in profile.style.question_templates if "{x}" not in t.text]
+    return SafetyPolicy(prohibited_topics=topics_), own
 
 
 def review_draft(draft: TwinDraft, policy: SafetyPolicy, alternatives: list[str] | None = None,

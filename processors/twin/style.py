@@ -266,12 +266,19 @@ _ABBREV_LEADS = {"mr.", "mrs.", "ms.", "dr.", "st.", "no.", "v."}
 NOUN_SLOT_PRECEDERS = DETERMINERS
 
 
+_GREETING_LEADS = {"hi", "hello", "hey", "hi there", "hello there", "welcome", "good morning", "good afternoon",
+                   "good evening", "thanks", "thank you", "nice to meet you"}
+
+
 def _lead_in(text: str) -> str | None:
     m = _LEAD_IN_RE.match(_norm(text).strip())
     if not m:
         return None
     lead = m.group(1)
     if lead.lower() in _ABBREV_LEADS:
+        return None
+    # Greetings open a session; prefixed to a mid-interview question they read as "Hi, why ...?".
+    if lead.lower().rstrip(",.!") in _GREETING_LEADS:
         return None
     return lead
 
