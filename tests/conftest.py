@@ -18,6 +18,15 @@ import pytest
 # One topic prefix per test session, exported so that worker and gateway subprocesses inherit it.
 os.environ.setdefault("TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
 
+# Where a Docker engine runs, TWIN_TEST_INFRA=containers uses testcontainers instead of infra/up.
+_INFRA = os.environ.get("TWIN_TEST_INFRA", "local")
+if _INFRA == "containers":
+    from tests.containers import start_containers
+
+    os.environ.update(start_containers())
+elif _INFRA != "local":
+    raise RuntimeError(f"TWIN_TEST_INFRA must be local or containers, not {_INFRA!r}")
+
 from infra.clients import ServiceUnavailable, check_services  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
