@@ -50,3 +50,18 @@ def test_unknown_service_is_a_clear_error():
     result = runner.invoke(app, ["up", "zookeeper"])
     assert result.exit_code == 1
     assert "unknown service" in result.output
+
+
+def test_chat_talks_to_a_trained_twin(sample_tenant):
+    result = runner.invoke(app, ["chat", "dana", "--tenant", sample_tenant, "--verbosity", "terse"],
+                           input="I built a rate limiter with Redis.\n/reset\nWe used a token bucket.\n/quit\n",
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    # Prompts ("you> ") share lines with replies when input is piped.
+    replies = [line.split("dana> ", 1)[1] for line in result.output.splitlines() if "dana> " in line]
+    assert len(replies) == 2 and all(len(r) > 3 for r in replies), result.output
+
+
+def test_chat_refuses_an_untrained_interviewer(sample_tenant):
+    result = runner.invoke(app, ["chat", "nobody", "--tenant", sample_tenant], input="/quit\n")
+    assert result.exit_code == 1 and "no trained twin" in result.output
