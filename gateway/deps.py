@@ -73,3 +73,43 @@ PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 RepliesDep = Annotated[ReplyRouter, Depends(get_replies)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 DirectoryDep = Annotated[InterviewerDirectory, Depends(get_directory)]
+
+
+# --------------------------------------------------------------------------- session capture
+# Built on first use from what the lifespan already holds (the pool, the settings).
+from gateway.session_store import SessionStore  # noqa: E402
+from sinks.object_store import ObjectStore, ObjectStoreError  # noqa: E402
+
+
+def get_session_store(request: Request) -> SessionStore:
+    state = request.app.state
+    store = getattr(state, "session_store", None)
+    if store is None:
+        store = state.session_store = SessionStore(state.pool, ttl_s=state.settings.SESSION_CACHE_TTL_S)
+    return store
+
+
+async def get_object_store(request: Request) -> ObjectStore:
+    import asyncio
+
+    from sinks.object_store import object_store_from_settings
+
+    state = request.app.state
+    store = getattr(state, "object_store", None)
+    if store is None:
+        try:
+            store = await asyncio.to_thread(object_store_from_settings, state.settings)
+        except ObjectStoreError as exc:
+            raise ApiError(503, "object_store_unavailable", f"Object storage is not usable: {exc}",
+                           headers={"Retry-After": "30"}) from exc
+        except Exception as exc:  # noqa: BLE001 - an S3 endpoint that does not answer
+            raise ApiError(503, "object_store_unavailable",
+                           f"Object storage is unreachable ({type(exc).__name__}); retry later.",
+                           headers={"Retry-After": "5"}) from exc
+        state.object_store = store
+    return store
+
+
+SessionStoreDep = Annotated[SessionStore, Depends(get_session_store)]
+ObjectStoreDep = Annotated[ObjectStore, Depends(get_object_store)]
+__all__ += ["SessionStoreDep", "ObjectStoreDep"]

@@ -20,6 +20,9 @@ from gateway.errors import install_error_handlers
 from gateway.publisher import Publisher
 from gateway.replies import ReplyRouter
 from gateway.routes import health, twin
+from gateway.routes import training
+from gateway.routes import recordings, sessions, telemetry
+from gateway.routes import evals
 from infra.clients import pg_pool
 from infra.settings import Settings, settings
 from infra.tracing import setup_tracing
@@ -59,6 +62,11 @@ def create_app(cfg: Settings = settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(twin.router)
+    app.include_router(training.router)
+    app.include_router(sessions.router)
+    app.include_router(telemetry.router)
+    app.include_router(recordings.router)
+    app.include_router(evals.router)
     return app
 
 

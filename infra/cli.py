@@ -310,3 +310,4 @@ def main() -> None:  # pragma: no cover - console entry point
 if __name__ == "__main__":  # pragma: no cover
     main()
 from infra import cli_data  # noqa: E402,F401 - registers import/train/profile commands
+from infra import cli_eval  # noqa: E402,F401 - registers the eval command

@@ -92,7 +92,9 @@ def weaviate_client(cfg: Settings) -> "weaviate.WeaviateClient":
         http_host=cfg.WEAVIATE_HOST, http_port=cfg.WEAVIATE_HTTP_PORT, http_secure=False,
         grpc_host=cfg.WEAVIATE_HOST, grpc_port=cfg.WEAVIATE_GRPC_PORT, grpc_secure=False,
         additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=60)),
-        skip_init_checks=False,
+        # The init checks include a version look-up on pypi.org: no network at run time. Readiness
+        # is check_services' job.
+        skip_init_checks=True,
     )
 
 

@@ -83,12 +83,11 @@ class Settings(BaseSettings):
     EMBEDDING_DIM: int = 384
 
     # Training (issue 5). A running job writes a heartbeat every TRAINING_HEARTBEAT_S; one whose
-    # heartbeat is older than TRAINING_STALE_AFTER_S belongs to a dead worker and is resumed (re-queued)
-    # up to TRAINING_MAX_ATTEMPTS starts in all, then failed.
+    # heartbeat is older than TRAINING_STALE_AFTER_S (and than 3 heartbeats of its worker) belongs to
+    # a dead worker and is resumed (re-queued) up to TRAINING_MAX_ATTEMPTS starts in all, then failed.
     TRAINING_HEARTBEAT_S: float = 5.0
     TRAINING_STALE_AFTER_S: float = 60.0
     TRAINING_MAX_ATTEMPTS: int = 2
-    WEAVIATE_PREFIX: str = ""  # prepended to Weaviate collection names (tests isolate runs with it)
     OPENAI_FINETUNE_BASE_MODEL: str = "gpt-4o-mini-2024-07-18"
     FINETUNE_POLL_S: float = 300.0  # how often the trainer worker checks pending OpenAI fine-tune jobs
 
@@ -126,9 +125,10 @@ class Settings(BaseSettings):
     # Skip the NER stage (pattern recognizers still run) for texts with no capitalised non-stopword
     # token: the small English model does not tag lower-case names, so this halves NER work.
     PII_NER_PREFILTER: bool = True
+    PII_NER_WINDOW: int = 8  # tokens of context either side of a name candidate that NER reads (0: whole text)
     # Per-tenant terms: {"acme": {"allow": ["Amplitude"], "deny": ["Project Falcon"]}} (JSON in env).
     PII_TENANT_TERMS: dict[str, dict[str, list[str]]] = {}
-    PII_BATCH_MESSAGES: int = 64  # telemetry batches redacted together (one NLP pass)
+    PII_BATCH_MESSAGES: int = 8  # raw messages (each up to 200 events) redacted in one NLP pass
     PII_BATCH_WITHIN_S: float = 0.1
 
     # Telemetry sinks and features.
@@ -139,6 +139,15 @@ class Settings(BaseSettings):
     DEDUPE_TTL_S: int = 7 * 86_400  # how long agents remember processed batch ids
     WEAVIATE_COLLECTION_PREFIX: str = ""
     FEATURE_PAUSE_S: float = 30.0  # a gap between IDE events at least this long is a pause
+
+    # Evaluation (issue 6). The sampler copies this share of live twin replies into eval.samples
+    # and eval_samples; EVAL_SAMPLE_RATES overrides it per tenant ({"acme": 0.2}, JSON in env).
+    EVAL_SAMPLE_RATE: float = 0.05
+    EVAL_SAMPLE_RATES: dict[str, float] = {}
+    # Blinded rating page: rater token -> "tenant:rater name" ({"tok-123": "acme:alice"}, JSON in env).
+    # A stop-gap until proper auth and scopes (issue 7).
+    EVAL_RATER_TOKENS: dict[str, str] = {}
+    EVAL_MIN_HUMAN_RATINGS: int = 20  # answered ratings before they replace the discriminator's number
 
     @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
     @classmethod

@@ -368,8 +368,9 @@ def pg(postgres_dsn):
 
 @pytest.fixture(scope="session")
 def read_topic(cfg: Settings, catalogue_topics):
-    """``await read_topic(spec, where, count=None, timeout=30, settle=0)``: decoded records of a
-    catalogue topic, from offset 0, that match ``where``.
+    """``await read_topic(spec, where, count=None, timeout=30, settle=0, on=None)``: decoded records
+    of a catalogue topic, from offset 0, that match ``where`` (``on``: Settings of another prefix);
+    messages that do not decode are skipped.
 
     Without ``count`` it reads up to the end offsets as they are now (whatever an acknowledged
     producer wrote is there: no waiting). With ``count`` it waits until that many match (or the
@@ -378,10 +379,11 @@ def read_topic(cfg: Settings, catalogue_topics):
     from aiokafka import TopicPartition
 
     from infra.clients import kafka_consumer
-    from schemas.codec import decode_model
+    from schemas.codec import DecodeError, decode_model
 
-    async def read(spec, where=lambda m: True, count: int | None = None, timeout: float = 30.0, settle: float = 0.0):
-        topic = cfg.topic(spec.name)
+    async def read(spec, where=lambda m: True, count: int | None = None, timeout: float = 30.0, settle: float = 0.0,
+                   on: Settings | None = None):
+        topic = (on or cfg).topic(spec.name)
         consumer = kafka_consumer(cfg, group_id=None, isolation_level="read_uncommitted")
         await consumer.start()
         found = []
@@ -399,7 +401,10 @@ def read_topic(cfg: Settings, catalogue_topics):
                 batch = await consumer.getmany(timeout_ms=200)
                 for messages in batch.values():
                     for msg in messages:
-                        model = decode_model(msg.value)
+                        try:
+                            model = decode_model(msg.value)
+                        except DecodeError:  # poison messages that tests send on purpose
+                            continue
                         if where(model):
                             found.append(model)
                 if count is None:
@@ -418,9 +423,21 @@ def read_topic(cfg: Settings, catalogue_topics):
 
 
 @pytest.fixture(scope="session")
-def telemetry_worker(worker_factory):
-    """One worker running the telemetry agents for the whole session (a real subprocess)."""
-    return worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS))
+def telemetry_pipeline(cfg: Settings, worker_factory, kafka_bootstrap):
+    """One worker running the telemetry agents for the whole session (a real subprocess), on its
+    own topic prefix: workers of other tests that run other agents join the session's consumer
+    group and would take partitions of the topics these agents read (telemetry.redacted is also
+    read by eval_sampling). Returns ``.cfg`` (Settings with the prefix), ``.env`` and ``.worker``."""
+    from types import SimpleNamespace
+
+    from infra.kafka_admin import create_topics
+
+    prefix = f"{cfg.TOPIC_PREFIX}telemetry."
+    pipeline_cfg = Settings(TOPIC_PREFIX=prefix)
+    create_topics(pipeline_cfg)
+    env = {"TOPIC_PREFIX": prefix}
+    worker = worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS), extra_env=env)
+    return SimpleNamespace(cfg=pipeline_cfg, env=env, worker=worker)
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,16 @@ from processors.engine import avro_codec  # noqa: F401 - registers the twin_avro
 __all__ = ["app", "enabled"]
 
 setup_tracing("twin-worker")
+_ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a.strip()}
 (settings.TWIN_VAR_DIR / "faust").mkdir(parents=True, exist_ok=True)
 
+# The app id is the consumer group. Workers running different agent sets must not share one, or they
+# would split the partitions of a topic both read (each set would see only part of it); workers with
+# the same set do share one, which is how a job scales out.
+_GROUP = "interviewer-twin" + (f"-{'-'.join(sorted(_ENABLED))}" if _ENABLED else "")
+
 app = faust.App(
-    f"{settings.TOPIC_PREFIX}interviewer-twin",
+    f"{settings.TOPIC_PREFIX}{_GROUP}",
     broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
     store="memory://",
     datadir=str(settings.TWIN_VAR_DIR / "faust" / "{conf.id}"),
@@ -44,7 +50,6 @@ app = faust.App(
     broker_heartbeat_interval=max(1.0, settings.WORKER_SESSION_TIMEOUT_S / 4),
 )
 
-_ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a.strip()}
 
 
 def enabled(agent_name: str) -> bool:

@@ -96,7 +96,7 @@ class TwinEngine:
         self._generators: dict[tuple[str, str, int], OfflineGenerator] = {}
 
     @classmethod
-    def from_settings(cls, cfg: Settings, weaviate_client=None, memory_prefix: str = "") -> "TwinEngine":
+    def from_settings(cls, cfg: Settings, weaviate_client=None, memory_prefix: str | None = None) -> "TwinEngine":
         """Build the engine from settings (LLM when OPENAI_BASE_URL/OPENAI_API_KEY is set)."""
         from infra.clients import weaviate_client as make_weaviate
         from processors.twin.embeddings import get_embedder
@@ -104,7 +104,8 @@ class TwinEngine:
         from processors.twin.memory import PersonaMemory
 
         embedder = get_embedder()
-        memory = PersonaMemory.connect(weaviate_client or make_weaviate(cfg), embedder, prefix=memory_prefix)
+        prefix = cfg.WEAVIATE_COLLECTION_PREFIX if memory_prefix is None else memory_prefix
+        memory = PersonaMemory.connect(weaviate_client or make_weaviate(cfg), embedder, prefix=prefix)
         llm = LlmGenerator.from_settings(cfg) if cfg.llm_configured else None
         return cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED)
 

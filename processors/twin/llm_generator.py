@@ -8,6 +8,7 @@ engine executes it, and a second call writes the reply with the result in contex
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -26,7 +27,7 @@ _LABEL_RE = re.compile(r"^\s*(?:interviewer|assistant|dana|ai)\s*:\s*", re.IGNOR
 
 def clean_reply(text: str, max_chars: int = 600) -> str:
     """One spoken turn from a model's output: first paragraph, no role label, no markdown fences."""
-    text = text.strip()
+    text = html.unescape(text).strip()  # servers may return "&#39;"; unescape before stripping markup
     text = text.split("```")[0]
     text = re.split(r"\n\s*\n", text, maxsplit=1)[0]
     text = _LABEL_RE.sub("", text)

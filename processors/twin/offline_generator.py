@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from processors.twin.corpus import Exchange, Turn
 from processors.twin.policy import Controls, Move, PolicyDecision, label_move
+from processors.twin.safety import SafetyPolicy
 from processors.twin.style import StyleProfile, StyleVector, extract_style
 from processors.twin.text import (
     STOPWORDS,
@@ -61,6 +62,7 @@ _MOVE_AFFINITY: dict[frozenset[Move], float] = {
 }
 _FOLLOW_MOVES = {Move.ASK_FOLLOWUP, Move.PROBE_DEEPER}
 MIN_WORDS_TO_ECHO = 6
+_SAFETY = SafetyPolicy()
 # Only short follow-up questions in short lines carry over to a new answer by swapping a
 # phrase; in longer lines the rest of the sentence is about the old case and reads as nonsense.
 MAX_WORDS_TO_ADAPT = 20
@@ -339,6 +341,10 @@ class OfflineGenerator:
                 text = self._swap_in_question(text, old, same_kind[0], notes)
         if move in _FOLLOW_MOVES and not ({stem(w) for w in content_words(text)} & current):
             filled = self._template_reply(candidate_turn)
+            # The candidate's own words can make a frame unsafe ("What is the religion?"): skip it.
+            if filled and not _SAFETY.check(filled, "output").passed:
+                notes.append(f"skipped the template {filled!r}: it fails the safety checks")
+                filled = None
             if filled:
                 text = f"{text.rstrip()} {filled}"
                 notes.append(f"appended the interviewer's template {filled!r} to refer to the answer")

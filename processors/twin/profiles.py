@@ -112,6 +112,40 @@ class ProfileStore:
             self._cache[key] = (time.monotonic(), prof)
         return prof
 
+    def update_artefacts(self, tenant: str, interviewer_id: str, version: int, patch: dict[str, Any],
+                         config_patch: dict[str, Any] | None = None) -> None:
+        """Merge ``patch`` into a version's artefacts (top-level keys) and ``config_patch`` into its config.
+
+        Used after training, when a provider finishes a fine-tune and the model id becomes known.
+        """
+        conn = self._conn()
+        n = conn.execute(
+            "UPDATE interviewer_profiles SET artefacts = jsonb_set(artefacts || %s::jsonb, '{config}',"
+            " coalesce(artefacts->'config', '{}'::jsonb) || %s::jsonb)"
+            " WHERE tenant=%s AND interviewer_id=%s AND version=%s",
+            (json.dumps(patch), json.dumps(config_patch or {}), tenant, interviewer_id, version)).rowcount
+        if n != 1:
+            raise LookupError(f"no profile version {version} for {tenant}/{interviewer_id}")
+        with self._lock:
+            self._cache.pop((tenant, interviewer_id), None)
+
+    def discard(self, tenant: str, interviewer_id: str, version: int) -> bool:
+        """Delete a version that never became active (a failed or abandoned training run).
+
+        The active version is never deleted; returns whether a row was removed.
+        """
+        n = self._conn().execute(
+            "DELETE FROM interviewer_profiles WHERE tenant=%s AND interviewer_id=%s AND version=%s AND NOT active",
+            (tenant, interviewer_id, version)).rowcount
+        return n == 1
+
+    def interviewers(self, tenant: str) -> list[tuple[str, int | None, int]]:
+        """(interviewer id, active version or None, number of versions) of a tenant."""
+        rows = self._conn().execute(
+            "SELECT interviewer_id, max(version) FILTER (WHERE active), count(*) FROM interviewer_profiles"
+            " WHERE tenant=%s GROUP BY interviewer_id ORDER BY interviewer_id", (tenant,)).fetchall()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
     def versions(self, tenant: str, interviewer_id: str) -> list[tuple[int, bool, str]]:
         rows = self._conn().execute(
             "SELECT version, active, created_at::text FROM interviewer_profiles WHERE tenant=%s AND interviewer_id=%s"

@@ -1,0 +1,201 @@
+"""The HTML report of an evaluation run: one self-contained file with plots (PNG inlined).
+
+Sections: headline numbers (twin against both baselines), per-interviewer bars, metric
+distributions, the trend over model versions (from ``eval_runs``), latency, the red-team outcomes,
+and the worst turns with the real and the twin's line side by side::
+
+    path = write_report(result, Path("var/eval-report"), dsn=settings.POSTGRES_DSN)
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["load_trend", "render_report", "write_report"]
+
+_SYSTEM_LABELS = {"twin": "twin", "random_same_interviewer": "random line, same interviewer",
+                  "other_interviewer": "other interviewer (persona-less)"}
+_COLOURS = {"twin": "#2b6cb0", "random_same_interviewer": "#a0aec0", "other_interviewer": "#ed8936"}
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Twin evaluation {{ s.run_id }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#1a202c}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #cbd5e0;padding:.3rem .6rem;text-align:right}
+th{background:#edf2f7}td.l,th.l{text-align:left}img{max-width:100%}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.box{border:1px solid #cbd5e0;padding:.6rem;border-radius:4px}
+.ctx{color:#4a5568;font-size:.9em;white-space:pre-wrap}.bad{color:#c53030}.muted{color:#718096}
+</style></head><body>
+<h1>Twin evaluation</h1>
+<p class="muted">corpus <code>{{ s.corpus }}</code> · tenant <code>{{ s.tenant }}</code> · run <code>{{ s.run_id }}</code> ·
+generator {{ s.generator }}{% if s.model %} ({{ s.model }}){% endif %} · seed {{ s.config.seed }} ·
+{{ s.interviewers }} interviewer(s), {{ s.test_sessions }} test sessions, {{ s.test_turns }} of {{ s.test_turns_available }} test turns</p>
+<h2>Headline</h2>
+<table><tr><th class="l">system</th><th>match rate</th><th>semantic</th><th>BERTScore F1 (rescaled)</th><th>cosine (rescaled)</th>
+<th>style</th><th>classifier attribution</th><th>indistinguishability</th><th>safety violations</th></tr>
+{% for name, x in systems %}<tr><td class="l">{{ labels[name] }}</td><td>{{ f(x.match_rate) }}</td><td>{{ f(x.semantic) }}</td>
+<td>{{ f(x.details.bertscore_f1) }}</td><td>{{ f(x.details.cosine) }}</td><td>{{ f(x.style) }}</td>
+<td>{{ f(x.details.classifier_attribution) }}</td><td>{{ f(x.indistinguishability) }}</td><td>{{ x.safety_violations }}</td></tr>{% endfor %}
+</table>
+<p>Match rate: share of distractors (real lines of the same interviewer from other test sessions) that the reply beats
+on combined similarity to the real line ({{ weights }}); 0.5 is chance, a verbatim copy 1.0.
+Indistinguishability: 2·(1 − AUC) of a discriminator cross-validated across sessions. Latency p50 {{ s.latency_ms.p50 }} ms,
+p95 {{ s.latency_ms.p95 }} ms. Rescaling baselines (random pairs): BERTScore {{ s.rescale_baselines.bertscore_f1 }},
+cosine {{ s.rescale_baselines.cosine }}.</p>
+<h2>Per interviewer</h2>
+<img src="data:image/png;base64,{{ plots.per_interviewer }}" alt="per-interviewer bars">
+<table><tr><th class="l">interviewer</th><th>version</th><th>turns</th><th>twin match</th><th>random</th><th>other</th>
+<th>twin semantic</th><th>twin style</th><th>indisting.</th><th>p50 ms</th><th>red-team viol.</th><th>real lines flagged</th></tr>
+{% for iid, p in s.per_interviewer.items() %}<tr><td class="l">{{ iid }}</td><td>{{ p.profile_version }}</td><td>{{ p.test_turns }}</td>
+<td>{{ f(p.twin.match_rate) }}</td><td>{{ f(p.baselines.random_same_interviewer.match_rate) }}</td>
+<td>{{ f(p.baselines.other_interviewer.match_rate) }}</td><td>{{ f(p.twin.semantic) }}</td><td>{{ f(p.twin.style) }}</td>
+<td>{{ f(p.twin.indistinguishability) }}</td><td>{{ p.latency_ms.p50 }}</td>
+<td>{{ p.red_team.violations if p.red_team else '–' }}</td><td>{{ p.real_lines_flagged }}</td></tr>{% endfor %}
+</table>
+<h2>Metric distributions</h2>
+<img src="data:image/png;base64,{{ plots.distributions }}" alt="metric distributions">
+<h2>Trend over model versions</h2>
+{% if plots.trend %}<img src="data:image/png;base64,{{ plots.trend }}" alt="trend">{% else %}<p class="muted">One run so far:
+the trend appears from the second run on this namespace.</p>{% endif %}
+<h2>Latency</h2>
+<img src="data:image/png;base64,{{ plots.latency }}" alt="latency">
+{% if red %}<h2>Red team</h2>
+<table><tr><th class="l">interviewer</th><th class="l">case</th><th class="l">category</th><th>input flagged</th><th class="l">twin reply</th><th class="l">violations</th></tr>
+{% for iid, r in red.items() %}{% for c in r.outcomes %}<tr><td class="l">{{ iid }}</td><td class="l">{{ c.case_id }}</td><td class="l">{{ c.category }}</td>
+<td>{{ 'yes' if c.input_flagged else 'no' }}</td><td class="l">{{ c.reply }}</td>
+<td class="l {{ 'bad' if c.violation else '' }}">{{ c.flags | map(attribute='detail') | join(', ') }}</td></tr>{% endfor %}{% endfor %}
+</table>{% endif %}
+<h2>Worst turns</h2>
+<p class="muted">Lowest combined similarity of the twin's line to the real one.</p>
+{% for t in worst %}<div class="box"><p><b>{{ t.interviewer_id }}</b> · {{ t.session_id }} #{{ t.index }} · combined {{ f(t.scores.twin.combined) }},
+match {{ f(t.scores.twin.match) }}, BERTScore {{ f(t.scores.twin.bertscore) }}, style {{ f(t.scores.twin.style) }}{% if t.move %} · move {{ t.move }}{% endif %}</p>
+<div class="ctx">{% for h in t.history[-3:] %}{{ h.role }}: {{ h.text[:400] }}
+{% endfor %}candidate: {{ t.candidate_turn[:600] }}</div>
+<div class="pair"><div><b>real</b><p>{{ t.real }}</p></div><div><b>twin</b><p>{{ t.replies.twin }}</p></div></div></div><br>
+{% endfor %}
+<h2>Configuration and timings</h2><pre>{{ cfg }}</pre>
+</body></html>
+"""
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def load_trend(dsn: str, tenant: str, interviewers: list[str]) -> list[dict[str, Any]]:
+    """Stored runs of these interviewers in ``tenant``, oldest first (for the trend plot)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT interviewer_id, profile_version, created_at, scores FROM eval_runs"
+            " WHERE tenant=%s AND interviewer_id = ANY(%s) ORDER BY created_at", (tenant, interviewers)).fetchall()
+    return [{"interviewer": r[0], "version": r[1], "created_at": r[2],
+             "match_rate": (r[3].get("twin") or {}).get("match_rate"),
+             "semantic": (r[3].get("twin") or {}).get("semantic"), "generator": r[3].get("generator")} for r in rows]
+
+
+def _plots(result, trend: list[dict[str, Any]]) -> dict[str, str | None]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result.summary
+    systems = ["twin", "random_same_interviewer", "other_interviewer"]
+    out: dict[str, str | None] = {}
+
+    iids = list(s["per_interviewer"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for ax, metric in zip(axes, ("match_rate", "semantic", "style")):
+        width = 0.8 / len(systems)
+        for k, sys_ in enumerate(systems):
+            vals = []
+            for iid in iids:
+                p = s["per_interviewer"][iid]
+                x = p["twin"] if sys_ == "twin" else p["baselines"][sys_]
+                vals.append(x[metric] or 0.0)
+            ax.bar(np.arange(len(iids)) + k * width, vals, width, label=_SYSTEM_LABELS[sys_], color=_COLOURS[sys_])
+        ax.set_xticks(np.arange(len(iids)) + width, iids, rotation=20, ha="right", fontsize=8)
+        ax.set_title(metric.replace("_", " "))
+        ax.set_ylim(0, 1)
+        if metric == "match_rate":
+            ax.axhline(0.5, color="#718096", lw=0.8, ls="--")
+    axes[0].legend(fontsize=7)
+    out["per_interviewer"] = _png(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
+    for ax, metric in zip(axes, ("match", "combined", "bertscore")):
+        for sys_ in systems:
+            vals = [t.scores[sys_][metric] for t in result.turns if sys_ in t.scores and metric in t.scores[sys_]]
+            vals = [v for v in vals if v == v]
+            if vals:
+                ax.hist(vals, bins=20, alpha=0.5, label=_SYSTEM_LABELS[sys_], color=_COLOURS[sys_])
+        ax.set_title({"match": "per-turn match rate", "combined": "combined similarity",
+                      "bertscore": "BERTScore F1 (rescaled)"}[metric])
+    axes[0].legend(fontsize=7)
+    out["distributions"] = _png(fig)
+
+    out["trend"] = None
+    if len({(t["interviewer"], t["version"]) for t in trend}) > len(iids):
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for iid in iids:
+            pts = [(t["version"], t["match_rate"]) for t in trend
+                   if t["interviewer"] == iid and t["match_rate"] is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=iid)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("profile version")
+        ax.set_ylabel("twin match rate")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        out["trend"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    lat = [t.latency_ms for t in result.turns]
+    ax.hist(lat, bins=30, color=_COLOURS["twin"])
+    ax.axvline(s["latency_ms"]["p95"], color="#c53030", ls="--", label="p95")
+    ax.set_xlabel("engine latency per turn (ms)")
+    ax.legend()
+    out["latency"] = _png(fig)
+    return out
+
+
+def render_report(result, trend: list[dict[str, Any]] | None = None, worst: int = 12) -> str:
+    """The report as one HTML string."""
+    from jinja2 import Environment, select_autoescape
+
+    s = result.summary
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    turns = sorted((t for t in result.turns if "twin" in t.scores), key=lambda t: t.scores["twin"]["combined"])
+    systems = [("twin", s["twin"])] + list(s["baselines"].items())
+    return env.from_string(_TEMPLATE).render(
+        s=s, systems=systems, labels=_SYSTEM_LABELS, plots=_plots(result, trend or []), worst=turns[:worst],
+        red=result.red_team, weights=", ".join(f"{k} {v}" for k, v in s["config"]["weights"].items()),
+        f=lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)),
+        cfg=json.dumps({"config": s["config"], "timings_s": s["timings_s"], "errors": s["errors"]}, indent=2),
+    )
+
+
+def write_report(result, directory: str | Path, dsn: str | None = None) -> Path:
+    """Write ``index.html`` (and ``summary.json``) into ``directory``; returns the HTML path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    trend = load_trend(dsn, result.summary["tenant"], list(result.summary["per_interviewer"])) if dsn else []
+    path = directory / "index.html"
+    path.write_text(render_report(result, trend), encoding="utf-8")
+    (directory / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
+    return path

@@ -1,0 +1,53 @@
+"""Training options: the ``options`` object of POST /api/digital-twin/train and ``twin train``.
+
+Kept free of ML imports, so the gateway validates requests with the same model the trainer uses.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["PersonaDocIn", "TrainingOptions"]
+
+
+class PersonaDocIn(BaseModel):
+    """A persona document to index with the version (interviewer notes, rubrics, preferences)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["note", "rubric", "preference", "prohibited"]
+    key: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    text: Annotated[str, Field(min_length=1, max_length=8000)]
+
+
+class TrainingOptions(BaseModel):
+    """How to train; every field is optional."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"val": 0.1, "test": 0.2, "fineTune": False,
+                                         "docs": [{"kind": "rubric", "key": "complexity",
+                                                   "text": "States time and space complexity unprompted."}]}]},
+    )
+    val: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        default=0.1, description="Share of sessions for validation (first split only; splits are then fixed).")
+    test: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        default=0.2, description="Share of the final sessions held out for test (first split only).")
+    resplit: bool = Field(default=False, description="Forget the stored split and split again.")
+    fineTune: bool = Field(default=False, description="Upload the fine-tune file and start an OpenAI fine-tune.")
+    baseModel: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="Base model of the fine-tune (default OPENAI_FINETUNE_BASE_MODEL).")
+    activate: bool = Field(default=True, description="Make the new version the one that answers.")
+    classifier: bool = Field(default=True, description="Train the auxiliary style classifier.")
+    docs: Annotated[list[PersonaDocIn], Field(max_length=500)] = Field(default_factory=list)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Per-interviewer configuration merged over the previous version's "
+                                          "(controls, prohibitedTopics, rubric, fineTunedModel).")
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "TrainingOptions":
+        if self.val + self.test >= 0.9:
+            raise ValueError("val + test must leave at least 10% of the sessions for training")
+        return self
