@@ -54,25 +54,19 @@ COMPONENTS: tuple[str, ...] = (
     "pii_redaction",
     "feature_extraction",
     "vector_indexing",
+    "telemetry_storage",
+    "session_storage",
+    "session_state",
+    "audit_storage",
     "response_generation",
     "safety_filter",
     "eval_sampling",
     "training_jobs",
-    "postgres_sink",
-    "redis_sink",
-    "weaviate_sink",
     "analytics",
 )
 
-_AGENTS = (
-    "pii_redaction",
-    "feature_extraction",
-    "vector_indexing",
-    "response_generation",
-    "safety_filter",
-    "eval_sampling",
-    "training_jobs",
-)
+# The agents (each one processors/<name>.py); the catalogue test checks their real topics against this file.
+_AGENTS = tuple(c for c in COMPONENTS if c not in ("gateway", "analytics"))
 
 # Record fields that carry a key when the record names it differently (the telemetry batch
 # predates this project and calls its session `interviewSessionId`, spec 12b).
@@ -153,7 +147,7 @@ TELEMETRY_REDACTED = TopicSpec(
     cleanup_policy="delete",
     description="Telemetry batches after PII redaction; the source for features, vectors and storage.",
     producers=("pii_redaction",),
-    consumers=("feature_extraction", "vector_indexing", "eval_sampling", "postgres_sink"),
+    consumers=("feature_extraction", "vector_indexing", "telemetry_storage", "session_state", "analytics"),
 )
 SESSIONS_LIFECYCLE = TopicSpec(
     "sessions.lifecycle",
@@ -164,7 +158,7 @@ SESSIONS_LIFECYCLE = TopicSpec(
     cleanup_policy="compact",  # the latest state of every session, replayable from offset 0
     description="Session created/updated/ended/erased, with consent flags and video URL.",
     producers=("gateway",),
-    consumers=("postgres_sink", "redis_sink", "vector_indexing", "eval_sampling"),
+    consumers=("session_storage",),
 )
 TWIN_REQUESTS = TopicSpec(
     "twin.requests",
@@ -197,7 +191,7 @@ TWIN_REPLIES = TopicSpec(
     cleanup_policy="delete",
     description="Safe replies; the gateway matches them to waiting requests by correlationId.",
     producers=("safety_filter",),
-    consumers=("gateway", "eval_sampling", "postgres_sink", "analytics"),
+    consumers=("gateway", "eval_sampling", "analytics"),
 )
 SAFETY_VERDICTS = TopicSpec(
     "safety.verdicts",
@@ -208,7 +202,7 @@ SAFETY_VERDICTS = TopicSpec(
     cleanup_policy="delete",
     description="Every input and output safety check, passed or not.",
     producers=("response_generation", "safety_filter"),
-    consumers=("postgres_sink", "analytics"),
+    consumers=("analytics",),
 )
 FEATURES_STYLE = TopicSpec(
     "features.style",
@@ -219,7 +213,7 @@ FEATURES_STYLE = TopicSpec(
     cleanup_policy="delete",
     description="Style scores per turn (directness, warmth, verbosity, ...).",
     producers=("feature_extraction",),
-    consumers=("postgres_sink", "redis_sink", "analytics"),
+    consumers=("analytics",),
 )
 FEATURES_CODE_ACTIVITY = TopicSpec(
     "features.code_activity",
@@ -230,7 +224,7 @@ FEATURES_CODE_ACTIVITY = TopicSpec(
     cleanup_policy="delete",
     description="Windowed IDE activity per session (edit rate, run success, pauses).",
     producers=("feature_extraction",),
-    consumers=("postgres_sink", "redis_sink", "analytics"),
+    consumers=("analytics",),
 )
 EVAL_SAMPLES = TopicSpec(
     "eval.samples",
@@ -241,7 +235,7 @@ EVAL_SAMPLES = TopicSpec(
     cleanup_policy="delete",
     description="Twin replies paired with the real interviewer's turns, for scoring.",
     producers=("eval_sampling",),
-    consumers=("postgres_sink", "analytics"),
+    consumers=("analytics",),
 )
 TRAINING_JOBS = TopicSpec(
     "training.jobs",
@@ -251,7 +245,7 @@ TRAINING_JOBS = TopicSpec(
     retention_ms=30 * _DAY_MS,
     cleanup_policy="delete",
     description="Training requests from POST /api/digital-twin/train.",
-    producers=("gateway",),
+    producers=("gateway", "training_jobs"),
     consumers=("training_jobs",),
 )
 TRAINING_STATUS = TopicSpec(
@@ -263,7 +257,7 @@ TRAINING_STATUS = TopicSpec(
     cleanup_policy="compact",  # the latest status per job is what GET .../train/:jobId needs
     description="Latest state of every training job.",
     producers=("gateway", "training_jobs"),
-    consumers=("postgres_sink", "redis_sink"),
+    consumers=("analytics",),
 )
 AUDIT_RECORDS = TopicSpec(
     "audit.records",
@@ -273,8 +267,8 @@ AUDIT_RECORDS = TopicSpec(
     retention_ms=None,  # the audit trail is never expired in Kafka; erasure happens in Postgres
     cleanup_policy="delete",
     description="Audit trail: access, drops, redactions, erasures, training.",
-    producers=("gateway", "pii_redaction", "safety_filter", "training_jobs"),
-    consumers=("postgres_sink",),
+    producers=("gateway", "safety_filter", "training_jobs"),
+    consumers=("audit_storage",),
 )
 DEADLETTER = TopicSpec(
     "deadletter",
@@ -284,7 +278,7 @@ DEADLETTER = TopicSpec(
     retention_ms=14 * _DAY_MS,
     cleanup_policy="delete",
     description="Messages an agent or sink could not process; inspect and replay with the CLI.",
-    producers=_AGENTS + ("postgres_sink", "redis_sink", "weaviate_sink"),
+    producers=_AGENTS,
     consumers=(),
 )
 
