@@ -27,10 +27,16 @@ def test_respond_yields_one_connected_trace(twin_app_factory, sample_tenant, tmp
     expected_names = ("gateway.respond", "kafka.produce twin.requests", "agent.response_generation",
                       "twin.retrieve", "twin.policy", "twin.generate", "kafka.produce twin.drafts",
                       "agent.safety_filter", "kafka.produce twin.replies")
+    def roots_of(spans):
+        ids = {s["span_id"] for s in spans}
+        return [s for s in spans if s["parent_id"] is None or s["parent_id"] not in ids]
+
     deadline = time.monotonic() + 10
     spans = _spans(trace_file, trace_id)
-    # Spans are written when they end, and some end after the HTTP response went out.
-    while not set(expected_names) <= {s["name"] for s in spans} and time.monotonic() < deadline:
+    # Spans are written when they end, and some (the HTTP server span, the safety agent's) end
+    # after the response went out: wait until every expected span and every parent has arrived.
+    while (not set(expected_names) <= {s["name"] for s in spans} or len(roots_of(spans)) != 1) \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
         spans = _spans(trace_file, trace_id)
     names = {s["name"] for s in spans}
@@ -38,8 +44,7 @@ def test_respond_yields_one_connected_trace(twin_app_factory, sample_tenant, tmp
         assert expected in names, f"{expected} missing from {sorted(names)}"
     assert {s["service"] for s in spans} >= {"twin-gateway", "twin-worker"}
     # Connected: exactly one root, and every other span's parent is in the trace.
-    ids = {s["span_id"] for s in spans}
-    roots = [s for s in spans if s["parent_id"] is None or s["parent_id"] not in ids]
+    roots = roots_of(spans)
     assert len(roots) == 1 and roots[0]["service"] == "twin-gateway", roots
     assert roots[0]["name"] in ("POST /api/digital-twin/respond", "gateway.respond")
     by_id = {s["span_id"]: s for s in spans}
