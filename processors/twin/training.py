@@ -108,18 +108,15 @@ def derive_persona_docs(style: StyleProfile, policy: PolicyStats) -> list[Person
                                f"Asks a question in {style.question_rate:.0%} of turns and follows up on the "
                                f"candidate's own words in {style.follow_up_rate:.0%}; challenge level "
                                f"{style.challenge_level:.2f}, coaching in {style.coaching_ratio:.0%} of turns."))
-    if style.openings:
-        docs.append(PersonaDoc("preference", "openings", "Often starts a turn with: "
-                               + "; ".join(f'"{p.text}"' for p in style.openings[:6]) + "."))
-    if style.lead_ins:
-        docs.append(PersonaDoc("preference", "lead_ins", "Habitual lead-ins: "
-                               + "; ".join(f'"{p.text}"' for p in style.lead_ins[:6]) + "."))
-    if style.closings:
-        docs.append(PersonaDoc("preference", "closings", "Often ends a turn with: "
-                               + "; ".join(f'"{p.text}"' for p in style.closings[:6]) + "."))
-    if style.question_templates:
-        docs.append(PersonaDoc("note", "question_templates", "Typical question frames: "
-                               + "; ".join(f'"{p.text}"' for p in style.question_templates[:8]) + "."))
+    # One persona document per recurring-phrase list of the profile: (list, kind, key, label, how many).
+    for phrases, kind, key, label, most in (
+        (style.openings, "preference", "openings", "Often starts a turn with", 6),
+        (style.lead_ins, "preference", "lead_ins", "Habitual lead-ins", 6),
+        (style.closings, "preference", "closings", "Often ends a turn with", 6),
+        (style.question_templates, "note", "question_templates", "Typical question frames", 8),
+    ):
+        if phrases:
+            docs.append(PersonaDoc(kind, key, f"{label}: " + "; ".join(f'"{p.text}"' for p in phrases[:most]) + "."))
     if policy.n_turns:
         rates = sorted(policy.move_rates.items(), key=lambda kv: -kv[1])
         docs.append(PersonaDoc("note", "moves", "Usual next moves: "
