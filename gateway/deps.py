@@ -1,22 +1,18 @@
-"""Dependencies as Annotated aliases (SettingsDep, PublisherDep, RepliesDep, TenantDep, DirectoryDep)."""
+"""Dependencies as Annotated aliases (SettingsDep, PublisherDep, RepliesDep, DirectoryDep; who is calling: gateway/auth.py)."""
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from gateway.errors import ApiError
 from gateway.publisher import Publisher
 from gateway.replies import ReplyRouter
 from infra.settings import Settings
 
-__all__ = ["SettingsDep", "PublisherDep", "RepliesDep", "TenantDep", "DirectoryDep", "InterviewerDirectory"]
-
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
+__all__ = ["SettingsDep", "PublisherDep", "RepliesDep", "DirectoryDep", "InterviewerDirectory"]
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
@@ -28,14 +24,6 @@ def get_publisher(request: Request) -> Publisher:
 
 def get_replies(request: Request) -> ReplyRouter:
     return request.app.state.replies
-
-
-def get_tenant(x_tenant_id: Annotated[str | None, Header(description="Tenant the request acts for.")] = None,
-               settings: Settings = Depends(get_settings)) -> str:
-    tenant = x_tenant_id or settings.DEFAULT_TENANT
-    if not _TENANT_RE.match(tenant):
-        raise ApiError(400, "bad_tenant", "X-Tenant-Id must be 1-64 of [A-Za-z0-9_.-]")
-    return tenant
 
 
 class InterviewerDirectory:
@@ -71,7 +59,6 @@ def get_directory(request: Request) -> InterviewerDirectory:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 RepliesDep = Annotated[ReplyRouter, Depends(get_replies)]
-TenantDep = Annotated[str, Depends(get_tenant)]
 DirectoryDep = Annotated[InterviewerDirectory, Depends(get_directory)]
 
 

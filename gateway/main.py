@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.auth import AuditMiddleware, KeyCache, drain_audit
 from gateway.deps import InterviewerDirectory
 from gateway.errors import install_error_handlers
 from gateway.publisher import Publisher
@@ -39,6 +40,8 @@ def create_app(cfg: Settings = settings) -> FastAPI:
         app.state.replies = ReplyRouter(cfg)
         app.state.pool = pg_pool(cfg)
         app.state.directory = InterviewerDirectory(app.state.pool)
+        app.state.key_cache = KeyCache(cfg.AUTH_CACHE_TTL_S)
+        app.state.audit_pending = set()
         # Neither Kafka nor PostgreSQL being down may stop the gateway from starting: it answers
         # 503 until they are back.
         await app.state.publisher.start()
@@ -48,6 +51,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
         try:
             yield
         finally:
+            await drain_audit(app)
             await app.state.replies.stop()
             await app.state.publisher.stop()
             await app.state.pool.close()
@@ -60,6 +64,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)
     app.include_router(health.router)
     app.include_router(twin.router)
     app.include_router(training.router)

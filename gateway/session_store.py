@@ -77,12 +77,16 @@ class SessionStore:
                 self._cache.clear()
         return row if row is not None and row.tenant == tenant else None
 
-    async def capture_session(self, tenant: str, session_id: str) -> SessionRow:
-        """The session a capture endpoint writes to: 404 when unknown, 403 without recorded consent."""
+    async def capture_session(self, tenant: str, session_id: str, principal=None) -> SessionRow:
+        """The session a capture endpoint writes to: 404 when unknown, 403 without recorded consent
+        (or when ``principal``, the caller, may not act for the session's interviewer)."""
         row = await self.get(tenant, session_id)
         if row is None:
             raise ApiError(404, "unknown_session", f"No session {session_id!r} in this tenant; create it first "
                            "with POST /api/interviews/session.", details=[{"interviewSessionId": session_id}])
+        if principal is not None:
+            principal.require_interviewer(row.interviewer_id)
+            principal.touch("session", session_id)
         if not row.consent_recording:
             raise ApiError(403, "consent_required",
                            f"Session {session_id!r} has no recorded consent to recording, so nothing is captured. "

@@ -144,10 +144,17 @@ class Settings(BaseSettings):
     # and eval_samples; EVAL_SAMPLE_RATES overrides it per tenant ({"acme": 0.2}, JSON in env).
     EVAL_SAMPLE_RATE: float = 0.05
     EVAL_SAMPLE_RATES: dict[str, float] = {}
-    # Blinded rating page: rater token -> "tenant:rater name" ({"tok-123": "acme:alice"}, JSON in env).
-    # A stop-gap until proper auth and scopes (issue 7).
-    EVAL_RATER_TOKENS: dict[str, str] = {}
     EVAL_MIN_HUMAN_RATINGS: int = 20  # answered ratings before they replace the discriminator's number
+
+    # Authentication (issue 7). API keys live in PostgreSQL (`twin keys create`); JWTs are accepted
+    # when a secret (HS256) or a public key (RS256/ES256, PEM) is set, with this issuer/audience.
+    AUTH_CACHE_TTL_S: float = 5.0  # a verified key is trusted this long; revocation takes effect within it
+    AUTH_JWT_SECRET: SecretStr = SecretStr("")
+    AUTH_JWT_PUBLIC_KEY: str = ""
+    AUTH_JWT_ALGORITHM: str = "HS256"
+    AUTH_JWT_ISSUER: str = ""
+    AUTH_JWT_AUDIENCE: str = "interviewer-twin"
+    AUTH_JWT_TENANT_CLAIM: str = "tenant"
 
     @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
     @classmethod

@@ -294,6 +294,14 @@ TELEMETRY_AGENTS = ("pii_redaction", "feature_extraction", "vector_indexing", "t
                     "audit_storage", "session_state")
 
 
+@pytest.fixture(scope="session")
+def auth_headers(postgres_dsn):
+    """``auth_headers(tenant, scopes=None, interviewers=None) -> dict``: headers with a real API key."""
+    from tests.credentials import auth_headers as make
+
+    return make
+
+
 @pytest.fixture
 def tenant(unique_name: str) -> str:
     """A tenant of its own per test: rows, keys and Weaviate objects never collide across tests."""

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import SettingsDep, TenantDep
+from gateway.auth import EvalAuth, RaterAuth
+from gateway.deps import SettingsDep
 from gateway.errors import ApiError, error_responses
 from infra.settings import Settings
 
-router = APIRouter(prefix="/api/digital-twin/eval", tags=["evals"])
+router = APIRouter(prefix="/api/digital-twin/eval", tags=["evals"], responses=error_responses(401, 403))
 
 RATING_CONTEXT_TURNS = 6
 SESSION_ITEM_TURNS = 5
@@ -134,14 +135,12 @@ def _safety(scores: dict[str, Any]) -> float | None:
 
 
 async def _interviewer_known(request: Request, tenant: str, interviewer_id: str) -> None:
-    """404 when nobody has this interviewer, 403 when only another tenant has it."""
-    sql = ("SELECT tenant FROM interviewers WHERE interviewer_id=%s UNION SELECT tenant FROM eval_runs"
-           " WHERE interviewer_id=%s UNION SELECT tenant FROM interviewer_profiles WHERE interviewer_id=%s")
-    tenants = {r[0] for r in await _query(request, sql, (interviewer_id,) * 3)}
-    if tenant in tenants:
+    """404 when this tenant has no such interviewer (another tenant's answers exactly the same)."""
+    sql = ("SELECT 1 FROM interviewers WHERE tenant=%s AND interviewer_id=%s UNION SELECT 1 FROM eval_runs"
+           " WHERE tenant=%s AND interviewer_id=%s UNION SELECT 1 FROM interviewer_profiles WHERE tenant=%s"
+           " AND interviewer_id=%s")
+    if await _query(request, sql, (tenant, interviewer_id) * 3):
         return
-    if tenants:
-        raise ApiError(403, "forbidden", f"Interviewer {interviewer_id!r} belongs to another tenant.")
     raise ApiError(404, "unknown_interviewer", f"No interviewer {interviewer_id!r} in this tenant.")
 
 
@@ -158,34 +157,18 @@ async def _human(request: Request, tenant: str, interviewer_id: str | None) -> d
 
 
 # --------------------------------------------------------------------------- raters
-def current_rater(tenant: TenantDep, settings: SettingsDep,
-                  authorization: Annotated[str | None, Header(description="Bearer <rater token>")] = None,
-                  ) -> RaterPublic:
-    """The rater behind the bearer token; the token must belong to the request's tenant."""
-    rater = _rater_for(authorization, settings)
-    if rater.tenant != tenant:
-        raise ApiError(403, "forbidden", "This rater token belongs to another tenant.")
-    return rater
-
-
-def _rater_for(authorization: str | None, settings: Settings) -> RaterPublic:
-    token = (authorization or "").removeprefix("Bearer ").strip()
-    entry = settings.EVAL_RATER_TOKENS.get(token) if token else None
-    if not entry or ":" not in entry:
-        raise ApiError(401, "unauthenticated", "A valid rater token is required (Authorization: Bearer <token>).",
-                       headers={"WWW-Authenticate": "Bearer"})
-    tenant, name = entry.split(":", 1)
-    return RaterPublic(rater=name, tenant=tenant)
+def current_rater(principal: RaterAuth) -> RaterPublic:
+    """The rater behind the bearer credential (an API key or JWT with the ``rater`` scope)."""
+    return RaterPublic(rater=principal.name or principal.actor, tenant=principal.tenant)
 
 
 RaterDep = Annotated[RaterPublic, Depends(current_rater)]
 
 
-@router.post("/ratings/login", response_model=RaterPublic, responses=error_responses(401))
-async def login_rater(settings: SettingsDep,
-                      authorization: Annotated[str | None, Header(description="Bearer <rater token>")] = None) -> Any:
-    """Check a rater token; returns the rater's name and tenant (the page sends it as X-Tenant-Id)."""
-    return _rater_for(authorization, settings)
+@router.post("/ratings/login", response_model=RaterPublic)
+async def login_rater(rater: RaterDep) -> Any:
+    """Check a rater credential; returns the rater's name and tenant."""
+    return rater
 
 
 @router.get("/ratings/page", response_class=HTMLResponse, include_in_schema=False)
@@ -290,8 +273,10 @@ async def record_rating(rating_id: str, body: RatingChoice, request: Request, ra
 
 # --------------------------------------------------------------------------- scores
 @router.get("/{interviewerId}", response_model=EvalScoresPublic, responses=error_responses(400, 403, 404, 503))
-async def get_eval_scores(interviewerId: str, request: Request, tenant: TenantDep, settings: SettingsDep) -> Any:
+async def get_eval_scores(interviewerId: str, request: Request, principal: EvalAuth, settings: SettingsDep) -> Any:
     """Latest scores and trend of one interviewer, from stored evaluation runs and human ratings."""
+    tenant = principal.tenant
+    principal.require_interviewer(interviewerId)
     await _interviewer_known(request, tenant, interviewerId)
     runs = await _query(request, "SELECT run_id, profile_version, created_at, scores FROM eval_runs"
                                  " WHERE tenant=%s AND interviewer_id=%s ORDER BY created_at, run_id",
@@ -340,7 +325,7 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#1a
 </style></head><body>
 <h1>Which one is the real interviewer?</h1>
 <section id="login">
-  <p>Sign in with your rater token.</p>
+  <p>Sign in with your rater key (an API key with the <code>rater</code> scope).</p>
   <input id="token" type="password" placeholder="rater token" autocomplete="off" size="40">
   <button id="login-btn">Sign in</button> <span id="login-err" class="err"></span>
 </section>

@@ -25,7 +25,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from gateway.bodies import drain
-from gateway.deps import ObjectStoreDep, PublisherDep, SessionStoreDep, SettingsDep, TenantDep
+from gateway.auth import CaptureAuth, Principal
+from gateway.deps import ObjectStoreDep, PublisherDep, SessionStoreDep, SettingsDep
 from gateway.errors import ApiError, error_responses
 from gateway.session_store import SessionRow, SessionStore
 from infra.tracing import current_trace_id
@@ -35,7 +36,7 @@ from sinks.object_store import ObjectStoreError, ObjectWriter
 
 __all__ = ["RecordingPublic", "is_mp4_start", "router"]
 
-router = APIRouter(prefix="/api/interviews/session", tags=["recordings"])
+router = APIRouter(prefix="/api/interviews/session", tags=["recordings"], responses=error_responses(401, 403))
 
 _SNIFF_BYTES = 12
 _MAX_FIELD_BYTES = 1024
@@ -73,8 +74,9 @@ def is_mp4_start(head: bytes) -> bool:
 class _Upload:
     """State of one streamed multipart upload."""
 
-    def __init__(self, tenant: str, store: SessionStore, objects, max_bytes: int, session_id: str | None):
-        self.tenant, self.store, self.objects, self.max_bytes = tenant, store, objects, max_bytes
+    def __init__(self, principal: Principal, store: SessionStore, objects, max_bytes: int, session_id: str | None):
+        self.principal, self.store, self.objects, self.max_bytes = principal, store, objects, max_bytes
+        self.tenant = principal.tenant
         self.session_id = session_id
         self.session: SessionRow | None = None
         self.writer: ObjectWriter | None = None
@@ -138,7 +140,7 @@ class _Upload:
                                            "Send interviewSessionId as a query parameter or as a form field before "
                                            "the file.", details=[{"loc": ["body", "interviewSessionId"],
                                                                   "msg": "required before the file part"}])
-                        self.session = await self.store.capture_session(self.tenant, self.session_id)
+                        self.session = await self.store.capture_session(self.tenant, self.session_id, self.principal)
             elif kind == "data":
                 if self._name == "file":
                     await self._file_data(value)
@@ -157,7 +159,7 @@ class _Upload:
                                        "the form.")
                     if self.session is None:
                         self.session_id = given
-                        self.session = await self.store.capture_session(self.tenant, given)
+                        self.session = await self.store.capture_session(self.tenant, given, self.principal)
 
     async def _file_data(self, data: bytes, final: bool = False) -> None:
         if self.writer is None:
@@ -203,9 +205,10 @@ class _Upload:
         }, "encoding": {"file": {"contentType": "video/mp4"}}}}},
     },
 )
-async def upload_recording(request: Request, tenant: TenantDep, settings: SettingsDep, store: SessionStoreDep,
+async def upload_recording(request: Request, principal: CaptureAuth, settings: SettingsDep, store: SessionStoreDep,
                            objects: ObjectStoreDep, publisher: PublisherDep) -> RecordingPublic:
     """Stream an MP4 screen recording into object storage and return its durable URL."""
+    tenant = principal.tenant
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -218,10 +221,10 @@ async def upload_recording(request: Request, tenant: TenantDep, settings: Settin
         raise ApiError(413, "recording_too_large", f"The recording exceeds {limit} bytes.",
                        details=[{"rule": "max_recording_bytes", "limit": limit}])
     session_id = request.query_params.get("interviewSessionId") or None
-    upload = _Upload(tenant, store, objects, limit, session_id)
+    upload = _Upload(principal, store, objects, limit, session_id)
     if session_id:
         try:
-            upload.session = await store.capture_session(tenant, session_id)
+            upload.session = await store.capture_session(tenant, session_id, principal)
         except ApiError:
             await drain(request)
             raise

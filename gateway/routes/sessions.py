@@ -12,7 +12,8 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.deps import PublisherDep, SessionStoreDep, TenantDep
+from gateway.auth import CaptureAuth
+from gateway.deps import PublisherDep, SessionStoreDep
 from gateway.errors import ApiError, error_responses
 from gateway.session_store import SessionRow
 from infra.tracing import current_trace_id, inject
@@ -21,7 +22,7 @@ from schemas.topics import AUDIT_RECORDS, SESSIONS_LIFECYCLE
 
 __all__ = ["SessionCreate", "SessionPublic", "SessionUpdate", "router", "session_event"]
 
-router = APIRouter(prefix="/api/interviews/session", tags=["sessions"])
+router = APIRouter(prefix="/api/interviews/session", tags=["sessions"], responses=error_responses(401, 403))
 
 SessionId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 Text = Annotated[str, Field(max_length=200)]
@@ -148,9 +149,11 @@ def _consent_audit(row: SessionRow, before: SessionRow | None) -> AuditRecord | 
 @router.post("", response_model=SessionPublic, status_code=201,
              responses={200: {"model": SessionPublic, "description": "The same session already existed (retry)."},
                         **error_responses(400, 409, 422, 503)})
-async def create_session(body: SessionCreate, tenant: TenantDep, store: SessionStoreDep,
+async def create_session(body: SessionCreate, principal: CaptureAuth, store: SessionStoreDep,
                          publisher: PublisherDep) -> Any:
     """Create an interview session with its metadata and consent flags."""
+    tenant = principal.tenant
+    principal.require_interviewer(body.interviewerId)
     row: dict[str, Any] = {
         "session_id": body.sessionId or f"sess-{uuid.uuid4().hex}", "tenant": tenant,
         "interviewer_id": body.interviewerId, "candidate_ref": body.candidateRef, "role": body.role,
@@ -169,19 +172,23 @@ async def create_session(body: SessionCreate, tenant: TenantDep, store: SessionS
 
 
 @router.get("/{session_id}", response_model=SessionPublic, responses=error_responses(404, 503))
-async def read_session(session_id: Annotated[str, Path(max_length=128)], tenant: TenantDep,
+async def read_session(session_id: Annotated[str, Path(max_length=128)], principal: CaptureAuth,
                        store: SessionStoreDep) -> SessionPublic:
     """Return one session of this tenant."""
-    row = await store.get(tenant, session_id, fresh=True)
+    row = await store.get(principal.tenant, session_id, fresh=True)
     if row is None:
         raise ApiError(404, "unknown_session", f"No session {session_id!r} in this tenant.")
+    principal.require_interviewer(row.interviewer_id)
+    principal.touch("session", session_id)
     return SessionPublic.of(row)
 
 
 @router.patch("/{session_id}", response_model=SessionPublic, responses=error_responses(400, 403, 404, 409, 422, 503))
-async def update_session(session_id: Annotated[str, Path(max_length=128)], body: SessionUpdate, tenant: TenantDep,
+async def update_session(session_id: Annotated[str, Path(max_length=128)], body: SessionUpdate, principal: CaptureAuth,
                          store: SessionStoreDep, publisher: PublisherDep) -> SessionPublic:
     """Change mutable session fields (videoUrl, metadata, status, consent)."""
+    tenant = principal.tenant
+    principal.touch("session", session_id)
     sent = body.model_dump(exclude_unset=True)
     changes = {_FIELD_TO_COLUMN[k]: v for k, v in sent.items()}
     for column in ("status", "consent_recording", "consent_training"):
@@ -190,6 +197,8 @@ async def update_session(session_id: Annotated[str, Path(max_length=128)], body:
     changes["updated_at"] = datetime.now(timezone.utc)
 
     def check(current: SessionRow, ch: dict[str, Any]) -> None:
+        principal.require_interviewer(current.interviewer_id)
+        principal.touch("session", session_id)
         consent = ch.get("consent_recording", current.consent_recording)
         if ch.get("video_url") and not consent:
             raise ApiError(403, "consent_required",

@@ -29,7 +29,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gateway.bodies import read_limited
-from gateway.deps import PublisherDep, SessionStoreDep, SettingsDep, TenantDep
+from gateway.auth import CaptureAuth
+from gateway.deps import PublisherDep, SessionStoreDep, SettingsDep
 from gateway.errors import ApiError, error_responses
 from infra.tracing import current_trace_id, inject, tracer
 from schemas.models import AuditRecord, DroppedField, TelemetryBatch, TelemetryEvent, TelemetryRaw, derive_event_id
@@ -37,7 +38,7 @@ from schemas.topics import AUDIT_RECORDS, TELEMETRY_RAW
 
 __all__ = ["TelemetryAccepted", "TelemetryInitialized", "router", "drop_oversized", "batch_id"]
 
-router = APIRouter(prefix="/api/interviews/session", tags=["telemetry"])
+router = APIRouter(prefix="/api/interviews/session", tags=["telemetry"], responses=error_responses(401, 403))
 
 _EVENT = TypeAdapter(TelemetryEvent)
 _EVENT_TYPES = ("code_edit", "run", "turn", "control")
@@ -186,9 +187,10 @@ def _drop_audits(tenant: str, session_id: str, bid: str, events: list[Any], drop
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": _BODY_SCHEMA, "examples": _BODY_EXAMPLES}}}},
 )
-async def record_telemetry(request: Request, tenant: TenantDep, settings: SettingsDep, store: SessionStoreDep,
+async def record_telemetry(request: Request, principal: CaptureAuth, settings: SettingsDep, store: SessionStoreDep,
                            publisher: PublisherDep) -> Any:
     """Initialise a session's telemetry (`{interviewSessionId}`) or append events to it."""
+    tenant = principal.tenant
     body = await read_limited(request, settings.TELEMETRY_MAX_BYTES)
     try:
         data = json.loads(body)
@@ -208,7 +210,7 @@ async def record_telemetry(request: Request, tenant: TenantDep, settings: Settin
         raise ApiError(422, "validation_failed", f"{where}: {details[0]['msg']}", details=details) from None
     session_id = envelope.interviewSessionId
     events = parse_events(envelope.events, session_id) if envelope.events is not None else None
-    await store.capture_session(tenant, session_id)
+    await store.capture_session(tenant, session_id, principal)
 
     if events is None:
         created, counts = await store.init_telemetry(tenant, session_id)

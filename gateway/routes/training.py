@@ -15,14 +15,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import PublisherDep, TenantDep
+from gateway.auth import TrainAuth
+from gateway.deps import PublisherDep
 from gateway.errors import ApiError, error_responses
 from infra.tracing import inject, tracer
 from processors.twin.options import TrainingOptions
 from schemas.models import TrainingJob, TrainingJobStatus
 from schemas.topics import TRAINING_JOBS, TRAINING_STATUS
 
-router = APIRouter(prefix="/api/digital-twin", tags=["training"])
+router = APIRouter(prefix="/api/digital-twin", tags=["training"], responses=error_responses(401, 403))
 
 LIVE_PREFIX = "live:"
 
@@ -93,10 +94,12 @@ async def _check_dataset(conn, tenant: str, body: TrainingJobCreate) -> None:
 
 
 @router.post("/train", status_code=202, response_model=TrainingJobAccepted,
-             responses=error_responses(400, 404, 409, 422, 503))
-async def create_training_job(body: TrainingJobCreate, tenant: TenantDep, publisher: PublisherDep, request: Request,
+             responses=error_responses(400, 401, 403, 404, 409, 422, 503))
+async def create_training_job(body: TrainingJobCreate, principal: TrainAuth, publisher: PublisherDep, request: Request,
                               response: Response) -> Any:
     """Queue a training job for one interviewer; poll GET /train/{jobId} for its progress."""
+    tenant = principal.tenant
+    principal.require_interviewer(body.interviewerId)
     job_id = str(uuid.uuid4())
     options = body.options.model_dump(mode="json")
     try:
@@ -140,9 +143,11 @@ async def create_training_job(body: TrainingJobCreate, tenant: TenantDep, publis
     return TrainingJobAccepted(jobId=job_id, status="queued")
 
 
-@router.get("/train/{jobId}", response_model=TrainingJobPublic, responses=error_responses(404, 503))
-async def get_training_job(jobId: str, tenant: TenantDep, request: Request) -> Any:  # noqa: N803 - path name in spec
+@router.get("/train/{jobId}", response_model=TrainingJobPublic, responses=error_responses(401, 403, 404, 503))
+async def get_training_job(jobId: str, principal: TrainAuth, request: Request) -> Any:  # noqa: N803 - path name in spec
     """The job's status, progress, message and (when it succeeded) the version it produced."""
+    tenant = principal.tenant
+    principal.touch("training_job", jobId)
     try:
         async with _pool(request).connection() as conn:
             cur = await conn.execute(

@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.deps import DirectoryDep, PublisherDep, RepliesDep, SettingsDep, TenantDep
+from gateway.auth import RespondAuth
+from gateway.deps import DirectoryDep, PublisherDep, RepliesDep, SettingsDep
 from gateway.errors import ApiError, error_responses
 from infra.tracing import inject, tracer
 from schemas.models import FunctionCall, HistoryTurn, Prosody, SafetyOutcome, Traces, TwinControls, TwinRequest
 from schemas.topics import TWIN_REQUESTS
 
-router = APIRouter(prefix="/api/digital-twin", tags=["twin"])
+router = APIRouter(prefix="/api/digital-twin", tags=["twin"], responses=error_responses(401, 403))
 
 MAX_HISTORY_TURNS = 200
 MAX_TURN_CHARS = 8_000
@@ -75,12 +76,14 @@ class RespondResponse(BaseModel):
 @router.post(
     "/respond",
     response_model=RespondResponse,
-    responses=error_responses(400, 404, 422, 503, 504),
+    responses=error_responses(400, 401, 403, 404, 422, 503, 504),
 )
-async def respond(body: RespondRequest, tenant: TenantDep, settings: SettingsDep, publisher: PublisherDep,
+async def respond(body: RespondRequest, principal: RespondAuth, settings: SettingsDep, publisher: PublisherDep,
                   replies: RepliesDep, directory: DirectoryDep) -> Any:
     """Return the interviewer's next turn, as that interviewer would say it."""
     started = time.perf_counter()
+    tenant = principal.tenant
+    principal.require_interviewer(body.interviewerId)
     timeout_ms = body.timeoutMs or settings.RESPOND_TIMEOUT_MS
     if not await directory.exists(tenant, body.interviewerId):
         raise ApiError(404, "unknown_interviewer",

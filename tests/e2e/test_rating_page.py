@@ -11,12 +11,13 @@ import shutil
 
 import pytest
 
+from tests.credentials import api_key
+
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-TOKEN = "page-rater-token"
 PAIRS = [("Why does the statute say that?", "What does the statute mean here, counsel?"),
          ("Isn't that exactly the problem?", "Doesn't that prove too much?")]
 
@@ -35,8 +36,7 @@ def seeded_tenant(pg, tenant):
 
 @pytest.fixture
 def gateway_url(gateway_factory, seeded_tenant):
-    _, url = gateway_factory(f"gateway-rating-{seeded_tenant}",
-                             extra_env={"EVAL_RATER_TOKENS": json.dumps({TOKEN: f"{seeded_tenant}:carol"})})
+    _, url = gateway_factory(f"gateway-rating-{seeded_tenant}")
     return url
 
 
@@ -52,7 +52,7 @@ async def test_rater_logs_in_and_picks_the_real_reply_per_turn_and_per_session(g
             await page.click("#login-btn")
             await page.wait_for_selector("#login-err:has-text('not valid')")
 
-            await page.fill("#token", TOKEN)
+            await page.fill("#token", api_key(seeded_tenant, scopes=["rater"], name="carol"))
             await page.click("#login-btn")
             await page.wait_for_selector("#who:has-text('carol')")
             picked = []

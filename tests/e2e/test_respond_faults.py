@@ -4,6 +4,7 @@ import time
 
 import httpx
 import pytest
+from tests.credentials import auth_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -12,7 +13,7 @@ def test_stopped_twin_agent_gives_504_within_deadline_then_recovers(twin_app_fac
     app = twin_app_factory("faults")
     body = {"interviewerId": "dana", "sessionId": "s-fault", "candidateTurn": "I used a queue between them.",
             "history": [{"role": "interviewer", "text": "Why a queue?"}], "timeoutMs": 10_000}
-    headers = {"X-Tenant-Id": sample_tenant}
+    headers = auth_headers(sample_tenant)
     assert httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers=headers, timeout=30).status_code == 200
     body["timeoutMs"] = 1500
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from processors.twin.corpus import Transcript, Turn
+from tests.credentials import auth_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ def offline_app(twin_app_factory):
 
 def _respond(app, tenant, **body):
     payload = {"interviewerId": "dana", "sessionId": "s-e2e", "history": [], "candidateTurn": "", **body}
-    return httpx.post(f"{app.url}/api/digital-twin/respond", json=payload, headers={"X-Tenant-Id": tenant}, timeout=30)
+    return httpx.post(f"{app.url}/api/digital-twin/respond", json=payload, headers=auth_headers(tenant), timeout=30)
 
 
 def test_reply_comes_from_the_interviewers_own_lines(offline_app, sample_tenant):
@@ -96,7 +97,7 @@ def test_bad_input_is_rejected_with_a_clear_body(offline_app, sample_tenant, bod
 
 def test_malformed_json_is_a_400(offline_app, sample_tenant):
     resp = httpx.post(f"{offline_app.url}/api/digital-twin/respond", content=b"{not json",
-                      headers={"X-Tenant-Id": sample_tenant, "content-type": "application/json"})
+                      headers={**auth_headers(sample_tenant), "content-type": "application/json"})
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "malformed_json"
 
 

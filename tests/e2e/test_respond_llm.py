@@ -9,6 +9,7 @@ import pytest
 
 from infra.settings import Settings
 from processors.twin.engine import TwinEngine
+from tests.credentials import auth_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llm]
 
@@ -22,7 +23,7 @@ def llm_app(twin_app_factory, llm_server):
 def _respond(app, tenant, candidate_turn, **extra):
     body = {"interviewerId": "dana", "sessionId": "s-llm", "candidateTurn": candidate_turn, "timeoutMs": 30_000,
             "history": [{"role": "interviewer", "text": "Tell me about a system you built."}], **extra}
-    return httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers={"X-Tenant-Id": tenant}, timeout=60)
+    return httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers=auth_headers(tenant), timeout=60)
 
 
 def test_llm_generates_the_reply(llm_app, sample_tenant):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from tests.credentials import auth_headers
 from schemas.topics import (
     AUDIT_RECORDS,
     FEATURES_CODE_ACTIVITY,
@@ -105,7 +106,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
     cfg = telemetry_pipeline.cfg  # the worker's topic prefix; the gateway gets the same
     _, url = gateway_factory("telemetry-gateway", extra_env={**telemetry_pipeline.env,
                                                              "OBJECT_STORE_URL": (tmp_path / "objects").as_uri()})
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     sid = f"{tenant}-interview"
     events, secrets = recorded_interview(corpora, sid)
     big = "x" * (cfg.TELEMETRY_MAX_PREVIEW_CHARS + 10)

@@ -5,6 +5,7 @@ import time
 
 import httpx
 import pytest
+from tests.credentials import auth_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +20,7 @@ def _spans(path, trace_id):
 def test_respond_yields_one_connected_trace(twin_app_factory, sample_tenant, tmp_path_factory):
     trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
     app = twin_app_factory("tracing", extra_env={"TWIN_TRACE_FILE": str(trace_file)})
-    resp = httpx.post(f"{app.url}/api/digital-twin/respond", headers={"X-Tenant-Id": sample_tenant}, timeout=30, json={
+    resp = httpx.post(f"{app.url}/api/digital-twin/respond", headers=auth_headers(sample_tenant), timeout=30, json={
         "interviewerId": "dana", "sessionId": "s-trace", "candidateTurn": "I split the service with a queue.",
         "history": [{"role": "interviewer", "text": "How did you scale it?"}]})
     assert resp.status_code == 200, resp.text

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from tests.credentials import api_key, auth_headers
 
 BASE = "/api/digital-twin/eval"
-TOKEN = "rater-token-1"
 
 
 def _scores(match: float, indist: float, violations: int = 0) -> dict:
@@ -38,13 +38,12 @@ def seeded(pg, tenant):
 
 @pytest.fixture
 async def eval_api(api_factory, tmp_path, tenant):
-    async with api_factory(OBJECT_STORE_URL=tmp_path.as_uri(), EVAL_RATER_TOKENS={TOKEN: f"{tenant}:alice"},
-                           EVAL_MIN_HUMAN_RATINGS=2) as client:
+    async with api_factory(OBJECT_STORE_URL=tmp_path.as_uri(), EVAL_MIN_HUMAN_RATINGS=2) as client:
         yield client
 
 
 async def test_returns_latest_scores_and_trend(eval_api, seeded):
-    resp = await eval_api.get(f"{BASE}/kagan", headers={"X-Tenant-Id": seeded})
+    resp = await eval_api.get(f"{BASE}/kagan", headers=auth_headers(seeded))
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["latestScores"]["similarity"] == 0.7
@@ -56,25 +55,30 @@ async def test_returns_latest_scores_and_trend(eval_api, seeded):
     assert body["details"]["baselines"]["random_same_interviewer"]["similarity"] == 0.5
 
 
-async def test_unknown_interviewer_is_404_and_another_tenants_is_403(eval_api, seeded):
-    missing = await eval_api.get(f"{BASE}/nobody-{seeded}", headers={"X-Tenant-Id": seeded})
+async def test_unknown_interviewer_and_another_tenants_both_answer_404(eval_api, seeded):
+    missing = await eval_api.get(f"{BASE}/nobody-{seeded}", headers=auth_headers(seeded))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_interviewer"
-    other = await eval_api.get(f"{BASE}/kagan", headers={"X-Tenant-Id": f"{seeded}-other"})
-    assert other.status_code == 403
+    other = await eval_api.get(f"{BASE}/kagan", headers=auth_headers(f"{seeded}-other"))
+    assert other.status_code == 404 and other.json() == missing.json() | {
+        "error": {**missing.json()["error"], "message": other.json()["error"]["message"]}}
 
 
 async def test_rating_needs_a_valid_token_of_the_same_tenant(eval_api, seeded):
     assert (await eval_api.post(f"{BASE}/ratings/login")).status_code == 401
     assert (await eval_api.post(f"{BASE}/ratings/login", headers={"Authorization": "Bearer nope"})).status_code == 401
-    ok = await eval_api.post(f"{BASE}/ratings/login", headers={"Authorization": f"Bearer {TOKEN}"})
+    token = api_key(seeded, scopes=["rater"], name="alice")
+    ok = await eval_api.post(f"{BASE}/ratings/login", headers={"Authorization": f"Bearer {token}"})
     assert ok.json() == {"rater": "alice", "tenant": seeded}
-    cross = await eval_api.get(f"{BASE}/ratings/next", headers={"Authorization": f"Bearer {TOKEN}",
+    cross = await eval_api.get(f"{BASE}/ratings/next", headers={"Authorization": f"Bearer {token}",
                                                                "X-Tenant-Id": f"{seeded}-other"})
-    assert cross.status_code == 403
+    assert cross.status_code == 403 and cross.json()["error"]["code"] == "tenant_mismatch"
+    # A key without the rater scope cannot rate.
+    capture_only = await eval_api.get(f"{BASE}/ratings/next", headers=auth_headers(seeded, scopes=["capture"]))
+    assert capture_only.status_code == 403 and capture_only.json()["error"]["code"] == "insufficient_scope"
 
 
 async def test_turn_ratings_are_blinded_stored_once_and_feed_indistinguishability(eval_api, seeded, pg):
-    headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Id": seeded}
+    headers = auth_headers(seeded, scopes=["rater"], name="alice")
     seen = set()
     for _ in range(3):
         resp = await eval_api.get(f"{BASE}/ratings/next", params={"kind": "turn"}, headers=headers)
@@ -100,7 +104,7 @@ async def test_turn_ratings_are_blinded_stored_once_and_feed_indistinguishabilit
     assert empty.json() == {"item": None, "answered": 3}
     assert pg.execute("SELECT count(*), bool_and(correct) FROM eval_ratings WHERE tenant=%s", (seeded,)).fetchone() \
         == (3, True)
-    scores = (await eval_api.get(f"{BASE}/kagan", headers={"X-Tenant-Id": seeded})).json()
+    scores = (await eval_api.get(f"{BASE}/kagan", headers=auth_headers(seeded))).json()
     # The rater always found the real line: humans can tell them apart, 2·(1 − 1.0) = 0.
     assert scores["details"]["human"]["turn"] == {"ratings": 3, "accuracy": 1.0, "indistinguishability": 0.0}
     assert scores["details"]["indistinguishabilitySource"] == "human"
@@ -108,7 +112,7 @@ async def test_turn_ratings_are_blinded_stored_once_and_feed_indistinguishabilit
 
 
 async def test_session_rating_shows_two_versions_of_the_same_turns(eval_api, seeded):
-    headers = {"Authorization": f"Bearer {TOKEN}", "X-Tenant-Id": seeded}
+    headers = auth_headers(seeded, scopes=["rater"], name="alice")
     item = (await eval_api.get(f"{BASE}/ratings/next", params={"kind": "session"}, headers=headers)).json()["item"]
     assert item["kind"] == "session" and [t["candidateTurn"] for t in item["turns"]] == [
         "Answer 0.", "Answer 1.", "Answer 2."]
@@ -117,7 +121,7 @@ async def test_session_rating_shows_two_versions_of_the_same_turns(eval_api, see
     wrong = next(o["option"] for o in item["options"] if o["replies"][0].startswith("twin"))
     resp = await eval_api.post(f"{BASE}/ratings/{item['ratingId']}", json={"choice": wrong}, headers=headers)
     assert resp.status_code == 200
-    scores = (await eval_api.get(f"{BASE}/kagan", headers={"X-Tenant-Id": seeded})).json()
+    scores = (await eval_api.get(f"{BASE}/kagan", headers=auth_headers(seeded))).json()
     assert scores["details"]["human"]["session"]["indistinguishability"] == 1.0  # fooled: capped at 1
 
 

@@ -7,6 +7,7 @@ import tracemalloc
 import uuid
 
 import pytest
+from tests.credentials import auth_headers
 
 BASE = "/api/interviews/session"
 URL = f"{BASE}/screen-recording"
@@ -52,7 +53,7 @@ def chunked(data: bytes, size: int = 65536):
 async def _session(client, tenant: str, consent: bool = True) -> str:
     sid = f"{tenant}-{uuid.uuid4().hex[:6]}"
     resp = await client.post(BASE, json={"sessionId": sid, "interviewerId": "dana", "consentRecording": consent},
-                             headers={"X-Tenant-Id": tenant})
+                             headers=auth_headers(tenant))
     assert resp.status_code == 201, resp.text
     return sid
 
@@ -62,7 +63,7 @@ async def test_upload_streams_into_encrypted_local_store_and_url_goes_on_the_ses
     async with api_factory(OBJECT_STORE_URL=(tmp_path / "objects").as_uri()) as client:
         sid = await _session(client, tenant)
         data = mp4_bytes(3 * 1024 * 1024 + 17)
-        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, "X-Tenant-Id": tenant})
+        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, **auth_headers(tenant)})
         assert resp.status_code == 201, resp.text
         rec = resp.json()
         assert rec["sizeBytes"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
@@ -75,11 +76,11 @@ async def test_upload_streams_into_encrypted_local_store_and_url_goes_on_the_ses
         row = pg.execute("SELECT session_id, size_bytes, sha256, url FROM recordings WHERE recording_id=%s",
                          (rec["recordingId"],)).fetchone()
         assert row == (sid, len(data), rec["sha256"], rec["url"])
-        patched = await client.patch(f"{BASE}/{sid}", json={"videoUrl": rec["url"]}, headers={"X-Tenant-Id": tenant})
+        patched = await client.patch(f"{BASE}/{sid}", json={"videoUrl": rec["url"]}, headers=auth_headers(tenant))
         assert patched.status_code == 200 and patched.json()["videoUrl"] == rec["url"]
         # The session id may also come as a query parameter.
         resp = await client.post(f"{URL}?interviewSessionId={sid}", content=multipart(chunked(data[:100_000])),
-                                 headers={**HEADERS, "X-Tenant-Id": tenant})
+                                 headers={**HEADERS, **auth_headers(tenant)})
         assert resp.status_code == 201, resp.text
 
 
@@ -96,7 +97,7 @@ async def test_upload_is_never_held_whole_in_memory(api_factory, tmp_path, tenan
         sid = await _session(client, tenant)
         tracemalloc.start()
         try:
-            resp = await client.post(URL, content=multipart(chunks(), sid), headers={**HEADERS, "X-Tenant-Id": tenant})
+            resp = await client.post(URL, content=multipart(chunks(), sid), headers={**HEADERS, **auth_headers(tenant)})
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -110,7 +111,7 @@ async def test_s3_upload_uses_multipart_and_server_side_encryption(api_factory, 
     async with api_factory(**s3_settings(s3_server, bucket)) as client:
         sid = await _session(client, tenant)
         data = mp4_bytes(11 * 1024 * 1024)  # two parts of 8 MiB max
-        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, "X-Tenant-Id": tenant})
+        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, **auth_headers(tenant)})
         assert resp.status_code == 201, resp.text
         rec = resp.json()
         assert rec["url"] == f"s3://{bucket}/{tenant}/{sid}/{rec['recordingId']}.mp4"
@@ -130,7 +131,7 @@ async def test_s3_with_envelope_encryption_stores_only_ciphertext(api_factory, s
     async with api_factory(**s3_settings(s3_server, bucket, OBJECT_STORE_S3_ENVELOPE=True)) as client:
         sid = await _session(client, tenant)
         data = mp4_bytes(200_000)
-        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, "X-Tenant-Id": tenant})
+        resp = await client.post(URL, content=multipart(chunked(data), sid), headers={**HEADERS, **auth_headers(tenant)})
         assert resp.status_code == 201, resp.text
         store = client.app.state.object_store
         key = f"{tenant}/{sid}/{resp.json()['recordingId']}.mp4"
@@ -155,7 +156,7 @@ async def test_refusals_store_nothing(api_factory, s3_server, s3_settings, tmp_p
                  else s3_settings(s3_server, f"rec-{uuid.uuid4().hex[:8]}"))
     async with api_factory(RECORDING_MAX_BYTES=6 * 1024 * 1024, OBJECT_STORE_S3_PART_BYTES=5 * 1024 * 1024,
                            **overrides) as client:
-        headers = {**HEADERS, "X-Tenant-Id": tenant}
+        headers = {**HEADERS, **auth_headers(tenant)}
         sid = await _session(client, tenant)
 
         not_mp4 = await client.post(URL, content=multipart(chunked(b"\x89PNG\r\n\x1a\n" + os.urandom(200_000)), sid),
@@ -182,9 +183,9 @@ async def test_refusals_store_nothing(api_factory, s3_server, s3_settings, tmp_p
         late_id = await client.post(URL, content=multipart(chunked(mp4_bytes(100_000)), sid, field_after=True),
                                     headers=headers)
         assert late_id.status_code == 422 and late_id.json()["error"]["code"] == "missing_session_id"
-        no_file = await client.post(URL, files={"interviewSessionId": (None, sid)}, headers={"X-Tenant-Id": tenant})
+        no_file = await client.post(URL, files={"interviewSessionId": (None, sid)}, headers=auth_headers(tenant))
         assert no_file.status_code == 422 and no_file.json()["error"]["code"] == "missing_file"
-        json_body = await client.post(URL, json={"interviewSessionId": sid}, headers={"X-Tenant-Id": tenant})
+        json_body = await client.post(URL, json={"interviewSessionId": sid}, headers=auth_headers(tenant))
         assert json_body.status_code == 415 and json_body.json()["error"]["code"] == "unsupported_media_type"
         async def cut_off():
             async for part in multipart(chunked(mp4_bytes(300_000)), sid):

@@ -1,6 +1,7 @@
 """POST/GET/PATCH /api/interviews/session against real PostgreSQL and Kafka."""
 
 from schemas.topics import AUDIT_RECORDS, SESSIONS_LIFECYCLE
+from tests.credentials import auth_headers
 
 BASE = "/api/interviews/session"
 
@@ -11,7 +12,7 @@ def _create_body(session_id: str, **extra) -> dict:
 
 
 async def test_creates_session_row_and_publishes_lifecycle_event(api, tenant, pg, read_topic):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     resp = await api.post(BASE, json=_create_body(f"{tenant}-s1"), headers=headers)
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -26,20 +27,20 @@ async def test_creates_session_row_and_publishes_lifecycle_event(api, tenant, pg
 
 
 async def test_retried_create_is_idempotent_and_a_conflicting_one_is_refused(api, tenant, pg):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     body = _create_body(f"{tenant}-s1")
     assert (await api.post(BASE, json=body, headers=headers)).status_code == 201
     again = await api.post(BASE, json=body, headers=headers)
     assert again.status_code == 200 and again.json()["sessionId"] == f"{tenant}-s1"
     conflict = await api.post(BASE, json={**body, "interviewerId": "someone-else"}, headers=headers)
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "session_exists"
-    other_tenant = await api.post(BASE, json=body, headers={"X-Tenant-Id": f"{tenant}-x"})
+    other_tenant = await api.post(BASE, json=body, headers=auth_headers(f"{tenant}-x"))
     assert other_tenant.status_code == 409
     assert pg.execute("SELECT count(*) FROM sessions WHERE session_id=%s", (f"{tenant}-s1",)).fetchone()[0] == 1
 
 
 async def test_generated_session_id_and_validation_errors(api, tenant):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     resp = await api.post(BASE, json={"interviewerId": "dana"}, headers=headers)
     assert resp.status_code == 201 and resp.json()["sessionId"].startswith("sess-")
     assert resp.json()["consentRecording"] is False
@@ -53,7 +54,7 @@ async def test_generated_session_id_and_validation_errors(api, tenant):
 
 
 async def test_patch_persists_video_url_and_publishes_update(api, tenant, pg, read_topic):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     sid = f"{tenant}-s1"
     await api.post(BASE, json=_create_body(sid), headers=headers)
     url = f"s3://recordings/{tenant}/{sid}/rec.mp4"
@@ -70,7 +71,7 @@ async def test_patch_persists_video_url_and_publishes_update(api, tenant, pg, re
 
 
 async def test_patch_refuses_video_url_without_consent_and_unknown_sessions(api, tenant, pg):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     sid = f"{tenant}-s1"
     await api.post(BASE, json=_create_body(sid, consentRecording=False), headers=headers)
     resp = await api.patch(f"{BASE}/{sid}", json={"videoUrl": "s3://b/k.mp4"}, headers=headers)
@@ -83,7 +84,7 @@ async def test_patch_refuses_video_url_without_consent_and_unknown_sessions(api,
     assert both.status_code == 200
     missing = await api.patch(f"{BASE}/nope-{tenant}", json={"status": "ended"}, headers=headers)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_session"
-    other = await api.patch(f"{BASE}/{sid}", json={"status": "ended"}, headers={"X-Tenant-Id": f"{tenant}-x"})
+    other = await api.patch(f"{BASE}/{sid}", json={"status": "ended"}, headers=auth_headers(f"{tenant}-x"))
     assert other.status_code == 404, "another tenant's session does not exist for this tenant"
     empty = await api.patch(f"{BASE}/{sid}", json={}, headers=headers)
     assert empty.status_code == 422

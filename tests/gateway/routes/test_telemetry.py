@@ -6,6 +6,7 @@ import json
 import pytest
 
 from schemas.topics import AUDIT_RECORDS, TELEMETRY_RAW
+from tests.credentials import auth_headers
 
 BASE = "/api/interviews/session"
 URL = f"{BASE}/telemetry"
@@ -14,7 +15,7 @@ URL = f"{BASE}/telemetry"
 @pytest.fixture
 async def session(api, tenant):
     """A consented session of this test's tenant; returns (headers, session_id)."""
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     sid = f"{tenant}-s1"
     resp = await api.post(BASE, json={"sessionId": sid, "interviewerId": "dana", "consentRecording": True},
                           headers=headers)
@@ -195,7 +196,7 @@ async def test_event_of_another_session_and_bad_envelopes(api, session, tenant, 
 
 
 async def test_unknown_session_and_missing_consent(api, tenant, read_topic, pg):
-    headers = {"X-Tenant-Id": tenant}
+    headers = auth_headers(tenant)
     sid = f"{tenant}-nope"
     for body in ({"interviewSessionId": sid}, {"interviewSessionId": sid, "events": [edit(sid)]}):
         resp = await api.post(URL, json=body, headers=headers)
@@ -224,6 +225,6 @@ async def test_broker_down_answers_503_and_accepts_nothing(api_factory, tmp_path
     async with api_factory(KAFKA_PORT=dead_port, OBJECT_STORE_URL=tmp_path.as_uri()) as broken:
         broken.app.state.publisher.timeout_s = 2.0
         resp = await broken.post(URL, json={"interviewSessionId": f"{tenant}-s1", "events": [edit(f"{tenant}-s1")]},
-                                 headers={"X-Tenant-Id": tenant})
+                                 headers=auth_headers(tenant))
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "broker_unavailable" and resp.headers["Retry-After"] == "5"

@@ -11,6 +11,7 @@ import pytest
 from processors.twin import datasets as ds
 from processors.twin.corpus import parse_jsonl_line
 from schemas.topics import TRAINING_JOBS, TRAINING_STATUS
+from tests.credentials import auth_headers
 
 URL = "/api/digital-twin/train"
 
@@ -30,7 +31,7 @@ def owner(corpora, postgres_dsn) -> str:
 
 
 def _h(tenant: str) -> dict[str, str]:
-    return {"X-Tenant-Id": tenant}
+    return auth_headers(tenant)
 
 
 BODY = {"interviewerId": "elena_kagan", "datasetRef": "ds_scotus", "options": {"classifier": False}}

@@ -7,6 +7,7 @@ import random
 
 import pytest
 from typer.testing import CliRunner
+from tests.credentials import auth_headers
 
 SLICE_JUSTICES = ("elena_kagan", "ruth_bader_ginsburg")
 SESSIONS = 8
@@ -98,7 +99,7 @@ async def test_eval_api_returns_the_stored_numbers(eval_run, api_factory, tmp_pa
     tenant, result, _ = eval_run
     out = json.loads(result.stdout)
     async with api_factory(OBJECT_STORE_URL=tmp_path.as_uri()) as client:
-        body = (await client.get("/api/digital-twin/eval/elena_kagan", headers={"X-Tenant-Id": tenant})).json()
+        body = (await client.get("/api/digital-twin/eval/elena_kagan", headers=auth_headers(tenant))).json()
     assert body["latestScores"]["similarity"] == out["per_interviewer"]["elena_kagan"]["twin"]["match_rate"]
     assert body["trend"][-1]["runId"] == f"{out['run_id']}:elena_kagan"
 

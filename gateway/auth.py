@@ -1,0 +1,296 @@
+"""Who is calling, what they may do, and the audit record of what they did.
+
+Every route except the health endpoints needs a credential, ``Authorization: Bearer <token>``:
+
+* an **API key** (``twk_<id>.<secret>``, infra/apikeys.py), created by ``twin keys create`` or
+  ``POST /api/admin/keys``; or
+* a **JWT** signed with ``AUTH_JWT_SECRET`` (HS256) or ``AUTH_JWT_PUBLIC_KEY`` (RS256/ES256), with
+  the issuer and audience the settings name; claims ``tenant``, ``scope`` (space-separated) and
+  optionally ``interviewers`` (list) and ``sub`` (the actor).
+
+The credential fixes the tenant; ``X-Tenant-Id``, when sent, must agree (403 otherwise). Each route
+needs one scope (:class:`Scope`); a key limited to some interviewers gets 403 for the others. A row
+of another tenant is never looked up, so it answers 404 exactly like a row that does not exist.
+
+:class:`AuditMiddleware` publishes one ``audit.records`` entry per authenticated request (and per
+refused one): actor, ``METHOD /route/template``, the resource the route named, outcome, trace id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, Callable
+
+from fastapi import Depends, Header, Request
+
+from gateway.errors import ApiError
+from infra.apikeys import parse_token, verify_row
+from infra.settings import Settings
+
+__all__ = ["Scope", "Principal", "authorize", "current_principal", "AuditMiddleware", "drain_audit", "KeyCache",
+           "CaptureAuth", "RespondAuth", "TrainAuth", "EvalAuth", "RaterAuth", "AdminAuth"]
+
+log = logging.getLogger(__name__)
+
+
+class Scope(str, Enum):
+    CAPTURE = "capture"
+    RESPOND = "respond"
+    TRAIN = "train"
+    EVAL = "eval"
+    RATER = "rater"
+    ADMIN = "admin"
+
+
+@dataclass
+class Principal:
+    """The authenticated caller. ``interviewers`` None = every interviewer of the tenant."""
+
+    tenant: str
+    actor: str
+    scopes: frozenset[str]
+    interviewers: frozenset[str] | None = None
+    credential: str = "api_key"
+    name: str = ""  # the key's name or the JWT subject: how a person reads the actor
+    # What the route touched, for the audit record (set by :meth:`touch`).
+    resource: tuple[str, str] | None = field(default=None, compare=False)
+
+    def allows(self, interviewer_id: str) -> bool:
+        return self.interviewers is None or interviewer_id in self.interviewers
+
+    def require_interviewer(self, interviewer_id: str) -> None:
+        """403 unless this credential may act for the interviewer; records it for the audit."""
+        self.touch("interviewer", interviewer_id)
+        if not self.allows(interviewer_id):
+            raise ApiError(403, "interviewer_forbidden",
+                           f"This credential is not allowed to act for interviewer {interviewer_id!r}.")
+
+    def touch(self, resource_type: str, resource_id: str) -> None:
+        self.resource = (resource_type, resource_id)
+
+
+_UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="interviewer-twin"'}
+
+
+def _unauthenticated(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message, headers=_UNAUTHENTICATED_HEADERS)
+
+
+class KeyCache:
+    """Verified tokens for ``AUTH_CACHE_TTL_S`` seconds, so a hot respond path does not query
+    PostgreSQL per request. A revoked key stops working within that TTL."""
+
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    def get(self, digest: str) -> tuple[bool, Principal | None]:
+        hit = self._entries.get(digest)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return True, hit[1]
+        return False, None
+
+    def put(self, digest: str, principal: Principal | None) -> None:
+        if len(self._entries) > 10_000:  # a flood of random tokens must not grow memory without bound
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic(), principal)
+
+
+async def _principal_from_key(request: Request, token: str) -> Principal:
+    parsed = parse_token(token)
+    if parsed is None:
+        raise _unauthenticated("The bearer token is not a valid API key or JWT.")
+    state = request.app.state
+    cache: KeyCache = state.key_cache
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found, principal = cache.get(digest)
+    if not found:
+        key_id, secret = parsed
+        try:
+            async with state.pool.connection() as conn:
+                row = await (await conn.execute(
+                    "SELECT tenant, name, scopes, interviewers, secret_sha256, expires_at, revoked_at"
+                    " FROM api_keys WHERE key_id = %s", (key_id,))).fetchone()
+        except Exception as exc:  # noqa: BLE001 - any database failure is "unavailable" to the caller
+            raise ApiError(503, "database_unavailable",
+                           f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
+                           headers={"Retry-After": "5"}) from exc
+        principal = None
+        if row is not None and verify_row(secret, row[4], row[5], row[6]):
+            principal = Principal(tenant=row[0], actor=f"key:{key_id}:{row[1]}"[:128], scopes=frozenset(row[2]),
+                                  interviewers=frozenset(row[3]) if row[3] is not None else None, name=row[1])
+        cache.put(digest, principal)
+    if principal is None:
+        raise _unauthenticated("The API key is unknown, revoked or expired.")
+    # A fresh object per request: the audit resource is per request.
+    return Principal(principal.tenant, principal.actor, principal.scopes, principal.interviewers, name=principal.name)
+
+
+def _principal_from_jwt(cfg: Settings, token: str) -> Principal:
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import ECKey, OctKey, RSAKey
+
+    secret = cfg.AUTH_JWT_SECRET.get_secret_value()
+    public = cfg.AUTH_JWT_PUBLIC_KEY
+    if not (secret or public):
+        raise _unauthenticated("The bearer token is not a valid API key (JWTs are not enabled here).")
+    try:
+        if public:
+            key = (ECKey if "EC " in public or cfg.AUTH_JWT_ALGORITHM.startswith("ES") else RSAKey).import_key(public)
+        else:
+            key = OctKey.import_key(secret)
+        decoded = jwt.decode(token, key, algorithms=[cfg.AUTH_JWT_ALGORITHM])
+        claims_rules: dict[str, Any] = {"exp": {"essential": True}, cfg.AUTH_JWT_TENANT_CLAIM: {"essential": True}}
+        if cfg.AUTH_JWT_ISSUER:
+            claims_rules["iss"] = {"essential": True, "value": cfg.AUTH_JWT_ISSUER}
+        if cfg.AUTH_JWT_AUDIENCE:
+            claims_rules["aud"] = {"essential": True, "value": cfg.AUTH_JWT_AUDIENCE}
+        jwt.JWTClaimsRegistry(leeway=30, **claims_rules).validate(decoded.claims)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise _unauthenticated(f"The JWT was refused: {type(exc).__name__}.") from exc
+    claims = decoded.claims
+    scope = claims.get("scope", "")
+    scopes = frozenset(scope.split() if isinstance(scope, str) else scope)
+    interviewers = claims.get("interviewers")
+    return Principal(tenant=str(claims[cfg.AUTH_JWT_TENANT_CLAIM]), actor=f"jwt:{claims.get('sub', '?')}"[:128],
+                     scopes=scopes, interviewers=frozenset(interviewers) if interviewers is not None else None,
+                     credential="jwt", name=str(claims.get("sub", "?")))
+
+
+async def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="`Bearer <API key or JWT>`")] = None,
+    x_tenant_id: Annotated[str | None, Header(description="Optional; must name the credential's tenant.")] = None,
+) -> Principal:
+    """Authenticate the request (no scope check); the principal is kept on ``request.state``."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthenticated("Credentials are required: send `Authorization: Bearer <API key or JWT>`.")
+    if token.startswith("twk_"):
+        principal = await _principal_from_key(request, token)
+    else:
+        principal = _principal_from_jwt(request.app.state.settings, token)
+    request.state.principal = principal
+    if x_tenant_id is not None and x_tenant_id != principal.tenant:
+        raise ApiError(403, "tenant_mismatch", "X-Tenant-Id names a tenant this credential does not belong to.")
+    return principal
+
+
+def authorize(scope: Scope) -> Callable[..., Any]:
+    """A dependency that authenticates and requires ``scope``."""
+
+    async def require(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if scope.value not in principal.scopes:
+            raise ApiError(403, "insufficient_scope", f"This credential lacks the {scope.value!r} scope.",
+                           details=[{"required": scope.value, "granted": sorted(principal.scopes)}])
+        return principal
+
+    require.__name__ = f"require_{scope.value}"
+    return require
+
+
+CaptureAuth = Annotated[Principal, Depends(authorize(Scope.CAPTURE))]
+RespondAuth = Annotated[Principal, Depends(authorize(Scope.RESPOND))]
+TrainAuth = Annotated[Principal, Depends(authorize(Scope.TRAIN))]
+EvalAuth = Annotated[Principal, Depends(authorize(Scope.EVAL))]
+RaterAuth = Annotated[Principal, Depends(authorize(Scope.RATER))]
+AdminAuth = Annotated[Principal, Depends(authorize(Scope.ADMIN))]
+
+
+# --------------------------------------------------------------------------- audit
+_UNAUDITED = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc",
+              "/api/digital-twin/eval/ratings/page")
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return {401: "unauthenticated", 403: "denied", 404: "not_found"}.get(status, "error" if status >= 500 else
+                                                                           "rejected")
+
+
+class AuditMiddleware:
+    """Pure ASGI (streams request bodies untouched): after each response, queue one audit record.
+
+    The record is produced without delaying the response; the producer is idempotent with acks=all,
+    so a record is lost only if the gateway process dies within the producer's linger window.
+    Publishing failures are logged and counted on ``app.state.audit_failures``.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith(_UNAUDITED):
+            return await self.app(scope, receive, send)
+        status_box = {"status": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_box["status"] = message["status"]
+            await send(message)
+
+        started = time.time()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            try:
+                self._queue(scope, status_box["status"], started)
+            except Exception:  # noqa: BLE001 - auditing must never break the response
+                log.exception("could not queue an audit record")
+
+    def _queue(self, scope, status: int, started: float) -> None:
+        from infra.tracing import current_trace_id
+        from schemas.models import AuditRecord
+        from schemas.topics import AUDIT_RECORDS
+
+        app = scope["app"]
+        state = scope.get("state") or {}
+        principal: Principal | None = state.get("principal")
+        route = scope.get("route")
+        template = getattr(route, "path", scope["path"])
+        if principal is not None and principal.resource is not None:
+            resource_type, resource_id = principal.resource
+        else:
+            params = scope.get("path_params") or {}
+            resource_type = template.strip("/").split("/")[1] if template.count("/") > 1 else "api"
+            resource_id = next(iter(params.values()), "-") if params else "-"
+        # A refused request has no principal: file it under the tenant it claimed, if any.
+        claimed = dict(scope.get("headers") or []).get(b"x-tenant-id", b"").decode("latin-1")[:64]
+        tenant = principal.tenant if principal else (claimed or "unknown")
+        record = AuditRecord(
+            auditId=uuid.uuid4().hex, tenant=tenant, actor=principal.actor if principal else "anonymous",
+            action=f"{scope['method']} {template}"[:128], resourceType=str(resource_type)[:128],
+            resourceId=str(resource_id)[:128] or "-", outcome=_outcome(status),
+            detail={"status": status, "ms": round((time.time() - started) * 1000, 1)},
+            traceId=current_trace_id())
+        publisher = app.state.publisher
+        pending: set[asyncio.Task] = app.state.audit_pending
+        task = asyncio.get_running_loop().create_task(publisher.publish(AUDIT_RECORDS, record))
+        pending.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            pending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                app.state.audit_failures = getattr(app.state, "audit_failures", 0) + 1
+                log.warning("audit record not published: %s", task.exception())
+
+        task.add_done_callback(done)
+
+
+async def drain_audit(app, timeout: float = 5.0) -> None:
+    """Wait for queued audit records (at shutdown, before the producer stops)."""
+    pending = getattr(app.state, "audit_pending", None)
+    if pending:
+        await asyncio.wait(list(pending), timeout=timeout)
