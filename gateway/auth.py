@@ -213,6 +213,11 @@ _UNAUDITED = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/red
               "/api/digital-twin/eval/ratings/page")
 
 
+# What a path parameter names, for requests refused before the route could say so itself.
+_PARAM_TYPES = {"session_id": "session", "jobId": "training_job", "interviewerId": "interviewer",
+                "rating_id": "rating", "keyId": "api_key"}
+
+
 def _outcome(status: int) -> str:
     if status < 400:
         return "ok"
@@ -264,8 +269,8 @@ class AuditMiddleware:
             resource_type, resource_id = principal.resource
         else:
             params = scope.get("path_params") or {}
-            resource_type = template.strip("/").split("/")[1] if template.count("/") > 1 else "api"
-            resource_id = next(iter(params.values()), "-") if params else "-"
+            name, resource_id = next(iter(params.items()), ("", "-"))
+            resource_type = _PARAM_TYPES.get(name) or (template.strip("/").split("/") + ["api"])[1]
         # A refused request has no principal: file it under the tenant it claimed, if any.
         claimed = dict(scope.get("headers") or []).get(b"x-tenant-id", b"").decode("latin-1")[:64]
         tenant = principal.tenant if principal else (claimed or "unknown")

@@ -24,7 +24,8 @@ from infra.settings import settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich", add_completion=False)
 topics_app = typer.Typer(help="The Kafka topic catalogue (schemas/topics.py).", no_args_is_help=True)
 db_app = typer.Typer(help="PostgreSQL schema migrations.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings (show); tenant/interviewer configuration and flags (get, set, unset, reset).",
+                         no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
@@ -224,7 +225,13 @@ def demo(tenant: str = typer.Option(None, help="Tenant to train the sample inter
     for col, width in (("candidate said", 34), ("twin answered", 40), ("real interviewer said", 40), ("ms", 6)):
         table.add_column(col, max_width=width)
     latencies = []
-    with httpx.Client(base_url=url, timeout=30, headers={"X-Tenant-Id": tenant}) as http:
+    from datetime import timedelta
+
+    from infra.apikeys import create_api_key
+
+    # A key that can only ask for replies, and only for an hour: what an interview UI would hold.
+    token = create_api_key(settings, tenant, scopes=["respond"], name="demo", expires_in=timedelta(hours=1))
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
         for i, turn in enumerate(session.turns):
             if turn.role != "interviewer" or i == 0 or session.turns[i - 1].role != "candidate":
                 continue
@@ -253,6 +260,7 @@ def chat(interviewer_id: str = typer.Argument(..., help="Interviewer whose twin 
          tenant: str = typer.Option(None, help="Tenant (DEFAULT_TENANT)."),
          gateway_url: str = typer.Option("", "--gateway", help="Talk through a running gateway at this URL "
                                          "instead of an in-process engine."),
+         api_key: str = typer.Option("", envvar="TWIN_API_KEY", help="API key (respond scope) for --gateway."),
          verbosity: str = typer.Option("normal", help="terse | normal | verbose"),
          challenge: float = typer.Option(None, min=0, max=1, help="Challenge level 0..1."),
          coaching: float = typer.Option(None, min=0, max=1, help="Coaching ratio 0..1.")) -> None:
@@ -267,7 +275,10 @@ def chat(interviewer_id: str = typer.Argument(..., help="Interviewer whose twin 
     if gateway_url:
         import httpx
 
-        http = httpx.Client(base_url=gateway_url, timeout=30, headers={"X-Tenant-Id": tenant})
+        if not api_key:
+            _fail("--gateway needs an API key with the respond scope: --api-key or TWIN_API_KEY "
+                  "(create one with `twin keys create --tenant T --scopes respond`)")
+        http = httpx.Client(base_url=gateway_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"})
     else:
         from processors.twin.engine import TwinEngine
 
@@ -311,3 +322,5 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 from infra import cli_data  # noqa: E402,F401 - registers import/train/profile commands
 from infra import cli_eval  # noqa: E402,F401 - registers the eval command
+from infra import cli_admin  # noqa: E402,F401 - registers keys and audit commands
+from infra import cli_config  # noqa: E402,F401 - registers config get/set/unset/reset
