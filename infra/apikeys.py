@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -108,9 +109,14 @@ def _key(row: Sequence) -> ApiKey:
                   row[5], row[6], row[7])
 
 
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 def issue_key(conn, tenant: str, name: str, scopes: Iterable[str] | None = None,
               interviewers: Iterable[str] | None = None, expires_in: timedelta | None = None) -> Credential:
     """Insert a new key on an open (sync) psycopg connection; the caller commits."""
+    if not TENANT_RE.match(tenant):
+        raise ValueError(f"tenant id {tenant!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
     scopes_t = normalise_scopes(scopes)
     interviewers_l = sorted(set(interviewers)) if interviewers is not None else None
     key_id = secrets.token_hex(8)

@@ -50,7 +50,9 @@ def keys_create(
     """Create a key and print its token (only now: only a hash is stored)."""
     try:
         scope_list = apikeys.normalise_scopes(scopes.split(","))
-    except apikeys.InvalidScope as exc:
+        if not apikeys.TENANT_RE.match(tenant):
+            raise ValueError(f"tenant id {tenant!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+    except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     with _connect() as conn:

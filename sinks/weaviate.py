@@ -9,6 +9,7 @@ Vectors are supplied by us (all-MiniLM-L6-v2, 384 dims); Weaviate runs with no v
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -81,15 +82,21 @@ class Hit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_TENANT_RE = re.compile(r"[^A-Za-z0-9_-]")
+_WEAVIATE_TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def weaviate_tenant(tenant: str) -> str:
-    """Map a project tenant id onto Weaviate's tenant-name alphabet ([A-Za-z0-9_-], ≤ 64)."""
-    cleaned = _TENANT_RE.sub("_", tenant)[:64]
-    if not cleaned:
+    """Map a project tenant id onto Weaviate's tenant-name alphabet ([A-Za-z0-9_-], ≤ 64), one to one.
+
+    A name already in that alphabet is used as it is; any other (``acme.eu``, or longer than 64)
+    becomes ``h_`` + 62 hex digits of its SHA-256, so ``acme.eu`` and ``acme_eu`` can never share
+    a Weaviate tenant (replacing characters would have merged them).
+    """
+    if not tenant:
         raise ValueError("empty tenant id")
-    return cleaned
+    if _WEAVIATE_TENANT_RE.match(tenant):
+        return tenant
+    return "h_" + hashlib.sha256(tenant.encode()).hexdigest()[:62]
 
 
 class WeaviateSink(Sink[VectorObject]):
