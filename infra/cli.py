@@ -142,11 +142,13 @@ def config_show() -> None:
 def gateway(host: str = typer.Option(None, help="Bind address (GATEWAY_HOST)."),
             port: int = typer.Option(None, help="Port (GATEWAY_PORT)."),
             workers: int = typer.Option(1, help="Uvicorn worker processes.")) -> None:
-    """Run the HTTP gateway (FastAPI under uvicorn)."""
+    """Run the HTTP gateway (FastAPI under uvicorn); HTTPS when GATEWAY_TLS_CERT/KEY are set."""
     import uvicorn
 
+    from infra.stack import gateway_tls_options
+
     uvicorn.run("gateway.main:app", host=host or settings.GATEWAY_HOST, port=port or settings.GATEWAY_PORT,
-                workers=workers, log_level="info")
+                workers=workers, log_level="info", **gateway_tls_options(settings))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -324,3 +326,5 @@ from infra import cli_data  # noqa: E402,F401 - registers import/train/profile c
 from infra import cli_eval  # noqa: E402,F401 - registers the eval command
 from infra import cli_admin  # noqa: E402,F401 - registers keys and audit commands
 from infra import cli_config  # noqa: E402,F401 - registers config get/set/unset/reset
+from infra import cli_canary  # noqa: E402,F401 - registers canary status/start/promote/rollback/evaluate
+from infra import cli_retention  # noqa: E402,F401 - registers retention show/set/run

@@ -35,6 +35,21 @@ class ServiceUnavailable(RuntimeError):
     """A backing service does not answer; the message says which setting and how to start it."""
 
 
+def kafka_ssl_context(cfg: Settings) -> "ssl.SSLContext | None":
+    """The TLS context for Kafka clients (None with KAFKA_SECURITY_PROTOCOL=PLAINTEXT)."""
+    if cfg.KAFKA_SECURITY_PROTOCOL != "SSL":
+        return None
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context(cafile=cfg.KAFKA_SSL_CAFILE or None, certfile=cfg.KAFKA_SSL_CERTFILE or None,
+                              keyfile=cfg.KAFKA_SSL_KEYFILE or None)
+
+
+def _kafka_security(cfg: Settings) -> dict:
+    context = kafka_ssl_context(cfg)
+    return {"security_protocol": "SSL", "ssl_context": context} if context else {}
+
+
 def kafka_producer(cfg: Settings, **overrides) -> "AIOKafkaProducer":
     """An idempotent producer that waits for the broker's acknowledgement (acks=all)."""
     from aiokafka import AIOKafkaProducer
@@ -47,6 +62,7 @@ def kafka_producer(cfg: Settings, **overrides) -> "AIOKafkaProducer":
         request_timeout_ms=10_000,
         max_batch_size=1_048_576,
         compression_type=None,
+        **_kafka_security(cfg),
     )
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -62,6 +78,7 @@ def kafka_consumer(cfg: Settings, *topics: str, group_id: str | None, **override
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **_kafka_security(cfg),
     )
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
@@ -79,8 +96,9 @@ def redis_client(cfg: Settings) -> "aredis.Redis":
     """An asyncio Redis client with bytes responses decoded to str."""
     import redis.asyncio as aredis
 
+    tls = {"ssl": True, "ssl_ca_certs": cfg.REDIS_TLS_CA or None} if cfg.REDIS_TLS else {}
     return aredis.Redis(host=cfg.REDIS_HOST, port=cfg.REDIS_PORT, db=cfg.REDIS_DB, decode_responses=True,
-                        socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+                        socket_timeout=5, socket_connect_timeout=2, health_check_interval=30, **tls)
 
 
 def weaviate_client(cfg: Settings) -> "weaviate.WeaviateClient":
@@ -89,8 +107,8 @@ def weaviate_client(cfg: Settings) -> "weaviate.WeaviateClient":
     from weaviate.classes.init import AdditionalConfig, Timeout
 
     return weaviate.connect_to_custom(
-        http_host=cfg.WEAVIATE_HOST, http_port=cfg.WEAVIATE_HTTP_PORT, http_secure=False,
-        grpc_host=cfg.WEAVIATE_HOST, grpc_port=cfg.WEAVIATE_GRPC_PORT, grpc_secure=False,
+        http_host=cfg.WEAVIATE_HOST, http_port=cfg.WEAVIATE_HTTP_PORT, http_secure=cfg.WEAVIATE_SECURE,
+        grpc_host=cfg.WEAVIATE_HOST, grpc_port=cfg.WEAVIATE_GRPC_PORT, grpc_secure=cfg.WEAVIATE_SECURE,
         additional_config=AdditionalConfig(timeout=Timeout(init=10, query=30, insert=60)),
         # The init checks include a version look-up on pypi.org: no network at run time. Readiness
         # is check_services' job.

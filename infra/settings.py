@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     # Gateway.
     GATEWAY_HOST: str = "127.0.0.1"
     GATEWAY_PORT: int = 8000
+
+    # TLS (issue 7). Off for the local stack, where everything listens on loopback; set these in
+    # production. Gateway: serve HTTPS with this certificate and key (PEM); with a client CA, callers
+    # must present a certificate it signed (mutual TLS). Clients: see docs in README "Security".
+    GATEWAY_TLS_CERT: str = ""
+    GATEWAY_TLS_KEY: str = ""
+    GATEWAY_TLS_CLIENT_CA: str = ""
+    KAFKA_SECURITY_PROTOCOL: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    KAFKA_SSL_CAFILE: str = ""      # CA bundle that signed the brokers' certificates
+    KAFKA_SSL_CERTFILE: str = ""    # client certificate, when the brokers require one
+    KAFKA_SSL_KEYFILE: str = ""
+    POSTGRES_SSLMODE: str = ""      # libpq sslmode: disable | prefer | require | verify-ca | verify-full
+    POSTGRES_SSLROOTCERT: str = ""
+    REDIS_TLS: bool = False
+    REDIS_TLS_CA: str = ""
+    WEAVIATE_SECURE: bool = False   # https + gRPC over TLS
     RESPOND_TIMEOUT_MS: int = 5000  # default deadline of a respond request
     DEFAULT_TENANT: str = "default"  # used when a request names no tenant (single-tenant installs)
 
@@ -156,6 +172,40 @@ class Settings(BaseSettings):
     AUTH_JWT_AUDIENCE: str = "interviewer-twin"
     AUTH_JWT_TENANT_CLAIM: str = "tenant"
 
+    # Configuration and feature flags (issue 7, processors/twin/config.py). Workers read the resolved
+    # config through Redis; a write invalidates at once, this only bounds an entry's life.
+    CONFIG_CACHE_TTL_S: float = 60.0
+
+    # Metrics (issue 8). The gateway serves /metrics; each worker serves its own on this port (0: off;
+    # workers sharing a host need a port each) and refreshes its consumer-lag gauges this often.
+    WORKER_METRICS_HOST: str = "127.0.0.1"
+    WORKER_METRICS_PORT: int = 0
+    WORKER_LAG_INTERVAL_S: float = 10.0
+    # Estimated LLM cost per 1000 tokens (your provider's price; 0 = not estimated, the offline twin is free).
+    LLM_PRICE_PER_1K_PROMPT_TOKENS: float = 0.0
+    LLM_PRICE_PER_1K_COMPLETION_TOKENS: float = 0.0
+
+    # Retention and erasure (issue 7, sinks/retention.py). Days each kind of data is kept, unless the
+    # tenant set its own (PUT /api/admin/retention); 0 keeps forever. The retention_sweep agent applies
+    # them every RETENTION_SWEEP_INTERVAL_S, and re-erases leftovers of sessions erased in the last
+    # RETENTION_ERASURE_RECHECK_DAYS (writes that raced the erasure). RETENTION_TELEMETRY_DAYS supersedes
+    # TELEMETRY_RETENTION_DAYS.
+    RETENTION_RECORDINGS_DAYS: int = Field(default=365, ge=0)
+    RETENTION_TELEMETRY_DAYS: int = Field(default=365, ge=0)
+    RETENTION_VECTORS_DAYS: int = Field(default=365, ge=0)
+    RETENTION_EVAL_DAYS: int = Field(default=365, ge=0)
+    RETENTION_SWEEP_INTERVAL_S: float = Field(default=3600.0, gt=0)
+    RETENTION_ERASURE_RECHECK_DAYS: int = Field(default=2, ge=0)
+
+    # Canary deployments (issue 8, processors/twin/canary.py). The canary_controller agent evaluates
+    # running canaries this often; workers trust their view of a canary for CANARY_ROUTE_TTL_S (a
+    # rollback takes effect within it). The rest are the defaults of a new canary's decision rule.
+    CANARY_EVAL_INTERVAL_S: float = Field(default=30.0, gt=0)
+    CANARY_ROUTE_TTL_S: float = Field(default=5.0, ge=0)
+    CANARY_MIN_SAMPLES: int = Field(default=30, ge=1)  # scored live samples per arm before any decision
+    CANARY_SCORE_MARGIN: float = Field(default=0.05, ge=0, le=1)  # roll back when the mean online score is lower by more
+    CANARY_SAFETY_MARGIN: float = Field(default=0.0, ge=0, le=1)  # ... or the safety-intervention rate higher by more
+
     @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -169,20 +219,22 @@ class Settings(BaseSettings):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def POSTGRES_DSN(self) -> str:
+        tls = "&".join(f"{k}={v}" for k, v in (("sslmode", self.POSTGRES_SSLMODE),
+                                                 ("sslrootcert", self.POSTGRES_SSLROOTCERT)) if v)
         return (
             f"postgresql://{self.POSTGRES_USER}:{self.POSTGRES_PASSWORD.get_secret_value()}"
-            f"@{self.POSTGRES_HOST}:{self.POSTGRES_PORT}/{self.POSTGRES_DB}"
+            f"@{self.POSTGRES_HOST}:{self.POSTGRES_PORT}/{self.POSTGRES_DB}" + (f"?{tls}" if tls else "")
         )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def REDIS_URL(self) -> str:
-        return f"redis://{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+        return f"{'rediss' if self.REDIS_TLS else 'redis'}://{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def WEAVIATE_URL(self) -> str:
-        return f"http://{self.WEAVIATE_HOST}:{self.WEAVIATE_HTTP_PORT}"
+        return f"{'https' if self.WEAVIATE_SECURE else 'http'}://{self.WEAVIATE_HOST}:{self.WEAVIATE_HTTP_PORT}"
 
     @property
     def llm_configured(self) -> bool:

@@ -20,11 +20,26 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from infra.settings import REPO_ROOT, Settings
 
 __all__ = ["StackError", "Stack"]
+
+
+def gateway_tls_options(cfg: Settings) -> dict[str, Any]:
+    """uvicorn's TLS arguments from GATEWAY_TLS_* (empty: plain HTTP). A client CA turns on
+    mutual TLS: callers must present a certificate it signed."""
+    if not cfg.GATEWAY_TLS_CERT:
+        return {}
+    if not cfg.GATEWAY_TLS_KEY:
+        raise StackError("GATEWAY_TLS_CERT is set but GATEWAY_TLS_KEY is not")
+    out: dict[str, Any] = {"ssl_certfile": cfg.GATEWAY_TLS_CERT, "ssl_keyfile": cfg.GATEWAY_TLS_KEY}
+    if cfg.GATEWAY_TLS_CLIENT_CA:
+        import ssl
+
+        out.update(ssl_ca_certs=cfg.GATEWAY_TLS_CLIENT_CA, ssl_cert_reqs=int(ssl.CERT_REQUIRED))
+    return out
 
 
 class StackError(RuntimeError):
@@ -254,6 +269,14 @@ class Stack:
         except Exception:  # noqa: BLE001 - not ready yet is any failure here
             return False
 
+    def stop_kafka(self, timeout: float = 60.0) -> bool:
+        """Stop this stack's broker (SIGTERM, SIGKILL after ``timeout``); False when it was not running.
+
+        With a Settings copy (own KAFKA_PORT, KAFKA_CONTROLLER_PORT and TWIN_VAR_DIR) a Stack runs a
+        second, private broker beside the shared one: the fault tests stop and restart that one.
+        """
+        return self._stop_pid(self.kafka, timeout)
+
     # ------------------------------------------------------------------ PostgreSQL
     def _pg_bin(self, name: str) -> str:
         candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
@@ -481,7 +504,8 @@ class Stack:
 
         gateway, worker = self.app_services(name)
         py = sys.executable
-        url = f"http://{self.cfg.GATEWAY_HOST}:{self.cfg.GATEWAY_PORT}"
+        scheme = "https" if self.cfg.GATEWAY_TLS_CERT else "http"
+        url = f"{scheme}://{self.cfg.GATEWAY_HOST}:{self.cfg.GATEWAY_PORT}"
         env = {"TOPIC_PREFIX": self.cfg.TOPIC_PREFIX, "GATEWAY_PORT": str(self.cfg.GATEWAY_PORT),
                **(extra_env or {})}
         if not worker.pid():
@@ -492,8 +516,11 @@ class Stack:
         if not gateway.pid():
             gateway.ensure_port_free("GATEWAY_PORT")
             self.echo(f"{gateway.name}: starting on {url}")
+            tls_args = [arg for k, v in gateway_tls_options(self.cfg).items()
+                        for arg in (f"--{k.replace('_', '-')}", str(int(v) if isinstance(v, bool) else v))]
             self._spawn(gateway, [py, "-m", "uvicorn", "gateway.main:app", "--host", self.cfg.GATEWAY_HOST,
-                                  "--port", str(self.cfg.GATEWAY_PORT), "--log-level", "warning"], env=env, cwd=REPO_ROOT)
+                                  "--port", str(self.cfg.GATEWAY_PORT), "--log-level", "warning", *tls_args],
+                        env=env, cwd=REPO_ROOT)
 
         def ready() -> bool:
             for svc in (worker, gateway):
@@ -503,7 +530,8 @@ class Stack:
             if "twin engine ready" not in log:
                 return False
             try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+                # A loopback probe of our own process: the certificate is the operator's to verify.
+                return httpx.get(f"{url}/readyz", timeout=1, verify=False).status_code == 200
             except httpx.HTTPError:
                 return False
 

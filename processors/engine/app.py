@@ -30,6 +30,14 @@ _ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a
 # the same set do share one, which is how a job scales out.
 _GROUP = "interviewer-twin" + (f"-{'-'.join(sorted(_ENABLED))}" if _ENABLED else "")
 
+def _broker_tls() -> dict:
+    """Faust's broker credentials when Kafka is reached over TLS (KAFKA_SECURITY_PROTOCOL=SSL)."""
+    from infra.clients import kafka_ssl_context
+
+    context = kafka_ssl_context(settings)
+    return {"broker_credentials": faust.SSLCredentials(context)} if context else {}
+
+
 app = faust.App(
     f"{settings.TOPIC_PREFIX}{_GROUP}",
     broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
@@ -48,6 +56,7 @@ app = faust.App(
     # A crashed worker's partitions move to a live one after this long (Faust's default is 60 s).
     broker_session_timeout=settings.WORKER_SESSION_TIMEOUT_S,
     broker_heartbeat_interval=max(1.0, settings.WORKER_SESSION_TIMEOUT_S / 4),
+    **_broker_tls(),
 )
 
 
