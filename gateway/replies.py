@@ -16,6 +16,7 @@ import time
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from infra.metrics import GATEWAY_REPLIES
 from infra.settings import Settings
 from schemas.codec import DecodeError, decode_model
 from schemas.models import TwinReply
@@ -107,8 +108,10 @@ class ReplyRouter:
         fut = self._waiting.pop(reply.correlationId, None)
         if fut is None or fut.done():
             self.late_replies += 1
+            GATEWAY_REPLIES.labels("late").inc()
             return
         self.delivered += 1
+        GATEWAY_REPLIES.labels("delivered").inc()
         fut.set_result(reply)
 
 

@@ -507,7 +507,8 @@ class Stack:
         scheme = "https" if self.cfg.GATEWAY_TLS_CERT else "http"
         url = f"{scheme}://{self.cfg.GATEWAY_HOST}:{self.cfg.GATEWAY_PORT}"
         env = {"TOPIC_PREFIX": self.cfg.TOPIC_PREFIX, "GATEWAY_PORT": str(self.cfg.GATEWAY_PORT),
-               **(extra_env or {})}
+               # The local worker serves Prometheus metrics on 9464 unless told otherwise (0: off).
+               "WORKER_METRICS_PORT": str(self.cfg.WORKER_METRICS_PORT or 9464), **(extra_env or {})}
         if not worker.pid():
             self.echo(f"{worker.name}: starting the Faust agents")
             worker.log.unlink(missing_ok=True)

@@ -66,6 +66,14 @@ def enabled(agent_name: str) -> bool:
     return not _ENABLED or agent_name in _ENABLED
 
 
+@app.task
+async def serve_worker_metrics() -> None:
+    """Prometheus endpoint and consumer-lag gauges of this worker (WORKER_METRICS_PORT; 0: off)."""
+    from processors.engine.metrics import serve
+
+    await serve(app, settings)
+
+
 def main() -> None:
     app.main()
 

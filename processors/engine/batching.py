@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from processors.engine.deadletter import decode_or_deadletter, send_dead_letter
+from processors.engine.metrics import handling
 
 __all__ = ["is_transient", "run_batched"]
 
@@ -129,6 +130,8 @@ async def run_batched(stream, *, agent: str, model: type[M], handle: Callable[[l
             record = await decode_or_deadletter(event, model, agent)
             if record is not None:
                 items.append((event, record))
-        await process(items, handle, agent)
+        if items:
+            with handling(agent, len(items)) as unit:
+                unit.fail(await process(items, handle, agent))  # the dead-lettered ones failed
         for event in events:
             await stream.ack(event)

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timezone
 from typing import TypeVar
 
+from infra.metrics import AGENT_DEAD_LETTERED, AGENT_FAILED
 from schemas.codec import DecodeError, decode_model
 from schemas.models import DeadLetter
 
@@ -30,6 +31,7 @@ async def send_dead_letter(event, error: str, agent: str) -> None:
                         value=msg.value if isinstance(msg.value, bytes) else bytes(str(msg.value), "utf-8"),
                         error=error[:2000], agent=agent, ts=datetime.now(timezone.utc))
     await publish(DEADLETTER, record)
+    AGENT_DEAD_LETTERED.labels(agent).inc()
     log.warning("%s: dead-lettered %s[%s]@%s: %s", agent, msg.topic, msg.partition, msg.offset, error[:200])
 
 
@@ -38,5 +40,6 @@ async def decode_or_deadletter(event, expected: type[M], agent: str) -> M | None
     try:
         return decode_model(event.value, expected)
     except DecodeError as exc:
+        AGENT_FAILED.labels(agent).inc()
         await send_dead_letter(event, f"DecodeError: {exc}", agent)
         return None
