@@ -99,6 +99,12 @@ class SessionStore:
         same id and the same fields is returned unchanged (a retried create); different fields: 409."""
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                # An erased session's id is never reused: its tombstone makes every sink drop its data.
+                cur = await conn.execute("SELECT 1 FROM erased_sessions WHERE tenant = %s AND session_id = %s",
+                                         (row["tenant"], row["session_id"]))
+                if await cur.fetchone() is not None:
+                    raise ApiError(409, "session_erased",
+                                   f"Session {row['session_id']!r} was erased; create the session under a new id.")
                 cur = await conn.execute(
                     f"INSERT INTO sessions (session_id, tenant, interviewer_id, candidate_ref, role, seniority, domain,"
                     f" consent_recording, consent_training, status, created_at, updated_at)"
@@ -125,6 +131,10 @@ class SessionStore:
             raise _unavailable(exc) from exc
         self._cache[created.session_id] = (time.monotonic(), created)
         return created, True
+
+    def forget(self, session_id: str) -> None:
+        """Drop a cached row (the session was erased)."""
+        self._cache.pop(session_id, None)
 
     async def update(self, tenant: str, session_id: str, changes: dict[str, Any],
                      check: Callable[[SessionRow, dict[str, Any]], None],

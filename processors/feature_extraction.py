@@ -3,7 +3,8 @@
 The math is in :mod:`processors.features` (shared with training and evaluation); this agent
 carries each session's running state in Redis (``<prefix><tenant>:session:<id>:features``) and
 remembers processed batch ids in the same transaction, so a replay or redelivery neither emits
-features twice nor counts an edit twice. Analytics subscribes to the two feature topics.
+features twice nor counts an edit twice. Analytics subscribes to the two feature topics. Batches of
+erased sessions (sinks/retention.py) are dropped.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ AGENT = "feature_extraction"
 
 async def extract_batch_features(batches: list[TelemetryRedacted]) -> tuple[int, int]:
     """Compute, publish and remember features of redacted batches; returns (style, activity) counts."""
-    from processors.engine.resources import directory, redis, seen
+    from processors.engine.resources import directory, postgres, redis, seen
 
     client, marks = await redis(), await seen(AGENT)
-    unique = list({(b.tenant, b.eventId): b for b in batches}.values())
+    erased = await (await postgres()).erased({(b.tenant, b.interviewSessionId) for b in batches})
+    live = [b for b in batches if (b.tenant, b.interviewSessionId) not in erased]
+    unique = list({(b.tenant, b.eventId): b for b in live}.values())
     done = await marks.seen([(b.tenant, b.eventId) for b in unique])
     todo = [b for b in unique if (b.tenant, b.eventId) not in done]
     if not todo:

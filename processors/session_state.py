@@ -2,7 +2,7 @@
 
 The respond path reads ``RedisSink.recent_turns`` / ``counters`` instead of PostgreSQL. Each
 event is applied at most once (``RedisSink`` keeps the event ids it has seen), so replays do
-not inflate counters.
+not inflate counters; events of erased sessions (sinks/retention.py) are dropped.
 """
 
 from __future__ import annotations
@@ -38,10 +38,17 @@ def session_updates(batch: TelemetryRedacted) -> list[SessionUpdate]:
 
 async def apply_session_state(batches: list[TelemetryRedacted], sink=None) -> int:
     """Apply the batches' events to Redis; returns how many events were new."""
-    from processors.engine.resources import redis_sink
+    from processors.engine.resources import postgres, redis_sink
 
-    updates = [u for b in batches for u in session_updates(b)]
-    return await (sink or await redis_sink()).write(updates)
+    pairs = {(b.tenant, b.interviewSessionId) for b in batches}
+    erased = await (await postgres()).erased(pairs)
+    updates = [u for b in batches if (b.tenant, b.interviewSessionId) not in erased for u in session_updates(b)]
+    sink = sink or await redis_sink()
+    written = await sink.write(updates)
+    # An erasure committed meanwhile may have deleted the keys before our write: take them back.
+    for tenant, session_id in await (await postgres()).erased(pairs - erased):
+        await sink.erase(tenant, session_id)
+    return written
 
 
 if enabled(AGENT):

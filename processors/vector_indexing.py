@@ -4,7 +4,8 @@ Each turn of ``telemetry.redacted`` is split into chunks of at most ``CHUNK_WORD
 all-MiniLM-L6-v2 reads before truncating), embedded with ``processors.twin.embeddings`` and
 upserted into the TurnChunk collection: Weaviate tenant = project tenant, ``interviewerId`` =
 the session's interviewer. Object ids are uuid5 of ``tenant/session/event/chunk``, so replays
-overwrite the same objects instead of adding new ones.
+overwrite the same objects instead of adding new ones. Turns of erased sessions (sinks/retention.py)
+are dropped.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ def turn_chunks(batch: TelemetryRedacted, interviewer_id: str | None) -> list[Ve
     return out
 
 
-async def index_turn_batches(batches: Sequence[TelemetryRedacted], sink=None, embedder=None, interviewers=None) -> int:
+async def index_turn_batches(batches: Sequence[TelemetryRedacted], sink=None, embedder=None, interviewers=None,
+                             erased=None) -> int:
     """Embed and upsert the turns of redacted batches; returns how many chunks were written.
 
     The stores default to the worker's (``processors.engine.resources``); replays and tests may
-    pass their own ``sink`` (WeaviateSink), ``embedder`` and ``interviewers`` mapping.
+    pass their own ``sink`` (WeaviateSink), ``embedder``, ``interviewers`` mapping and ``erased``
+    (tenant, session) pairs.
     """
     from processors.engine import resources
 
+    recheck = erased is None
+    if erased is None:
+        erased = await (await resources.postgres()).erased({(b.tenant, b.interviewSessionId) for b in batches})
+    batches = [b for b in batches if (b.tenant, b.interviewSessionId) not in erased]
+    if not batches:
+        return 0
     if interviewers is None:
         interviewers = await (await resources.directory()).interviewers([b.interviewSessionId for b in batches])
     by_tenant: dict[str, list[VectorObject]] = {}
@@ -81,6 +90,13 @@ async def index_turn_batches(batches: Sequence[TelemetryRedacted], sink=None, em
     for tenant, objs in by_tenant.items():
         if objs:
             await sink.write(objs, tenant=tenant)
+    if recheck:
+        # An erasure that committed while we embedded may have cleared Weaviate before our write
+        # landed: check again and take back what we wrote for it (the erasure deletes after its
+        # tombstone commits, so either it or this check sees every write).
+        written = {(b.tenant, b.interviewSessionId) for b in batches}
+        for tenant, session_id in await (await resources.postgres()).erased(written):
+            await asyncio.to_thread(sink.delete_where, tenant, "sessionId", session_id)
     return len(objects)
 
 
