@@ -1,7 +1,8 @@
 """`twin import`, `twin import-audio`, `twin train`, `twin profile ...`, `twin datasets list`: learning an interviewer.
 
-    twin import ../shared/corpora/scotus_oyez/dev.jsonl --tenant acme --dataset scotus
-    twin import notes.txt --tenant acme --interviewer dana          # Interviewer:/Candidate: text
+    twin import ../shared/corpora/scotus_oyez/dev.jsonl --tenant acme --dataset scotus \
+        --consent-attested --consent-note "public record (Oyez)"   # who attests that it may train a twin
+    twin import notes.txt --tenant acme --interviewer dana --consent-attested   # Interviewer:/Candidate: text
     twin import --live --tenant acme                                 # live sessions -> live:acme
     twin train elena_kagan --tenant acme --dataset ds_scotus         # in this process
     twin train elena_kagan --tenant acme --dataset ds_scotus --via-kafka   # through the trainer agent
@@ -101,12 +102,18 @@ def import_(file: Optional[Path] = typer.Argument(None, help="JSON Lines transcr
             interviewer: Optional[str] = typer.Option(None, "--interviewer",
                                                       help="Interviewer id for plain text without a header."),
             live: bool = typer.Option(False, "--live", help="Copy the tenant's live sessions into live:<tenant>."),
+            consent_attested: bool = typer.Option(
+                False, "--consent-attested", help="Attest that every session of the file may be used for training "
+                "(the participants consented, or it is public record). Required to import a file."),
+            consent_note: Optional[str] = typer.Option(None, "--consent-note",
+                                                       help="The basis of the attestation, stored with it."),
             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables.")) -> None:
     """Import transcripts into a dataset, redacting PII first (one transaction per session).
 
     Malformed lines are reported with their line number and skipped; the rest still imports.
     Exit code: 0 all lines stored, 2 some lines failed, 1 nothing stored or a service/file problem.
     """
+    from infra.audit import cli_actor, record
     from processors.twin import datasets as ds
 
     tenant = _tenant(tenant)
@@ -134,6 +141,11 @@ def import_(file: Optional[Path] = typer.Argument(None, help="JSON Lines transcr
             else:
                 if not file.is_file():
                     _fail(f"no such file: {file}")
+                if not consent_attested:
+                    # A file carries no per-session consent: the importer attests it, or nothing trains on it.
+                    _fail("importing a file needs --consent-attested: confirm that every session in it may be used "
+                          "to train a twin (participants consented, or public record; say which with --consent-note)."
+                          " Live sessions carry their own consent (twin import --live).")
                 redact = ds.default_redactor(tenant)
                 total = _count_lines(file)
                 with _progress(as_json) as progress:
@@ -144,9 +156,13 @@ def import_(file: Optional[Path] = typer.Argument(None, help="JSON Lines transcr
                                         note=f"{item.transcript.session_id}" if item.transcript else "")
                         show_error(item)
 
+                    actor = cli_actor()
                     report = ds.import_file(conn, file, tenant, dataset or file.stem, interviewer_id=interviewer,
-                                            redact=redact, progress=on_item)
+                                            redact=redact, progress=on_item, consent_attested_by=actor,
+                                            consent_note=consent_note)
                     progress.update(task, completed=total, note="")
+                record(conn, tenant, actor, "dataset.consent_attested", "dataset", report.dataset_ref,
+                       detail={"file": file.name, "note": consent_note, "sessions": report.stored})
         except ds.RedactionUnavailable as exc:
             _fail(str(exc))
         except ds.DatasetError as exc:
@@ -196,7 +212,7 @@ def import_audio(audio: list[Path] = typer.Argument(..., help="Interview recordi
                       str(sum(1 for t in s["turns"] if t["role"] == "interviewer")),
                       ", ".join(s.get("meta", {}).get("speakers", [])))
     console.print(table)
-    console.print(f"next: twin import {out} --tenant <tenant>")
+    console.print(f"next: twin import {out} --tenant <tenant> --consent-attested")
 
 
 # --------------------------------------------------------------------------- train
@@ -208,6 +224,10 @@ def _check_trainable(conn, tenant: str, interviewer_id: str, dataset_ref: str) -
     if ds.is_live(dataset_ref):
         if dataset_ref != ds.live_ref(tenant):
             _fail(f"dataset {dataset_ref!r} does not exist for tenant {tenant!r}")
+        try:
+            ds.require_training_consent(conn, tenant, dataset_ref, interviewer_id)
+        except ds.ConsentMissing as exc:
+            _fail(str(exc))
         return
     if not ds.dataset_exists(conn, tenant, dataset_ref):
         known = ", ".join(d["datasetRef"] for d in ds.list_datasets(conn, tenant)) or "none"
@@ -217,6 +237,10 @@ def _check_trainable(conn, tenant: str, interviewer_id: str, dataset_ref: str) -
     if interviewer_id not in found:
         _fail(f"no sessions of interviewer {interviewer_id!r} in {dataset_ref} "
               f"(it has: {', '.join(found) or 'none'})")
+    try:
+        ds.require_training_consent(conn, tenant, dataset_ref, interviewer_id)
+    except ds.ConsentMissing as exc:
+        _fail(str(exc))
 
 
 def _train_summary(row: dict[str, Any]) -> None:

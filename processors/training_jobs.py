@@ -22,6 +22,7 @@ from infra.settings import settings
 from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter
+from processors.engine.metrics import handling
 from processors.twin.jobs import JobRunner
 from schemas import topics as catalogue
 from schemas.models import AuditRecord, TrainingJob, TrainingJobStatus
@@ -87,10 +88,11 @@ if enabled(AGENT):
             job = await decode_or_deadletter(event, TrainingJob, AGENT)
             if job is None:
                 continue
-            status = await loop.run_in_executor(_executor, runner.run, job)
-            record = _audit(job, status)
-            if record is not None:
-                await topics.publish(catalogue.AUDIT_RECORDS, record)
+            with handling(AGENT):
+                status = await loop.run_in_executor(_executor, runner.run, job)
+                record = _audit(job, status)
+                if record is not None:
+                    await topics.publish(catalogue.AUDIT_RECORDS, record)
 
     @app.task
     async def recover_training_jobs() -> None:

@@ -74,23 +74,38 @@ def _db_down(exc: Exception) -> ApiError:
 
 
 async def _check_dataset(conn, tenant: str, body: TrainingJobCreate) -> None:
+    """404 for a dataset or interviewer the tenant does not have; 403 ``consent_required`` when the
+    data has no recorded consent to training (live sessions without consentTraining, an imported
+    dataset nobody attested; see processors/twin/datasets.py)."""
     ref, iid = body.datasetRef, body.interviewerId
+    consent_missing = None
     if ref.startswith(LIVE_PREFIX):
         if ref != f"{LIVE_PREFIX}{tenant}":
             raise ApiError(404, "unknown_dataset", f"No dataset {ref!r}.")
-        row = await (await conn.execute(
-            "SELECT 1 FROM sessions WHERE tenant=%s AND interviewer_id=%s AND consent_training LIMIT 1",
-            (tenant, iid))).fetchone()
+        sessions, consented = await (await conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE consent_training AND status <> 'erased') FROM sessions"
+            " WHERE tenant=%s AND interviewer_id=%s", (tenant, iid))).fetchone()
+        row = (1,) if sessions else None
+        if sessions and not consented:
+            consent_missing = (f"None of the {sessions} live session(s) of interviewer {iid!r} has consent to training "
+                               "(consentTraining); they are never used for training.",
+                               [{"sessions": sessions, "consentTraining": 0}])
     else:
-        found = await (await conn.execute("SELECT 1 FROM datasets WHERE tenant=%s AND dataset_ref=%s",
+        found = await (await conn.execute("SELECT consent_attested_by FROM datasets WHERE tenant=%s AND dataset_ref=%s",
                                           (tenant, ref))).fetchone()
         if found is None:
             raise ApiError(404, "unknown_dataset", f"No dataset {ref!r}.")
         row = await (await conn.execute(
             "SELECT 1 FROM dataset_sessions WHERE tenant=%s AND dataset_ref=%s AND interviewer_id=%s LIMIT 1",
             (tenant, ref, iid))).fetchone()
+        if not found[0]:
+            consent_missing = (f"Dataset {ref!r} has no consent attestation; re-import it with "
+                               "`twin import FILE --consent-attested` once every session may be used for training.",
+                               [{"datasetRef": ref, "consentAttested": False}])
     if row is None:
         raise ApiError(404, "unknown_interviewer", f"No sessions of interviewer {iid!r} in dataset {ref!r}.")
+    if consent_missing is not None:
+        raise ApiError(403, "consent_required", *consent_missing)
 
 
 @router.post("/train", status_code=202, response_model=TrainingJobAccepted,

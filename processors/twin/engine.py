@@ -9,6 +9,11 @@ Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelem
 5. generate  – the offline generator (the interviewer's own lines, adapted) or the LLM;
 6. prosody   – TTS directives for the final text.
 
+Configuration (processors/twin/config.py) is read per request, through the Redis cache, with the
+profile: controls (the request's own win except where the config locks them), tools and generator
+flags, adapters, company guidelines and prohibited topics (retrieved lines that raise one are not
+used) apply to this very request, so an admin change is live without restarting the worker.
+
 Safety is not here: the separate safety agent checks every draft (spec §11).
 """
 
@@ -23,6 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from infra.settings import Settings
 from infra.tracing import tracer
+from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
 from processors.twin.offline_generator import Exemplar, OfflineGenerator
 from processors.twin.policy import Controls, Move, PolicyDecision, decide_next_move
@@ -33,7 +39,7 @@ from processors.twin.tools.code_runner import run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
-__all__ = ["TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from"]
+__all__ = ["TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config"]
 
 _CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
@@ -59,14 +65,26 @@ class EngineReply:
     profile_version: int
     exemplar_ids: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
+    config: EffectiveConfig | None = None  # the configuration this reply was made under
 
 
-def controls_from(request_controls: Any, profile: InterviewerProfile | None) -> Controls:
-    """Per-request controls over the interviewer's configured defaults (spec §14)."""
-    merged: dict[str, Any] = dict((profile.config.get("controls") if profile else None) or {})
+def profile_config(tenant: str, interviewer_id: str, profile: InterviewerProfile | None) -> EffectiveConfig:
+    """The configuration without the admin layers: defaults and what the version was trained with."""
+    layers = [("profile", layer_from_profile(profile.config))] if profile is not None else []
+    return resolve(tenant, interviewer_id, layers, {"profile": profile.version if profile else 0})
+
+
+def controls_from(request_controls: Any, profile: InterviewerProfile | None,
+                  config: EffectiveConfig | None = None) -> Controls:
+    """Per-request controls over the configured ones (spec §14): the request wins, except for the
+    controls the configuration locks (``controls.locked``)."""
+    if config is None:
+        config = profile_config("", "", profile)
+    merged: dict[str, Any] = config.controls.model_dump(exclude={"locked"})
+    locked = set(config.controls.locked)
     if request_controls is not None:
         data = request_controls if isinstance(request_controls, dict) else request_controls.model_dump()
-        merged.update({k: v for k, v in data.items() if v is not None})
+        merged.update({k: v for k, v in data.items() if v is not None and k not in locked})
     if merged.get("verbosity") is None:
         merged.pop("verbosity", None)
     return Controls.model_validate(merged)
@@ -83,11 +101,14 @@ class TwinEngine:
     :param memory: persona memory in Weaviate (``processors.twin.memory.PersonaMemory``).
     :param embedder: sentence embedder shared with retrieval and the offline generator.
     :param llm: an ``LlmGenerator`` or None for the offline twin.
+    :param config: the tenant/interviewer configuration (``ConfigStore``); None: defaults and the
+        version's trained config only (evaluation runs).
     """
 
     def __init__(self, profiles: ProfileStore, memory, embedder, llm=None, tools_enabled: bool = True,
-                 retrieve_k: int = 24):
+                 retrieve_k: int = 24, config: ConfigStore | None = None):
         self.profiles = profiles
+        self.config = config
         self.memory = memory
         self.embedder = embedder
         self.llm = llm
@@ -107,7 +128,8 @@ class TwinEngine:
         prefix = cfg.WEAVIATE_COLLECTION_PREFIX if memory_prefix is None else memory_prefix
         memory = PersonaMemory.connect(weaviate_client or make_weaviate(cfg), embedder, prefix=prefix)
         llm = LlmGenerator.from_settings(cfg) if cfg.llm_configured else None
-        return cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED)
+        return cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED,
+                   config=ConfigStore.from_settings(cfg))
 
     # ------------------------------------------------------------------------------------------
     def respond(self, *, tenant: str, interviewer_id: str, session_id: str, history: Sequence[Any],
@@ -134,12 +156,23 @@ class TwinEngine:
             if profile is None:
                 raise UnknownInterviewer(f"no trained twin for {tenant}/{interviewer_id}")
             d["version"] = profile.version
-        ctl = controls_from(controls, profile)
+            conf = self.effective_config(tenant, interviewer_id, profile)
+            ctl = controls_from(controls, profile, conf)
+            d["config"] = conf.version
+            d["controls"] = " ".join(f"{k}={v}" for k, v in ctl.model_dump(by_alias=True).items() if v is not None)
 
         with step("retrieve") as d:
             vector = self.memory.embed_situation(turns, candidate_turn)
             exemplars = self.memory.similar_moments(tenant, interviewer_id, profile.version, vector, self.retrieve_k)
             d["exemplars"] = len(exemplars)
+            banned = topic_pattern(conf.prohibitedTopics)
+            if banned is not None:
+                # Lines that raise a prohibited topic are not offered to either generator (the safety
+                # agent would replace such a reply anyway); when all do, the safety agent decides.
+                allowed = [e for e in exemplars if not banned.search(e.reply)]
+                if allowed and len(allowed) < len(exemplars):
+                    d["prohibited_dropped"] = len(exemplars) - len(allowed)
+                    exemplars = allowed
 
         with step("policy") as d:
             seed = _seed(session_id, len(turns), candidate_turn)
@@ -151,6 +184,8 @@ class TwinEngine:
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
         wanted = self._tool_for(decision, candidate_turn) if self.tools_enabled else None
+        if wanted is not None and not conf.tool_allowed(wanted):
+            wanted = None  # the tools flag (or disabledTools) of the tenant/interviewer
         tool_results: list[ToolResult] = []
 
         def run_tool(name: str, args: dict[str, Any]) -> ToolResult:
@@ -160,7 +195,10 @@ class TwinEngine:
             tool_results.append(result)
             return result
 
-        llm = self.llm if use_llm is None or use_llm else None
+        if use_llm is None:  # the caller did not choose: the generator flag does (when an LLM exists)
+            llm = None if conf.flags.generator == "offline" else self.llm
+        else:
+            llm = self.llm if use_llm else None
         if use_llm and self.llm is None:
             raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
         usage: dict[str, int] = {}
@@ -169,8 +207,10 @@ class TwinEngine:
             if llm is not None:
                 from processors.twin.llm_generator import build_system_prompt
 
-                system = build_system_prompt(interviewer_id, profile.style, decision, ctl, exemplars)
-                model = (profile.config.get("fineTunedModel") or None)
+                system = build_system_prompt(interviewer_id, profile.style, decision, ctl, exemplars,
+                                             guidelines=conf.companyGuidelines, avoid_topics=conf.prohibitedTopics)
+                # adapters flag off: the base model even when this version has a fine-tuned one.
+                model = (profile.config.get("fineTunedModel") or None) if conf.flags.adapters else None
                 out = llm.generate(system, [{"role": t.role, "text": t.text} for t in turns], candidate_turn,
                                    model=model, temperature=temperature, tool=wanted, run_tool=run_tool)
                 text, model = out.text, out.model
@@ -198,9 +238,16 @@ class TwinEngine:
                               pauses=[Pause(afterWord=x.after_word, ms=x.ms) for x in p.pauses])
         return EngineReply(text=text, move=decision.move, decision=decision, function_calls=calls, prosody=prosody,
                            steps=steps, generator="llm" if llm else "offline", model=model,
-                           profile_version=profile.version, exemplar_ids=list(source_ids), usage=usage)
+                           profile_version=profile.version, exemplar_ids=list(source_ids), usage=usage,
+                           config=conf)
 
     # ------------------------------------------------------------------------------------------
+    def effective_config(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> EffectiveConfig:
+        """The configuration for this request (cached in Redis; see processors/twin/config.py)."""
+        if self.config is None:
+            return profile_config(tenant, interviewer_id, profile)
+        return self.config.effective(tenant, interviewer_id, profile.version, profile.config)
+
     def _offline(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> OfflineGenerator:
         key = (tenant, interviewer_id, profile.version)
         gen = self._generators.get(key)

@@ -255,6 +255,7 @@ class JobRunner:
             ds.sync_live_sessions(conn, job.tenant)
         if not ds.dataset_exists(conn, job.tenant, ref):
             raise ds.DatasetError(f"dataset {ref!r} does not exist")
+        ds.require_training_consent(conn, job.tenant, ref, job.interviewerId)  # ConsentMissing fails the job
         sessions = ds.load_sessions(conn, job.tenant, ref, job.interviewerId)
         if not sessions:
             raise TrainingError(f"no sessions of interviewer {job.interviewerId!r} in dataset {ref!r}")

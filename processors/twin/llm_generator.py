@@ -65,8 +65,12 @@ class LlmReply:
 
 
 def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decision: PolicyDecision,
-                        controls: Controls, exemplars: Sequence[Exemplar], persona_notes: Sequence[str] = ()) -> str:
-    """The system prompt: who to be, how they talk, what to do now, and examples of their lines."""
+                        controls: Controls, exemplars: Sequence[Exemplar], persona_notes: Sequence[str] = (),
+                        guidelines: Sequence[str] = (), avoid_topics: Sequence[str] = ()) -> str:
+    """The system prompt: who to be, how they talk, what to do now, and examples of their lines.
+
+    ``guidelines`` and ``avoid_topics``: the company guidelines and prohibited topics of the
+    tenant/interviewer configuration (processors/twin/config.py)."""
     lines = [
         f"You are interviewer '{interviewer_id}' in a live interview. Reply exactly as this interviewer would:"
         " same voice, same habits, one turn only, no narration, no role labels.",
@@ -81,6 +85,10 @@ def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decis
             f" coaching {profile.coaching_ratio:.2f}.")
         if profile.lead_ins:
             lines.append("Habitual lead-ins: " + ", ".join(f'"{p.text}"' for p in profile.lead_ins[:5]) + ".")
+    if avoid_topics:
+        lines.append("Never raise these topics: " + "; ".join(avoid_topics[:50]) + ".")
+    for rule in guidelines[:20]:
+        lines.append(f"Company guideline: {rule}")
     lines.append("Your move now: " + MOVE_INSTRUCTIONS.get(decision.move, MOVE_INSTRUCTIONS[Move.ASK_FOLLOWUP]))
     lines.append(_VERBOSITY[controls.verbosity])
     if controls.challenge_level is not None:

@@ -43,7 +43,8 @@ class TrainingOptions(BaseModel):
     docs: Annotated[list[PersonaDocIn], Field(max_length=500)] = Field(default_factory=list)
     config: dict[str, Any] = Field(
         default_factory=dict, description="Per-interviewer configuration merged over the previous version's "
-                                          "(controls, prohibitedTopics, rubric, fineTunedModel).")
+                                          "(controls, prohibitedTopics, rubric, fineTunedModel); the tenant and "
+                                          "interviewer layers of /api/admin/config override it at answer time.")
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
 
     @model_validator(mode="after")

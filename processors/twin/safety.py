@@ -14,7 +14,7 @@ from typing import ClassVar, Iterable, Sequence
 
 from schemas.models import SafetyFlag
 
-__all__ = ["SafetyRule", "SafetyPolicy", "RULES", "Verdict", "SAFE_FALLBACKS"]
+__all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS"]
 
 
 @dataclass
@@ -113,6 +113,10 @@ RULES: dict[str, type[SafetyRule]] = {
     r.category: r for r in (ProhibitedQuestionRule, ToxicityRule, BiasRule, PiiLeakRule, ElicitationRule)
 }
 
+# The floor no configuration switches off (the `guardrails` flag only turns off the others: the
+# heuristic bias and elicitation rules).
+MANDATORY_RULES = ("prohibited_question", "toxicity", "pii_leak")
+
 # Replacements a failing reply falls back to: neutral, on-task, no personal topic. The safety agent
 # prefers one of the interviewer's own question templates that passes the same checks.
 SAFE_FALLBACKS = (
@@ -137,6 +141,13 @@ class SafetyPolicy:
         self.rules = [RULES[n]() for n in names]
         topics = [t.strip() for t in prohibited_topics if t and t.strip()]
         self._topics = [(t, re.compile(rf"\b{re.escape(t)}\b", re.IGNORECASE)) for t in topics]
+
+    @classmethod
+    def from_config(cls, config) -> "SafetyPolicy":
+        """The policy an ``EffectiveConfig`` (processors/twin/config.py) asks for: its prohibited topics,
+        and every rule, or only ``MANDATORY_RULES`` when its ``guardrails`` flag is off."""
+        return cls(enabled=None if config.flags.guardrails else MANDATORY_RULES,
+                   prohibited_topics=config.prohibitedTopics)
 
     def check(self, text: str, stage: str = "output") -> Verdict:
         """Run every rule that applies to ``stage`` (input|output)."""

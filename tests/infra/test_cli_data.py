@@ -46,7 +46,7 @@ def env(postgres_dsn, weaviate_client, tmp_path_factory):
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # a tiny dataset of someone else
         ds.import_transcripts(conn, tenant, "ds_small", [parse_jsonl_line(json.dumps(
             {"interviewer_id": "dana", "session_id": "x1", "turns": [{"role": "interviewer", "text": "Hi?"}]}))],
-            redact=None)
+            redact=None, consent_attested_by="pytest")
     yield tenant
     mp.undo()
     weaviate_client.collections.delete(f"{prefix}PersonaMemory")
@@ -58,7 +58,7 @@ def twin(*args: str):
 
 def test_import_train_profile_and_retrain(env, slice_file, pg):
     tenant = env
-    imported = twin("import", slice_file, "--tenant", tenant, "--dataset", "scotus")
+    imported = twin("import", slice_file, "--tenant", tenant, "--dataset", "scotus", "--consent-attested")
     assert imported.exit_code == 0, imported.output
     assert f"imported into ds_scotus (tenant {tenant})" in imported.output
     assert JUSTICE in imported.output and "outcome" in imported.output
@@ -66,7 +66,7 @@ def test_import_train_profile_and_retrain(env, slice_file, pg):
                    (tenant,)).fetchone()[0]
     assert n == 12
     # Importing the same file again changes nothing.
-    again = twin("import", slice_file, "--tenant", tenant, "--dataset", "scotus", "--json")
+    again = twin("import", slice_file, "--tenant", tenant, "--dataset", "scotus", "--json", "--consent-attested")
     assert again.exit_code == 0 and json.loads(again.output)["unchanged"] == 12
 
     first = twin("train", JUSTICE, "--tenant", tenant, "--dataset", "ds_scotus")
@@ -107,7 +107,7 @@ def test_import_reports_malformed_lines_and_keeps_the_good_ones(env, tmp_path, p
         json.dumps({**good, "session_id": "empty", "turns": []}),
         json.dumps({**good, "session_id": "no-interviewer", "turns": [{"role": "candidate", "text": "hi"}]}),
     ]) + "\n")
-    result = twin("import", path, "--tenant", tenant, "--dataset", "bad")
+    result = twin("import", path, "--tenant", tenant, "--dataset", "bad", "--consent-attested")
     assert result.exit_code == 2, result.output
     for message in ("line 2: invalid JSON", "line 3 (session bad-role): turn 1 role: unknown role 'judge'",
                     "line 4 (session empty)", "line 5 (session no-interviewer)", "no interviewer turns"):
@@ -117,7 +117,7 @@ def test_import_reports_malformed_lines_and_keeps_the_good_ones(env, tmp_path, p
     assert [r[0] for r in rows] == ["ok-1"] and "212-555-0199" not in json.dumps(rows[0][1])
     all_bad = tmp_path / "all-bad.jsonl"
     all_bad.write_text("{nope\n")
-    assert twin("import", all_bad, "--tenant", tenant).exit_code == 1
+    assert twin("import", all_bad, "--tenant", tenant, "--consent-attested").exit_code == 1
 
 
 @pytest.mark.parametrize("args, message", [
@@ -131,6 +131,29 @@ def test_import_reports_malformed_lines_and_keeps_the_good_ones(env, tmp_path, p
 def test_clear_errors(env, args, message):
     result = twin(*args, "--tenant", env)
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_import_needs_a_consent_attestation_and_train_refuses_data_without_one(env, slice_file, pg):
+    tenant = env
+    refused = twin("import", slice_file, "--tenant", tenant, "--dataset", "unattested")
+    assert refused.exit_code == 1 and "--consent-attested" in refused.output, refused.output
+    assert pg.execute("SELECT count(*) FROM datasets WHERE tenant=%s AND dataset_ref='ds_unattested'",
+                      (tenant,)).fetchone() == (0,)
+    # A dataset written without one (by code, or before migration 0008) cannot be trained on.
+    ds.import_transcripts(pg, tenant, "ds_legacy", [parse_jsonl_line(json.dumps(
+        {"interviewer_id": "dana", "session_id": "l1", "turns": [{"role": "interviewer", "text": "Hi?"}]}))],
+        redact=None)
+    result = twin("train", "dana", "--tenant", tenant, "--dataset", "ds_legacy")
+    assert result.exit_code == 1 and "no consent attestation" in result.output, result.output
+    attested = twin("import", slice_file, "--tenant", tenant, "--dataset", "noted", "--consent-attested",
+                    "--consent-note", "public record (Oyez)", "--json")
+    assert attested.exit_code == 0, attested.output
+    row = pg.execute("SELECT consent_attested_by, consent_note FROM datasets WHERE tenant=%s AND dataset_ref='ds_noted'",
+                     (tenant,)).fetchone()
+    assert row[0].startswith("cli:") and row[1] == "public record (Oyez)"
+    audit = pg.execute("SELECT actor, resource_id, detail FROM audit_log WHERE tenant=%s AND action="
+                       "'dataset.consent_attested' AND resource_id='ds_noted'", (tenant,)).fetchall()
+    assert [(a[0], a[1]) for a in audit] == [(row[0], "ds_noted")] and audit[0][2]["sessions"] == 12
 
 
 def test_import_audio_without_the_extra_says_what_to_install(tmp_path):

@@ -36,7 +36,7 @@ def setup(cfg, corpora, postgres_dsn, weaviate_client, tmp_path_factory):
                 parsed.append(p)
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         # Redaction itself is tested with the import (test_datasets, test_cli_data); these are already public.
-        report = ds.import_transcripts(conn, tenant, "ds_scotus", parsed, redact=None)
+        report = ds.import_transcripts(conn, tenant, "ds_scotus", parsed, redact=None, consent_attested_by="pytest")
     assert report.imported == 2 * SESSIONS_PER_JUSTICE
     yield tenant, mcfg
     weaviate_client.collections.delete(f"{prefix}PersonaMemory")

@@ -26,7 +26,8 @@ def owner(corpora, postgres_dsn) -> str:
             if '"interviewer_id": "elena_kagan"' in line[:200] and len(parsed) < 6:
                 parsed.append(parse_jsonl_line(line, n))
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        assert ds.import_transcripts(conn, tenant, "ds_scotus", parsed, redact=None).imported == 6
+        assert ds.import_transcripts(conn, tenant, "ds_scotus", parsed, redact=None,
+                                      consent_attested_by="pytest").imported == 6
     return tenant
 
 
@@ -87,6 +88,28 @@ async def test_other_tenants_see_nothing(api, owner, pg):
     resp = await api.get(f"{URL}/{job_id}", headers=_h(stranger))
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "unknown_job"
     assert (await api.get(f"{URL}/no-such-job", headers=_h(owner))).json()["error"]["code"] == "unknown_job"
+
+
+async def test_training_without_recorded_consent_is_refused(api, pg):
+    """Live sessions without consentTraining, and an imported dataset nobody attested: 403, nothing queued."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    pg.execute("INSERT INTO sessions (session_id, tenant, interviewer_id, consent_recording, consent_training)"
+               " VALUES (%s, %s, 'dana', true, false)", (f"{tenant}-s1", tenant))
+    live = await api.post(URL, json={"interviewerId": "dana", "datasetRef": f"live:{tenant}"}, headers=_h(tenant))
+    assert live.status_code == 403, live.text
+    assert live.json()["error"]["code"] == "consent_required"
+    assert live.json()["error"]["details"] == [{"sessions": 1, "consentTraining": 0}]
+    line = '{"interviewer_id": "dana", "session_id": "x", "turns": [{"role": "interviewer", "text": "Why?"}]}'
+    ds.import_transcripts(pg, tenant, "ds_unattested", [parse_jsonl_line(line)], redact=None)
+    imported = await api.post(URL, json={"interviewerId": "dana", "datasetRef": "ds_unattested"}, headers=_h(tenant))
+    assert imported.status_code == 403 and imported.json()["error"]["code"] == "consent_required"
+    assert pg.execute("SELECT count(*) FROM training_jobs WHERE tenant=%s", (tenant,)).fetchone() == (0,)
+    # One consented session is enough to train (only the consented ones are ever read).
+    pg.execute("INSERT INTO sessions (session_id, tenant, interviewer_id, consent_recording, consent_training)"
+               " VALUES (%s, %s, 'dana', true, true)", (f"{tenant}-s2", tenant))
+    ok = await api.post(URL, json={"interviewerId": "dana", "datasetRef": f"live:{tenant}"}, headers=_h(tenant))
+    assert ok.status_code == 202, ok.text
+    pg.execute("UPDATE training_jobs SET status='failed', message='test' WHERE job_id=%s", (ok.json()["jobId"],))
 
 
 async def test_train_through_the_api_with_a_real_worker(api, owner, pg, postgres_dsn, worker_factory, weaviate_client,
