@@ -13,6 +13,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from infra.metrics import CANARY_REQUESTS, REQUESTS_EXPIRED, observe_generation, observe_safety
 from infra.settings import settings
 from opentelemetry.trace import SpanKind
 
@@ -20,6 +21,7 @@ from infra.tracing import current_trace_id, extract, inject, tracer
 from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter, send_dead_letter
+from processors.engine.metrics import handling
 from processors.twin.safety import SafetyPolicy
 from schemas import topics as catalogue
 from schemas.models import SafetyVerdict, Traces, TwinDraft, TwinRequest
@@ -54,19 +56,56 @@ def warm_up() -> None:
     log.info("twin engine ready")
 
 
-def draft_reply(request: TwinRequest, engine) -> tuple[TwinDraft, SafetyVerdict]:
-    """The plain job: check the input, run the engine, wrap the result as a draft."""
+_router = None
+
+
+def get_router():
+    """The worker's canary router (which profile version answers a request; processors/twin/canary.py)."""
+    global _router
+    if _router is None:
+        from processors.twin.canary import CanaryRouter
+
+        _router = CanaryRouter(settings.POSTGRES_DSN, ttl_s=settings.CANARY_ROUTE_TTL_S)
+    return _router
+
+
+def _respond(request: TwinRequest, engine, router):
+    """Run the engine with the version the canary router picks; a failing candidate falls back to the
+    baseline (spec §10: canary traffic with fallback)."""
+    kwargs = dict(tenant=request.tenant, interviewer_id=request.interviewerId, session_id=request.sessionId,
+                  history=[t.model_dump() for t in request.history], candidate_turn=request.candidateTurn,
+                  controls=request.controls, temperature=request.temperature)
+    route = router.route(engine.profiles, request.tenant, request.interviewerId, request.sessionId) if router else None
+    if route is None or route.profile is None:
+        return engine.respond(**kwargs), None
+    try:
+        reply = engine.respond(**kwargs, profile=route.profile)
+    except Exception:
+        if route.arm != "candidate":
+            raise
+        log.exception("canary candidate v%s failed for %s; answering with the baseline", route.profile.version,
+                      request.correlationId)
+        reply, route = engine.respond(**kwargs), None
+    if route is not None and route.arm is not None:
+        CANARY_REQUESTS.labels(request.tenant, request.interviewerId, route.arm, str(reply.profile_version)).inc()
+    return reply, route
+
+
+def draft_reply(request: TwinRequest, engine, router=None) -> tuple[TwinDraft, SafetyVerdict]:
+    """The plain job: check the input, run the engine (on the version the canary ``router`` picks, when
+    given), wrap the result as a draft tagged with that version."""
     started_ms = int(time.time() * 1000)
-    verdict = SafetyPolicy().check(request.candidateTurn, stage="input")
-    reply = engine.respond(tenant=request.tenant, interviewer_id=request.interviewerId, session_id=request.sessionId,
-                           history=[t.model_dump() for t in request.history], candidate_turn=request.candidateTurn,
-                           controls=request.controls, temperature=request.temperature)
+    reply, _ = _respond(request, engine, router)
+    # The input check runs under the configuration the reply was made with (its guardrails flag).
+    policy = SafetyPolicy.from_config(reply.config) if reply.config is not None else SafetyPolicy()
+    verdict = policy.check(request.candidateTurn, stage="input")
     draft = TwinDraft(
         correlationId=request.correlationId, tenant=request.tenant, interviewerId=request.interviewerId,
         sessionId=request.sessionId, candidateTurn=request.candidateTurn, text=reply.text,
         functionCalls=reply.function_calls, prosody=reply.prosody,
         traces=Traces(traceId=current_trace_id(), steps=reply.steps), generator=reply.generator, model=reply.model,
         deadlineMs=request.deadlineMs, replyTopic=request.replyTopic, traceContext=inject(), startedAtMs=started_ms,
+        profileVersion=reply.profile_version,
     )
     input_verdict = SafetyVerdict(correlationId=request.correlationId, tenant=request.tenant,
                                   interviewerId=request.interviewerId, stage="input", passed=verdict.passed,
@@ -88,17 +127,24 @@ if enabled(AGENT):
                 continue
             if time.time() * 1000 > request.deadlineMs:
                 stats["expired"] += 1
+                REQUESTS_EXPIRED.inc()
                 continue
-            with tracer().start_as_current_span("agent.response_generation", context=extract(request.traceContext),
-                                                kind=SpanKind.CONSUMER,
-                                                attributes={"twin.correlation_id": request.correlationId}):
+            with handling(AGENT) as unit, tracer().start_as_current_span(
+                    "agent.response_generation", context=extract(request.traceContext), kind=SpanKind.CONSUMER,
+                    attributes={"twin.correlation_id": request.correlationId}):
                 try:
                     # copy_context: the engine's spans (in the worker thread) join this trace.
                     draft, verdict = await loop.run_in_executor(
-                        _executor, contextvars.copy_context().run, draft_reply, request, get_engine())
+                        _executor, contextvars.copy_context().run, draft_reply, request, get_engine(), get_router())
                 except LookupError as exc:  # unknown interviewer (trained away since the gateway checked)
+                    unit.fail()
                     await send_dead_letter(event, f"{type(exc).__name__}: {exc}", AGENT)
                     continue
+                observe_safety("input", verdict.passed, verdict.flags)
+                observe_generation(tenant=draft.tenant, interviewer=draft.interviewerId, generator=draft.generator,
+                                   steps=draft.traces.steps,
+                                   price_prompt_per_1k=settings.LLM_PRICE_PER_1K_PROMPT_TOKENS,
+                                   price_completion_per_1k=settings.LLM_PRICE_PER_1K_COMPLETION_TOKENS)
                 await topics.publish(catalogue.TWIN_DRAFTS, draft)
                 await topics.publish(catalogue.SAFETY_VERDICTS, verdict)
             stats["answered"] += 1

@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from infra.metrics import observe_safety
 from infra.settings import settings
 from opentelemetry.trace import SpanKind
 
@@ -20,6 +21,7 @@ from infra.tracing import extract, tracer
 from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter
+from processors.engine.metrics import handling
 from processors.twin.safety import SAFE_FALLBACKS, SafetyPolicy
 from schemas import topics as catalogue
 from schemas.models import AuditRecord, SafetyOutcome, SafetyVerdict, TwinDraft, TwinReply
@@ -28,22 +30,32 @@ __all__ = ["review_draft", "filter_safety"]
 
 AGENT = "safety_filter"
 _profiles = None
+_config = None
 
 
-def policy_for(tenant: str, interviewer_id: str) -> tuple[SafetyPolicy, list[str]]:
-    """The interviewer's safety policy (own prohibited topics) and their own lines to fall back on."""
-    global _profiles
+def policy_for(tenant: str, interviewer_id: str, version: int | None = None) -> tuple[SafetyPolicy, list[str]]:
+    """The interviewer's safety policy and their own lines to fall back on (of ``version`` when it is
+    not the active one: a canary candidate's draft falls back on the candidate's lines).
+
+    The policy follows the tenant/interviewer configuration as it is now (processors/twin/config.py,
+    read through the Redis cache): prohibited topics of every layer, and the guardrails flag.
+    """
+    global _profiles, _config
+    from processors.twin.config import ConfigStore
     from processors.twin.profiles import ProfileStore
 
     if _profiles is None:
         _profiles = ProfileStore(settings.POSTGRES_DSN)
+        _config = ConfigStore.from_settings(settings)
     profile = _profiles.active(tenant, interviewer_id)
+    if version is not None and profile is not None and profile.version != version:
+        profile = _profiles.load(tenant, interviewer_id, version) or profile
     if profile is None:
-        return SafetyPolicy(), []
-    topics_ = profile.config.get("prohibitedTopics") or []
+        return SafetyPolicy.from_config(_config.effective(tenant, interviewer_id)), []
+    conf = _config.effective(tenant, interviewer_id, profile.version, profile.config)
     # Templates with an open slot ("{x}") are frames, not lines anyone could say as they are.
     own = [t.text for t in profile.style.question_templates if "{x}" not in t.text]
-    return SafetyPolicy(prohibited_topics=topics_), own
+    return SafetyPolicy.from_config(conf), own
 
 
 def review_draft(draft: TwinDraft, policy: SafetyPolicy, alternatives: list[str] | None = None,
@@ -60,6 +72,7 @@ def review_draft(draft: TwinDraft, policy: SafetyPolicy, alternatives: list[str]
         sessionId=draft.sessionId, text=text, functionCalls=draft.functionCalls, prosody=draft.prosody,
         traces=draft.traces, safety=SafetyOutcome(passed=verdict.passed, action=action, flags=verdict.flags),
         latencyMs=max(0, now_ms - draft.startedAtMs), generator=draft.generator, model=draft.model,
+        profileVersion=draft.profileVersion, candidateTurn=draft.candidateTurn,
     )
     record = SafetyVerdict(correlationId=draft.correlationId, tenant=draft.tenant, interviewerId=draft.interviewerId,
                            stage="output", passed=verdict.passed, flags=verdict.flags, action=action)
@@ -75,11 +88,13 @@ if enabled(AGENT):
             draft = await decode_or_deadletter(event, TwinDraft, AGENT)
             if draft is None:
                 continue
-            with tracer().start_as_current_span("agent.safety_filter", context=extract(draft.traceContext),
-                                                kind=SpanKind.CONSUMER,
-                                                attributes={"twin.correlation_id": draft.correlationId}) as span:
-                policy, own_lines = await asyncio.to_thread(policy_for, draft.tenant, draft.interviewerId)
+            with handling(AGENT), tracer().start_as_current_span(
+                    "agent.safety_filter", context=extract(draft.traceContext), kind=SpanKind.CONSUMER,
+                    attributes={"twin.correlation_id": draft.correlationId}) as span:
+                policy, own_lines = await asyncio.to_thread(policy_for, draft.tenant, draft.interviewerId,
+                                                            draft.profileVersion)
                 reply, verdict = review_draft(draft, policy, own_lines)
+                observe_safety("output", verdict.passed, verdict.flags, verdict.action)
                 span.set_attribute("twin.safety_passed", verdict.passed)
                 await topics.publish(catalogue.TWIN_REPLIES, reply, topic_name=draft.replyTopic)
                 await topics.publish(catalogue.SAFETY_VERDICTS, verdict)

@@ -98,7 +98,10 @@ SCHEMA_IDS: dict[str, int] = {
 }
 
 # The version new messages are written with; released/<snake>.v1..vN.avsc must all exist.
-SCHEMA_VERSIONS: dict[str, int] = {name: 1 for name in SCHEMA_IDS}
+SCHEMA_VERSIONS: dict[str, int] = {name: 1 for name in SCHEMA_IDS} | {
+    "TwinDraft": 2,  # + profileVersion (canary, issue 8)
+    "TwinReply": 2,  # + profileVersion, candidateTurn (canary, issue 8)
+}
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED = frozenset({"record", "enum", "fixed", "error"})

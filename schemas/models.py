@@ -533,6 +533,7 @@ class TwinDraft(AvroModel):
     replyTopic: Id
     traceContext: TraceContext = Field(default_factory=dict)
     startedAtMs: Annotated[int, Field(ge=0)]
+    profileVersion: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class SafetyFlag(AvroModel):
@@ -568,6 +569,8 @@ class TwinReply(AvroModel):
     latencyMs: NonNegative
     generator: Literal["offline", "llm"]
     model: str | None = None
+    profileVersion: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    candidateTurn: str | None = None
 
 
 class SafetyVerdict(AvroModel):

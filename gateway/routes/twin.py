@@ -71,6 +71,8 @@ class RespondResponse(BaseModel):
     prosody: Prosody
     generator: str
     model: str | None = None
+    profileVersion: int | None = Field(
+        default=None, description="The interviewer profile version that answered (a canary's candidate or the active one).")
 
 
 @router.post(
@@ -116,5 +118,5 @@ async def respond(body: RespondRequest, principal: RespondAuth, settings: Settin
     return RespondResponse(
         correlationId=correlation_id, text=reply.text, functionCalls=reply.functionCalls, traces=reply.traces,
         safety=reply.safety, latencyMs=round((time.perf_counter() - started) * 1000, 2), prosody=reply.prosody,
-        generator=reply.generator, model=reply.model,
+        generator=reply.generator, model=reply.model, profileVersion=reply.profileVersion,
     )
