@@ -5,7 +5,8 @@ is kept for evaluation: whether a reply is sampled depends only on its correlati
 replay samples exactly the same replies. The row is keyed by the correlation id (``INSERT ... ON
 CONFLICT DO NOTHING``) and published once; ``published_at`` records that, so a replay after a
 crash re-sends only what was not yet acknowledged. The context is the session's recent turns from
-the ``turns`` table (written by the telemetry storage agent), when there are any. Run it with::
+the ``turns`` table (written by the telemetry storage agent), when there are any. The row's texts
+(reply, history, candidate turn) are stored encrypted (``infra.crypto.EVAL_*``). Run it with::
 
     twin worker --agents eval_sampling
 """
@@ -18,10 +19,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from infra.crypto import EVAL_CONTEXT, EVAL_TWIN_TEXT, TURNS_TEXT
 from infra.settings import Settings, settings
 from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter
+from processors.engine.metrics import handling
 from schemas import topics as catalogue
 from schemas.models import EvalSample, TwinReply
 
@@ -66,6 +69,9 @@ def build_sample(reply: TwinReply, history: list[dict[str, str]] | None = None) 
         "safety": {"passed": reply.safety.passed, "action": reply.safety.action,
                    "flags": [f.model_dump() for f in reply.safety.flags]},
         "traceId": reply.traces.traceId,
+        # Which version answered (a canary compares them) and what it answered (online scores).
+        "profileVersion": reply.profileVersion,
+        "candidateTurn": reply.candidateTurn,
     }
     return EvalSample(sampleId=sample_id_for(reply.tenant, reply.correlationId), tenant=reply.tenant,
                       interviewerId=reply.interviewerId, sessionId=reply.sessionId,
@@ -74,10 +80,10 @@ def build_sample(reply: TwinReply, history: list[dict[str, str]] | None = None) 
 
 async def recent_turns(conn, tenant: str, session_id: str, limit: int = CONTEXT_TURNS) -> list[dict[str, str]]:
     """The session's last ``limit`` stored turns, oldest first (empty when telemetry has none)."""
-    cur = await conn.execute("SELECT role, text FROM turns WHERE tenant=%s AND session_id=%s ORDER BY ts DESC"
-                             " LIMIT %s", (tenant, session_id, limit))
+    cur = await conn.execute("SELECT role, text, event_id FROM turns WHERE tenant=%s AND session_id=%s"
+                             " ORDER BY ts DESC LIMIT %s", (tenant, session_id, limit))
     rows = await cur.fetchall()
-    return [{"role": r, "text": t} for r, t in reversed(rows)]
+    return [{"role": r, "text": TURNS_TEXT.open(t, tenant, (session_id, eid))} for r, t, eid in reversed(rows)]
 
 
 Publish = Callable[[EvalSample], Awaitable[Any]]
@@ -89,14 +95,20 @@ async def sample_reply(reply: TwinReply, pool, publish: Publish, cfg: Settings =
     if not is_sampled(reply.correlationId, sample_rate(reply.tenant, cfg)):
         return None
     async with pool.connection() as conn:
+        from sinks.postgres import erased_sessions
+
+        if await erased_sessions(conn, {(reply.tenant, reply.sessionId)}):
+            return None  # the session was erased (sinks/retention.py): its late replies are not kept
         history = await recent_turns(conn, reply.tenant, reply.sessionId)
         sample = build_sample(reply, history)
         await conn.execute(
             "INSERT INTO eval_samples (sample_id, tenant, interviewer_id, session_id, correlation_id, context,"
-            " twin_text, real_text, scores, source) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, 'live')"
+            " twin_text, real_text, scores, source, profile_version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, 'live', %s)"
             " ON CONFLICT (sample_id) DO NOTHING",
             (sample.sampleId, sample.tenant, sample.interviewerId, sample.sessionId, sample.correlationId,
-             json.dumps(sample.context), sample.twinText))
+             json.dumps(EVAL_CONTEXT.seal(sample.context, sample.tenant, (sample.sampleId,))),
+             EVAL_TWIN_TEXT.seal(sample.twinText, sample.tenant, (sample.sampleId,)), reply.profileVersion))
         cur = await conn.execute("SELECT published_at FROM eval_samples WHERE sample_id=%s", (sample.sampleId,))
         row = await cur.fetchone()
         await conn.commit()
@@ -138,6 +150,7 @@ if enabled(AGENT):
             reply = await decode_or_deadletter(event, TwinReply, AGENT)
             if reply is None:
                 continue
-            await sample_reply(reply, await _get_pool(), _publish)
+            with handling(AGENT):
+                await sample_reply(reply, await _get_pool(), _publish)
 else:  # pragma: no cover - this worker runs other agents
     sample_evals = None

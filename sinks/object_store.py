@@ -8,8 +8,10 @@ removes every trace, so a rejected or failed upload leaves nothing half-stored.
 Encryption at rest:
 
 - local store: envelope encryption. Each object gets a fresh 256-bit data key (AES-256-GCM over
-  the stream, the object key as associated data); the data key is wrapped with the configured
-  key-encryption key (``OBJECT_STORE_ENCRYPTION_KEY``) and stored in the object's header.
+  the stream, the object key as associated data); the data key is wrapped by the active key of the
+  key ring (``infra.crypto``: ``DATA_ENCRYPTION_KEYS``/``DATA_ENCRYPTION_ACTIVE_KEY``, with
+  ``OBJECT_STORE_ENCRYPTION_KEY`` as key id ``object-store``) and stored, with that key's id, in the
+  object's header. ``rewrap()`` moves an object to the active key (``twin crypto rotate``).
 - S3: server-side encryption requested on every write (``OBJECT_STORE_S3_SSE``: ``AES256`` or
   ``aws:kms``) and as the bucket default; ``OBJECT_STORE_S3_ENVELOPE`` adds the same envelope
   encryption client-side, for servers that only record the SSE header.
@@ -28,10 +30,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import base64
 import hashlib
 import os
 import secrets
+import shutil
 import struct
 import uuid
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from infra.crypto import LEGACY_OBJECT_STORE_KEY_ID, CryptoError, KeyRing, key_ring
 from sinks.base import SinkError
 
 if TYPE_CHECKING:
@@ -52,14 +55,18 @@ __all__ = [
     "ObjectWriter",
     "S3ObjectStore",
     "StoredObject",
-    "load_encryption_key",
+    "object_store_ring",
     "object_store_from_settings",
 ]
 
-_MAGIC = b"TWENC1"
-_HEADER = struct.Struct(">6sH12s12s")  # magic, wrapped-key length, key nonce, data nonce
+_MAGIC_V1 = b"TWENC1"  # before the key ring: no key id, the data key was wrapped by OBJECT_STORE_ENCRYPTION_KEY
+_HEADER_V1 = struct.Struct(">6sH12s12s")  # magic, wrapped-key length, key nonce, data nonce; then the wrapped key
+_MAGIC = b"TWENC2"
+_HEADER = struct.Struct(">6sBH12s12s")  # magic, key-id length, wrapped-key length, key nonce, data nonce;
+#                                          then the key id and the wrapped key
 _TAG_BYTES = 16
 _READ_CHUNK = 1024 * 1024
+_HEAD_BYTES = 1024  # enough for any header (key ids are at most 64 bytes)
 
 
 class ObjectStoreError(SinkError):
@@ -84,14 +91,12 @@ class StoredObject:
 class _StreamEncryptor:
     """AES-256-GCM over a stream with a fresh data key; see :class:`EnvelopeCipher`."""
 
-    def __init__(self, kek: bytes, aad: bytes):
+    def __init__(self, ring: KeyRing, aad: bytes):
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         dek = secrets.token_bytes(32)
-        key_nonce, data_nonce = secrets.token_bytes(12), secrets.token_bytes(12)
-        wrapped = AESGCM(kek).encrypt(key_nonce, dek, b"dek:" + aad)
-        self.header = _HEADER.pack(_MAGIC, len(wrapped), key_nonce, data_nonce) + wrapped
+        data_nonce = secrets.token_bytes(12)
+        self.header = _pack_header(ring, dek, data_nonce, aad)
         self._enc = Cipher(algorithms.AES(dek), modes.GCM(data_nonce)).encryptor()
         self._enc.authenticate_additional_data(aad)
 
@@ -103,30 +108,102 @@ class _StreamEncryptor:
         return self._enc.finalize() + self._enc.tag
 
 
+def _pack_header(ring: KeyRing, dek: bytes, data_nonce: bytes, aad: bytes) -> bytes:
+    kid, key_nonce, wrapped = ring.wrap(dek, b"dek:" + aad)
+    return _HEADER.pack(_MAGIC, len(kid), len(wrapped), key_nonce, data_nonce) + kid.encode() + wrapped
+
+
+@dataclass(frozen=True)
+class _Header:
+    kid: str | None  # None: a version-1 header (no key id)
+    key_nonce: bytes
+    data_nonce: bytes
+    wrapped: bytes
+    size: int  # bytes of the header, wrapped key included
+
+
+def _read_header(it, buf: bytes = b"") -> tuple[_Header, bytes]:
+    """Parse the header from the front of a chunk iterator; returns it and the bytes read past it."""
+    def need(n: int, what: str) -> None:
+        nonlocal buf
+        while len(buf) < n:
+            try:
+                buf += next(it)
+            except StopIteration:
+                raise ObjectStoreError(f"encrypted object is truncated (no {what})") from None
+
+    need(6, "header")
+    if buf[:6] == _MAGIC_V1:
+        need(_HEADER_V1.size, "header")
+        _, wrapped_len, key_nonce, data_nonce = _HEADER_V1.unpack_from(buf)
+        kid, fixed, kid_len = None, _HEADER_V1.size, 0
+    elif buf[:6] == _MAGIC:
+        need(_HEADER.size, "header")
+        _, kid_len, wrapped_len, key_nonce, data_nonce = _HEADER.unpack_from(buf)
+        fixed = _HEADER.size
+        need(fixed + kid_len, "key id")
+        kid = buf[fixed:fixed + kid_len].decode("ascii", "replace")
+    else:
+        raise ObjectStoreError("not an envelope-encrypted object")
+    size = fixed + kid_len + wrapped_len
+    need(size, "data key")
+    return _Header(kid, key_nonce, data_nonce, buf[fixed + kid_len:size], size), buf[size:]
+
+
 class EnvelopeCipher:
-    """Envelope encryption of streams: per-object data keys wrapped by one key-encryption key.
+    """Envelope encryption of streams: per-object data keys wrapped by the key ring's active key.
 
     Layout of an encrypted object: ``header | ciphertext | tag``, where the header holds a magic
-    string, the wrapped data key and both nonces. The object key is bound in as associated data,
-    so a ciphertext copied under another key does not decrypt.
+    string, the id of the key-encryption key, the wrapped data key and both nonces. The object key
+    is bound in as associated data, so a ciphertext copied under another key does not decrypt.
+    Objects written before the ring (``TWENC1`` headers, no key id) still decrypt: every key of the
+    ring is tried, ``object-store`` (OBJECT_STORE_ENCRYPTION_KEY) first. :meth:`rewrap_header`
+    moves an object to the active key without touching its ciphertext (``twin crypto rotate``).
 
-    :param kek: the 32-byte key-encryption key.
+    :param ring: an :class:`infra.crypto.KeyRing`, or one 32-byte key-encryption key.
     """
 
     name = "envelope:aes-256-gcm"
 
-    def __init__(self, kek: bytes):
-        if len(kek) != 32:
-            raise ObjectStoreError("the object store encryption key must be 32 bytes (base64 of 32 random bytes)")
-        self._kek = kek
+    def __init__(self, ring: KeyRing | bytes):
+        if isinstance(ring, (bytes, bytearray)):
+            if len(ring) != 32:
+                raise ObjectStoreError("the object store encryption key must be 32 bytes (base64 of 32 random bytes)")
+            ring = KeyRing({LEGACY_OBJECT_STORE_KEY_ID: bytes(ring)}, LEGACY_OBJECT_STORE_KEY_ID)
+        self.ring = ring
 
     def encryptor(self, aad: bytes) -> _StreamEncryptor:
         """A new stream encryptor; write ``.header``, then ``update()`` per chunk, then ``finalize()``."""
-        return _StreamEncryptor(self._kek, aad)
+        return _StreamEncryptor(self.ring, aad)
 
     def overhead(self) -> int:
         """Bytes an encrypted object has beyond its plaintext."""
-        return _HEADER.size + 32 + 16 + _TAG_BYTES
+        return _HEADER.size + len(self.ring.active) + 32 + 16 + _TAG_BYTES
+
+    def _unwrap(self, header: _Header, aad: bytes) -> tuple[str, bytes]:
+        try:
+            if header.kid is None:
+                return self.ring.unwrap_unlabelled(header.key_nonce, header.wrapped, b"dek:" + aad)
+            return header.kid, self.ring.unwrap(header.kid, header.key_nonce, header.wrapped, b"dek:" + aad)
+        except CryptoError as exc:
+            raise ObjectStoreError(f"the data key does not unwrap: wrong key-encryption key or object key ({exc})") \
+                from None
+
+    def key_id(self, head: bytes, aad: bytes) -> str:
+        """The id of the key that wraps an object's data key, from the object's first bytes (a
+        version-1 header is unwrapped to find out)."""
+        header, _ = _read_header(iter([head]))
+        return header.kid if header.kid is not None else self._unwrap(header, aad)[0]
+
+    def rewrap_header(self, head: bytes, aad: bytes) -> tuple[bytes, int, str] | None:
+        """For an object's first bytes (at least its header): ``(new header, old header size, old key id)``
+        with the data key wrapped by the active key, or None when it already is. The rest of the
+        object (ciphertext and tag) stays as it is after the new header."""
+        header, _ = _read_header(iter([head]))
+        kid, dek = self._unwrap(header, aad)
+        if header.kid == self.ring.active:
+            return None
+        return _pack_header(self.ring, dek, header.data_nonce, aad), header.size, kid
 
     def decrypt(self, data: bytes, aad: bytes) -> bytes:
         """Decrypt a whole object (verifies the tag; raises ObjectStoreError when tampered with)."""
@@ -140,34 +217,15 @@ class EnvelopeCipher:
         """
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        buf = b""
         it = iter(chunks)
-        while len(buf) < _HEADER.size:
-            try:
-                buf += next(it)
-            except StopIteration:
-                raise ObjectStoreError("encrypted object is truncated (no header)") from None
-        magic, wrapped_len, key_nonce, data_nonce = _HEADER.unpack_from(buf)
-        if magic != _MAGIC:
-            raise ObjectStoreError("not an envelope-encrypted object")
-        while len(buf) < _HEADER.size + wrapped_len:
-            try:
-                buf += next(it)
-            except StopIteration:
-                raise ObjectStoreError("encrypted object is truncated (no data key)") from None
-        wrapped = buf[_HEADER.size:_HEADER.size + wrapped_len]
-        try:
-            dek = AESGCM(self._kek).decrypt(key_nonce, wrapped, b"dek:" + aad)
-        except InvalidTag:
-            raise ObjectStoreError("the data key does not unwrap: wrong key-encryption key or object key") from None
-        dec = Cipher(algorithms.AES(dek), modes.GCM(data_nonce)).decryptor()
+        header, pending = _read_header(it)
+        _, dek = self._unwrap(header, aad)
+        dec = Cipher(algorithms.AES(dek), modes.GCM(header.data_nonce)).decryptor()
         dec.authenticate_additional_data(aad)
-        body_left = total - _HEADER.size - wrapped_len - _TAG_BYTES
+        body_left = total - header.size - _TAG_BYTES
         if body_left < 0:
             raise ObjectStoreError("encrypted object is truncated (no tag)")
-        pending = buf[_HEADER.size + wrapped_len:]
         tail = b""
         while True:
             take = pending[:body_left]
@@ -187,40 +245,12 @@ class EnvelopeCipher:
             raise ObjectStoreError("encrypted object failed authentication (tampered or corrupt)") from None
 
 
-def load_encryption_key(cfg: "Settings") -> bytes:
-    """The key-encryption key from ``OBJECT_STORE_ENCRYPTION_KEY`` (base64 of 32 bytes).
-
-    In development (``TWIN_ENV=development``) an empty setting means a key generated once under
-    ``var/keys/object-store.key`` (mode 0600); anywhere else an empty key is an error.
-    """
-    raw = cfg.OBJECT_STORE_ENCRYPTION_KEY.get_secret_value().strip()
-    if raw:
-        try:
-            key = base64.b64decode(raw, validate=True)
-        except ValueError as exc:
-            raise ObjectStoreError("OBJECT_STORE_ENCRYPTION_KEY is not valid base64") from exc
-        if len(key) != 32:
-            raise ObjectStoreError("OBJECT_STORE_ENCRYPTION_KEY must be base64 of exactly 32 bytes")
-        return key
-    if cfg.TWIN_ENV != "development":
-        raise ObjectStoreError(
-            "OBJECT_STORE_ENCRYPTION_KEY is empty; set it to base64 of 32 random bytes "
-            "(python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
-        )
-    path = cfg.TWIN_VAR_DIR / "keys" / "object-store.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(32)).decode())
-        try:
-            os.link(tmp, path)  # atomic create-if-missing: two processes agree on one key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return base64.b64decode(path.read_text().strip())
+def object_store_ring(cfg: "Settings") -> KeyRing:
+    """The settings' key ring (:func:`infra.crypto.key_ring`); ObjectStoreError when misconfigured."""
+    try:
+        return key_ring(cfg)
+    except CryptoError as exc:
+        raise ObjectStoreError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- the interface
@@ -286,6 +316,16 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     async def keys(self, prefix: str = "") -> list[str]:
         """Committed keys under a prefix (tests check that failed uploads left nothing)."""
+
+    async def key_id(self, key: str) -> str | None:
+        """The id of the key-encryption key that wraps an object's data key (None: this store does not
+        envelope-encrypt)."""
+        return None
+
+    async def rewrap(self, key: str) -> str | None:
+        """Key rotation: rewrite the object's header so that the active key wraps its data key (the
+        ciphertext is copied unchanged). Returns the previous key id, or None when nothing changed."""
+        return None
 
 
 def _check_key(key: str) -> str:
@@ -384,6 +424,42 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             raise ObjectStoreError(f"no object {key!r}") from None
 
+    def _head(self, key: str) -> bytes:
+        with open(self.path(key), "rb") as fh:
+            return fh.read(_HEAD_BYTES)
+
+    async def key_id(self, key: str) -> str | None:
+        if not self.cipher:
+            return None
+        return self.cipher.key_id(await asyncio.to_thread(self._head, key), key.encode())
+
+    def _rewrap(self, key: str) -> str | None:
+        path = self.path(key)
+        with open(path, "rb") as src:
+            result = self.cipher.rewrap_header(src.read(_HEAD_BYTES), key.encode())
+            if result is None:
+                return None
+            header, old_size, old_kid = result
+            tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
+            try:
+                with open(tmp, "xb") as out:
+                    out.write(header)
+                    src.seek(old_size)
+                    shutil.copyfileobj(src, out, _READ_CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if not path.exists():  # deleted meanwhile (erasure, retention): do not bring it back
+                    return None
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return old_kid
+
+    async def rewrap(self, key: str) -> str | None:
+        if not self.cipher:
+            return None
+        return await asyncio.to_thread(self._rewrap, key)
+
     async def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
@@ -408,13 +484,14 @@ class LocalObjectStore(ObjectStore):
 
 
 class _S3Writer(ObjectWriter):
-    def __init__(self, store: "S3ObjectStore", key: str, content_type: str):
+    def __init__(self, store: "S3ObjectStore", key: str, content_type: str, raw: bool = False):
         super().__init__(key, content_type)
         self.store = store
         self._buf = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict] = []
-        self._enc = store.cipher.encryptor(key.encode()) if store.cipher else None
+        # raw: the bytes written are already what is stored (rotation copies a ciphertext as is).
+        self._enc = store.cipher.encryptor(key.encode()) if store.cipher and not raw else None
         if self._enc:
             self._buf += self._enc.header
         self._done = False
@@ -560,6 +637,41 @@ class S3ObjectStore(ObjectStore):
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)
 
+    def _head(self, key: str) -> bytes:
+        obj = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), Range=f"bytes=0-{_HEAD_BYTES - 1}")
+        return obj["Body"].read()
+
+    async def key_id(self, key: str) -> str | None:
+        if not self.cipher:
+            return None
+        return self.cipher.key_id(await asyncio.to_thread(self._head, key), key.encode())
+
+    async def rewrap(self, key: str) -> str | None:
+        if not self.cipher:
+            return None
+        result = self.cipher.rewrap_header(await asyncio.to_thread(self._head, key), key.encode())
+        if result is None:
+            return None
+        header, old_size, old_kid = result
+        obj = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=self.full_key(key),
+                                      Range=f"bytes={old_size}-")
+        # A streamed re-upload of header + unchanged ciphertext; the old version stays readable until
+        # the new one is complete (at most one part in memory).
+        writer = _S3Writer(self, key, obj.get("ContentType") or "application/octet-stream", raw=True)
+        try:
+            await writer.write(header)
+            chunks = obj["Body"].iter_chunks(_READ_CHUNK)
+            while chunk := await asyncio.to_thread(next, chunks, b""):
+                await writer.write(chunk)
+        except BaseException:
+            await writer.abort()
+            raise
+        if not await self.exists(key):  # deleted meanwhile (erasure, retention): do not bring it back
+            await writer.abort()
+            return None
+        await writer.commit()
+        return old_kid
+
     def head(self, key: str) -> dict:
         """The object's metadata as S3 reports it (``ServerSideEncryption``, ``ContentLength``...)."""
         return self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
@@ -621,14 +733,14 @@ def object_store_from_settings(cfg: "Settings") -> ObjectStore:
     """The store named by ``OBJECT_STORE_URL``: empty or ``file:///dir`` (local), ``s3://bucket[/prefix]``."""
     url = cfg.OBJECT_STORE_URL.strip()
     if not url:
-        return LocalObjectStore(cfg.TWIN_VAR_DIR / "objects", EnvelopeCipher(load_encryption_key(cfg)))
+        return LocalObjectStore(cfg.TWIN_VAR_DIR / "objects", EnvelopeCipher(object_store_ring(cfg)))
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return LocalObjectStore(Path(parsed.path), EnvelopeCipher(load_encryption_key(cfg)))
+        return LocalObjectStore(Path(parsed.path), EnvelopeCipher(object_store_ring(cfg)))
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ObjectStoreError(f"OBJECT_STORE_URL {url!r} names no bucket (s3://bucket[/prefix])")
-        cipher = EnvelopeCipher(load_encryption_key(cfg)) if cfg.OBJECT_STORE_S3_ENVELOPE else None
+        cipher = EnvelopeCipher(object_store_ring(cfg)) if cfg.OBJECT_STORE_S3_ENVELOPE else None
         store = S3ObjectStore(s3_client(cfg), parsed.netloc, parsed.path, sse=cfg.OBJECT_STORE_S3_SSE,
                               kms_key_id=cfg.OBJECT_STORE_S3_KMS_KEY_ID, part_bytes=cfg.OBJECT_STORE_S3_PART_BYTES,
                               cipher=cipher)

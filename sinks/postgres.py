@@ -10,6 +10,10 @@ tables as if each record had been written once:
   newer state, and the same event applied twice changes nothing;
 - ``audit_log``: ``ON CONFLICT (audit_id) DO NOTHING`` (audit ids are deterministic).
 
+Nothing is written for an erased session (a tombstone in ``erased_sessions``, see sinks/retention.py):
+its events still in flight, or replayed, are dropped here, and :meth:`PostgresSink.erased` lets the
+other sinks do the same.
+
 One batch is one transaction: either all of it is stored or none of it, and the caller commits
 its Kafka offsets only after :meth:`PostgresSink.write` returned.
 """
@@ -22,13 +26,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import psycopg
 
+from infra.crypto import TURNS_TEXT, key_ring
 from schemas.models import AuditRecord, SessionEvent, TelemetryRedacted, parse_ts
 from sinks.base import Sink, SinkError
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["PostgresSink", "PostgresSinkError", "event_rows"]
+    from infra.crypto import KeyRing
+
+__all__ = ["PostgresSink", "PostgresSinkError", "event_rows", "erased_sessions"]
 
 
 class PostgresSinkError(SinkError):
@@ -50,12 +57,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_rows(batch: TelemetryRedacted) -> tuple[list[tuple], list[tuple]]:
+def event_rows(batch: TelemetryRedacted, ring: "KeyRing | None" = None) -> tuple[list[tuple], list[tuple]]:
     """The ``telemetry_events`` and ``turns`` rows of one redacted batch.
 
     The payload is the redacted event as JSON (its ``eventId`` included); what was redacted and
     dropped for the event is kept beside it under ``redactions`` / ``droppedFields`` (counts and
-    hashes only, never original text).
+    hashes only, never original text). A turn's text is stored once, encrypted, in ``turns.text``
+    (``infra.crypto.TURNS_TEXT``; ``ring`` defaults to the process key ring), not in the payload:
+    the append-only payload could never be re-keyed.
     """
     redactions: dict[int, list[dict]] = {}
     for r in batch.redactions:
@@ -66,7 +75,7 @@ def event_rows(batch: TelemetryRedacted) -> tuple[list[tuple], list[tuple]]:
     events, turns = [], []
     session_id = batch.interviewSessionId
     for i, ev in enumerate(batch.events):
-        payload = ev.model_dump(mode="json", exclude_none=True)
+        payload = ev.model_dump(mode="json", exclude_none=True, exclude={"text"} if ev.type == "turn" else None)
         event_id = ev.eventId or ev.to_avro()["eventId"]
         payload["eventId"] = event_id
         if i in redactions:
@@ -76,7 +85,8 @@ def event_rows(batch: TelemetryRedacted) -> tuple[list[tuple], list[tuple]]:
         ts = parse_ts(ev.ts)
         events.append((batch.tenant, session_id, event_id, ev.type, ts, ev.source, _dumps(payload)))
         if ev.type == "turn":
-            turns.append((batch.tenant, session_id, event_id, ev.role, ev.text, ts, ev.tokens, ev.latencyMs))
+            text = TURNS_TEXT.seal(ev.text, batch.tenant, (session_id, event_id), ring=ring)
+            turns.append((batch.tenant, session_id, event_id, ev.role, text, ts, ev.tokens, ev.latencyMs))
     return events, turns
 
 
@@ -115,6 +125,31 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
 ON CONFLICT (audit_id) DO NOTHING
 """
 _STATUS_OF_KIND = {"created": "active", "updated": "active", "ended": "ended", "erased": "erased"}
+_ERASED = """
+SELECT x.tenant, x.session_id FROM erased_sessions x
+JOIN unnest(%s::text[], %s::text[]) AS u(tenant, session_id) USING (tenant, session_id)
+"""
+# The erasure takes this lock exclusively for its transaction (sinks/retention.py); writers take it
+# shared before checking the tombstone, so a write either commits before the erasure deletes (and is
+# deleted) or sees the tombstone (and is dropped): nothing slips in between.
+_LOCK_SHARED = ("SELECT count(pg_advisory_xact_lock_shared(hashtextextended(u.tenant || '/' || u.session_id, 0)))"
+                " FROM unnest(%s::text[], %s::text[]) AS u(tenant, session_id)")
+
+
+async def erased_sessions(conn, pairs, lock: bool = False) -> set[tuple[str, str]]:
+    """The ``(tenant, session_id)`` pairs among ``pairs`` that were erased (have a tombstone).
+
+    :param lock: also take each session's erasure lock, shared, until the caller's transaction ends
+        (writers that store in the same transaction).
+    """
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return set()
+    tenants, sessions = zip(*pairs)
+    if lock:
+        await conn.execute(_LOCK_SHARED, (list(tenants), list(sessions)))
+    cur = await conn.execute(_ERASED, (list(tenants), list(sessions)))
+    return {(t, s) for t, s in await cur.fetchall()}
 
 
 class PostgresSink(Sink[TelemetryRedacted]):
@@ -130,6 +165,7 @@ class PostgresSink(Sink[TelemetryRedacted]):
 
     async def setup(self) -> None:
         """Open the pool (waiting up to 30 s for PostgreSQL) unless the caller already did."""
+        key_ring()  # a bad key ring fails here (KeyConfigError: retriable, agents store nothing until fixed)
         if getattr(self.pool, "closed", False):
             try:
                 await self.pool.open(wait=True, timeout=30)
@@ -143,18 +179,23 @@ class PostgresSink(Sink[TelemetryRedacted]):
 
     async def write(self, batch: Sequence[TelemetryRedacted]) -> int:
         """Store the events and turns of redacted batches; returns how many events were new."""
-        events: list[tuple] = []
-        turns: list[tuple] = []
-        sessions: dict[str, str] = {}
-        for record in batch:
-            e, t = event_rows(record)
-            events += e
-            turns += t
-            sessions[record.interviewSessionId] = record.tenant
-        if not events and not sessions:
+        if not batch:
             return 0
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                erased = await erased_sessions(conn, {(r.tenant, r.interviewSessionId) for r in batch}, lock=True)
+                events: list[tuple] = []
+                turns: list[tuple] = []
+                sessions: dict[str, str] = {}
+                for record in batch:
+                    if (record.tenant, record.interviewSessionId) in erased:
+                        continue
+                    e, t = event_rows(record)
+                    events += e
+                    turns += t
+                    sessions[record.interviewSessionId] = record.tenant
+                if not events and not sessions:
+                    return 0
                 inserted = 0
                 if events:
                     cur = await conn.execute(_INSERT_EVENTS, [list(col) for col in zip(*events)])
@@ -177,9 +218,12 @@ class PostgresSink(Sink[TelemetryRedacted]):
             params.append(row)
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                erased = await erased_sessions(conn, {(p["tenant"], p["sessionId"]) for p in params}, lock=True)
                 changed = 0
                 async with conn.cursor() as cur:
                     for p in params:
+                        if (p["tenant"], p["sessionId"]) in erased:
+                            continue  # an erased session is never re-created, not even as "erased"
                         await cur.execute(_UPSERT_SESSION, p)
                         changed += cur.rowcount
                 return changed
@@ -199,6 +243,15 @@ class PostgresSink(Sink[TelemetryRedacted]):
                     return max(cur.rowcount, 0)
         except (psycopg.Error, OSError) as exc:
             raise _error("audit write failed", exc) from exc
+
+    async def erased(self, pairs) -> set[tuple[str, str]]:
+        """The ``(tenant, session_id)`` pairs among ``pairs`` whose session was erased: sinks outside
+        PostgreSQL (Weaviate, Redis) drop their records."""
+        try:
+            async with self.pool.connection() as conn:
+                return await erased_sessions(conn, pairs)
+        except (psycopg.Error, OSError) as exc:
+            raise _error("erased-session look-up failed", exc) from exc
 
     async def interviewers(self, session_ids: Sequence[str]) -> dict[str, str]:
         """``session_id -> interviewer_id`` for the sessions that exist."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.auth import EvalAuth, RaterAuth
 from gateway.deps import SettingsDep
 from gateway.errors import ApiError, error_responses
+from infra.crypto import EVAL_CONTEXT, EVAL_REAL_TEXT, EVAL_TWIN_TEXT, key_ring
 from infra.settings import Settings
 
 router = APIRouter(prefix="/api/digital-twin/eval", tags=["evals"], responses=error_responses(401, 403))
@@ -192,6 +193,9 @@ async def _item_for(request: Request, tenant: str, row: tuple) -> RatingItem:
     rating_id, kind, iid, sample_ids, real_option = row
     samples = await _query(request, "SELECT sample_id, context, real_text, twin_text FROM eval_samples"
                                     " WHERE tenant=%s AND sample_id = ANY(%s)", (tenant, sample_ids))
+    ring = key_ring(request.app.state.settings)  # the texts are stored encrypted (infra.crypto)
+    samples = [(sid, EVAL_CONTEXT.open(ctx, tenant, (sid,), ring), EVAL_REAL_TEXT.open(real, tenant, (sid,), ring),
+                EVAL_TWIN_TEXT.open(twin, tenant, (sid,), ring)) for sid, ctx, real, twin in samples]
     by_id = {s[0]: s for s in samples}
     ordered = [by_id[s] for s in sample_ids if s in by_id]
     if kind == "turn":

@@ -8,10 +8,22 @@ A dataset is named by its ``dataset_ref``:
   ``turns``), copied in by :func:`sync_live_sessions` when a job trains on them. Only sessions with
   ``consent_training`` are used; ``twin`` turns are dropped (they are not the human interviewer).
 
+Consent (nothing trains without it, :func:`require_training_consent`):
+
+* live sessions carry their own: only those with ``consent_training`` (and not erased) are copied,
+  and :func:`load_sessions` checks it again at read time, so a session whose consent was withdrawn
+  after the copy is never trained on;
+* an imported file has no per-session consent, so the importer attests it for the dataset
+  (``twin import FILE --consent-attested``: who, when, an optional note such as "public record"),
+  stored on ``datasets``; a dataset without an attestation is refused for training.
+
 Every imported session goes through the same PII redaction as live telemetry (``processors.pii``)
 before it is stored, and each session is written in its own transaction: a bad line is reported
 with its line number and nothing of it is stored, the rest of the file still imports. Re-importing
-an unchanged line is a no-op (content hash), a changed one replaces the stored session.
+an unchanged line is a no-op (content hash), a changed one replaces the stored session. A session's
+turns are stored encrypted (``infra.crypto.DATASET_TURNS``: one sealed value per session, bound to
+tenant, dataset and session); :func:`load_sessions` decrypts them, and reads rows stored in clear
+before encryption as they are.
 
 Splits (``interviewer_splits``) are per interviewer and chronological; they are stored the first
 time an interviewer is trained and reused by every later job (:func:`ensure_split`)::
@@ -36,11 +48,13 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
+from infra.crypto import DATASET_TURNS, TURNS_TEXT
 from processors.twin.corpus import ParsedLine, Split, Transcript, Turn, chronological_split, read_transcripts
 
 __all__ = [
     "DATASET_REF_RE",
     "LIVE_PREFIX",
+    "ConsentMissing",
     "DatasetError",
     "ImportReport",
     "RedactionUnavailable",
@@ -57,6 +71,7 @@ __all__ = [
     "live_ref",
     "load_sessions",
     "redact_transcript",
+    "require_training_consent",
     "stored_split",
     "sync_live_sessions",
 ]
@@ -70,6 +85,10 @@ Redactor = Callable[[list[str]], list[tuple[str, dict[str, int]]]]
 
 class DatasetError(ValueError):
     """A dataset reference or request that cannot be served (bad name, unknown dataset)."""
+
+
+class ConsentMissing(DatasetError):
+    """The dataset (or the interviewer's sessions in it) lacks recorded consent to training."""
 
 
 class RedactionUnavailable(RuntimeError):
@@ -174,14 +193,21 @@ def _sha(transcript: Transcript) -> str:
     return hashlib.sha256(transcript.model_dump_json().encode()).hexdigest()
 
 
-def _ensure_dataset(conn: psycopg.Connection, tenant: str, dataset_ref: str, kind: str, source: str | None) -> None:
+def _ensure_dataset(conn: psycopg.Connection, tenant: str, dataset_ref: str, kind: str, source: str | None,
+                    consent_attested_by: str | None = None, consent_note: str | None = None) -> None:
+    attested_at = "now()" if consent_attested_by else "NULL"
     with conn.transaction():
         conn.execute("INSERT INTO tenants (tenant, name) VALUES (%s, %s) ON CONFLICT DO NOTHING", (tenant, tenant))
+        # An attestation is recorded when given and never cleared by a later import without one.
         conn.execute(
-            "INSERT INTO datasets (tenant, dataset_ref, name, kind, source) VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO datasets (tenant, dataset_ref, name, kind, source, consent_attested_by, consent_attested_at,"
+            f" consent_note) VALUES (%s, %s, %s, %s, %s, %s, {attested_at}, %s)"
             " ON CONFLICT (tenant, dataset_ref) DO UPDATE SET updated_at = now(),"
-            " source = coalesce(EXCLUDED.source, datasets.source)",
-            (tenant, dataset_ref, dataset_ref.removeprefix("ds_"), kind, source))
+            " source = coalesce(EXCLUDED.source, datasets.source),"
+            " consent_attested_by = coalesce(EXCLUDED.consent_attested_by, datasets.consent_attested_by),"
+            " consent_attested_at = coalesce(EXCLUDED.consent_attested_at, datasets.consent_attested_at),"
+            " consent_note = coalesce(EXCLUDED.consent_note, datasets.consent_note)",
+            (tenant, dataset_ref, dataset_ref.removeprefix("ds_"), kind, source, consent_attested_by, consent_note))
 
 
 def _store_session(conn: psycopg.Connection, tenant: str, dataset_ref: str, transcript: Transcript, seq: int,
@@ -219,7 +245,8 @@ def _store_session(conn: psycopg.Connection, tenant: str, dataset_ref: str, tran
             " n_turns=EXCLUDED.n_turns, n_interviewer_turns=EXCLUDED.n_interviewer_turns,"
             " redactions=EXCLUDED.redactions, content_sha256=EXCLUDED.content_sha256, imported_at=now()",
             (tenant, dataset_ref, transcript.session_id, transcript.interviewer_id, transcript.started_at, seq,
-             transcript.source, json.dumps(turns), len(turns), n_int, json.dumps(counts), sha))
+             transcript.source, json.dumps(DATASET_TURNS.seal(turns, tenant, (dataset_ref, transcript.session_id))),
+             len(turns), n_int, json.dumps(counts), sha))
     report.redactions.update(counts)
     if row is None:
         report.imported += 1
@@ -230,18 +257,21 @@ def _store_session(conn: psycopg.Connection, tenant: str, dataset_ref: str, tran
 
 def import_transcripts(conn: psycopg.Connection, tenant: str, dataset_ref: str, parsed: Iterable[ParsedLine], *,
                        redact: Redactor | None, kind: str = "import", source: str | None = None,
-                       progress: Callable[[ParsedLine], None] | None = None) -> ImportReport:
+                       progress: Callable[[ParsedLine], None] | None = None, consent_attested_by: str | None = None,
+                       consent_note: str | None = None) -> ImportReport:
     """Store parsed sessions in a dataset, one transaction per session; errors are collected, not raised.
 
     :param conn: an autocommit connection (each session gets its own transaction).
     :param parsed: ``ParsedLine`` results (``corpus.read_transcripts``); error lines are reported.
     :param redact: the redaction applied to every turn before it is stored (None: already redacted).
     :param progress: called after each line, with the line.
+    :param consent_attested_by: who attests that every session may be used for training (recorded on
+        the dataset; an imported dataset without it cannot be trained on); ``consent_note``: the basis.
     """
     ref = dataset_ref_for(dataset_ref)
     if not (DATASET_REF_RE.match(ref) or (is_live(ref) and ref == live_ref(tenant))):
         raise DatasetError(f"bad dataset ref {dataset_ref!r}: use ds_<name> or live:<tenant>")
-    _ensure_dataset(conn, tenant, ref, kind, source)
+    _ensure_dataset(conn, tenant, ref, kind, source, consent_attested_by if kind == "import" else None, consent_note)
     report = ImportReport(tenant, ref)
     for item in parsed:
         report.sessions_read += 1
@@ -261,7 +291,8 @@ def import_transcripts(conn: psycopg.Connection, tenant: str, dataset_ref: str, 
 
 def import_file(conn: psycopg.Connection, path: str | Path, tenant: str, dataset_ref: str | None = None, *,
                 interviewer_id: str | None = None, redact: Redactor | None | bool = True,
-                progress: Callable[[ParsedLine], None] | None = None) -> ImportReport:
+                progress: Callable[[ParsedLine], None] | None = None, consent_attested_by: str | None = None,
+                consent_note: str | None = None) -> ImportReport:
     """Import a transcript file into ``dataset_ref`` (default ``ds_<file stem>``).
 
     ``redact=True`` uses the pipeline's redaction for the tenant (:func:`default_redactor`), a
@@ -273,7 +304,8 @@ def import_file(conn: psycopg.Connection, path: str | Path, tenant: str, dataset
     redactor = default_redactor(tenant) if redact is True else (redact or None)
     ref = dataset_ref_for(dataset_ref or path.stem)
     return import_transcripts(conn, tenant, ref, read_transcripts(path, interviewer_id=interviewer_id),
-                              redact=redactor, source=str(path.name), progress=progress)
+                              redact=redactor, source=str(path.name), progress=progress,
+                              consent_attested_by=consent_attested_by, consent_note=consent_note)
 
 
 def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor | None = None,
@@ -285,12 +317,13 @@ def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor |
     sessions copied earlier that no longer qualify (consent withdrawn, erased) are removed.
     """
     rows = conn.execute(
-        "SELECT s.session_id, s.interviewer_id, s.created_at, t.role, t.text, t.ts"
+        "SELECT s.session_id, s.interviewer_id, s.created_at, t.role, t.text, t.ts, t.event_id"
         " FROM sessions s JOIN turns t ON t.session_id = s.session_id AND t.tenant = s.tenant"
         " WHERE s.tenant = %s AND s.consent_training AND s.status <> 'erased'"
         " ORDER BY s.created_at, s.session_id, t.ts, t.event_id", (tenant,)).fetchall()
     sessions: dict[str, dict[str, Any]] = {}
-    for sid, iid, created, role, text, ts in rows:
+    for sid, iid, created, role, text, ts, eid in rows:
+        text = TURNS_TEXT.open(text, tenant, (sid, eid))  # stored encrypted (sinks/postgres.py)
         s = sessions.setdefault(sid, {"interviewer_id": iid, "session_id": sid, "started_at": created,
                                       "source": "live telemetry", "turns": []})
         if role in ("interviewer", "candidate") and text and text.strip():
@@ -322,6 +355,34 @@ def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor |
 
 
 # --------------------------------------------------------------------------- reading
+_LIVE_CONSENTED = (" AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = d.session_id AND s.tenant = d.tenant"
+                   " AND s.consent_training AND s.status <> 'erased')")
+
+
+def require_training_consent(conn: psycopg.Connection, tenant: str, dataset_ref: str,
+                             interviewer_id: str | None = None) -> None:
+    """Raise :class:`ConsentMissing` unless the dataset may be trained on.
+
+    Imported: the dataset carries an attestation. Live: the interviewer has at least one session
+    with ``consent_training`` (only those are ever read, see :func:`load_sessions`).
+    """
+    if is_live(dataset_ref):
+        if interviewer_id is None:
+            return
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE consent_training AND status <> 'erased') FROM sessions"
+            " WHERE tenant=%s AND interviewer_id=%s", (tenant, interviewer_id)).fetchone()
+        if row[0] and not row[1]:
+            raise ConsentMissing(f"none of the {row[0]} live session(s) of {interviewer_id!r} has consent to "
+                                 "training (consentTraining); nothing of them is used")
+        return
+    row = conn.execute("SELECT consent_attested_by FROM datasets WHERE tenant=%s AND dataset_ref=%s",
+                       (tenant, dataset_ref)).fetchone()
+    if row is not None and not row[0]:
+        raise ConsentMissing(f"dataset {dataset_ref!r} has no consent attestation: re-import it with "
+                             "`twin import FILE --consent-attested` once you have confirmed that every session "
+                             "may be used for training")
+
 
 
 def dataset_exists(conn: psycopg.Connection, tenant: str, dataset_ref: str) -> bool:
@@ -353,9 +414,12 @@ def list_datasets(conn: psycopg.Connection, tenant: str) -> list[dict[str, Any]]
 def load_sessions(conn: psycopg.Connection, tenant: str, dataset_ref: str, interviewer_id: str | None = None,
                   exclude_interviewer: str | None = None, limit: int | None = None) -> list[Transcript]:
     """Sessions of a dataset in source order (one interviewer, all, or all but one)."""
-    sql = ("SELECT interviewer_id, session_id, started_at, source, turns FROM dataset_sessions"
+    sql = ("SELECT interviewer_id, session_id, started_at, source, turns FROM dataset_sessions d"
            " WHERE tenant=%s AND dataset_ref=%s")
     params: list[Any] = [tenant, dataset_ref]
+    if is_live(dataset_ref):
+        # Consent as it is now, not as it was when the session was copied: withdrawn means unused.
+        sql += _LIVE_CONSENTED
     if interviewer_id is not None:
         sql += " AND interviewer_id=%s"
         params.append(interviewer_id)
@@ -368,6 +432,7 @@ def load_sessions(conn: psycopg.Connection, tenant: str, dataset_ref: str, inter
         params.append(limit)
     out = []
     for iid, sid, started, source, turns in conn.execute(sql, params).fetchall():
+        turns = DATASET_TURNS.open(turns, tenant, (dataset_ref, sid))  # sealed, or clear from before encryption
         out.append(Transcript(interviewer_id=iid, session_id=sid, started_at=started, source=source,
                               turns=[Turn.model_validate(t) for t in turns]))
     return out

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from infra.crypto import TURNS_TEXT
 from tests.credentials import auth_headers
 from schemas.topics import (
     AUDIT_RECORDS,
@@ -158,6 +159,8 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         leaks = _no_secret(json.dumps([r[2] for r in rows]), secrets)
         assert leaks == [], f"raw PII in telemetry_events: {leaks}"
         turns = pg.execute("SELECT event_id, text FROM turns WHERE session_id=%s", (sid,)).fetchall()
+        assert _no_secret(json.dumps(turns), secrets) == []
+        turns = [(e, TURNS_TEXT.open(text, tenant, (sid, e))) for e, text in turns]  # stored encrypted
         assert sorted(t[0] for t in turns) == sorted(turn_ids)
         assert _no_secret(json.dumps(turns), secrets) == []
         assert any("<PERSON>" in t[1] for t in turns) and any("<EMAIL_ADDRESS>" in t[1] for t in turns)

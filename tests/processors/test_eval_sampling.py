@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from infra.crypto import EVAL_CONTEXT
 from infra.settings import Settings
 from processors.eval_sampling import build_sample, is_sampled, sample_id_for, sample_rate
 from schemas.samples import sample
@@ -86,12 +87,14 @@ async def test_worker_samples_each_reply_once_into_topic_and_table(worker_factor
     assert sorted(m.correlationId for m in found) == [f"{tenant}-c1", f"{tenant}-c2"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        rows = pg.execute("SELECT correlation_id, source, published_at IS NOT NULL, context FROM eval_samples"
+        rows = pg.execute("SELECT correlation_id, source, published_at IS NOT NULL, context, tenant, sample_id"
+                          " FROM eval_samples"
                           " WHERE tenant IN (%s, %s) ORDER BY correlation_id", (tenant, quiet)).fetchall()
         if len(rows) == 2 and all(r[2] for r in rows):
             break
         time.sleep(0.3)
     assert [(r[0], r[1], r[2]) for r in rows] == [(f"{tenant}-c1", "live", True), (f"{tenant}-c2", "live", True)]
+    rows = [(*r[:3], EVAL_CONTEXT.open(r[3], r[4], (r[5],))) for r in rows]  # the texts are stored encrypted
     assert rows[0][3]["history"] == [{"role": "interviewer", "text": "Tell me about the queue."},
                                      {"role": "candidate", "text": "We used Kafka."}]
     assert rows[1][3]["history"] == []

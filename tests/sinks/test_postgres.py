@@ -4,6 +4,7 @@ import psycopg
 import pytest
 
 from infra.clients import pg_pool
+from infra.crypto import TURNS_TEXT, is_sealed
 from schemas.models import (
     AuditRecord,
     DroppedField,
@@ -52,8 +53,11 @@ async def test_writes_events_turns_and_telemetry_session_once(sink, pg, tenant):
     assert rows[0][3]["redactions"] == [{"field": "text", "entityType": "PERSON", "count": 1}]
     assert rows[1][3]["droppedFields"] == [{"field": "stdoutPreview", "sha256": "a" * 64, "size": 9000}]
     assert rows[1][3]["outputHash"] == "h1" and rows[1][3]["eventId"] == "e1"
+    assert "text" not in rows[0][3], "a turn's text is stored once, encrypted, in turns"
     turns = pg.execute("SELECT event_id, role, text, tokens FROM turns WHERE session_id=%s ORDER BY event_id",
                        (sid,)).fetchall()
+    assert all(is_sealed(t[2]) and "Question" not in t[2] for t in turns)
+    turns = [(e, r, TURNS_TEXT.open(text, tenant, (sid, e)), n) for e, r, text, n in turns]
     assert turns == [("e0", "interviewer", "Question 0 for <PERSON>?", 5), ("e2", "interviewer",
                                                                           "Question 2 for <PERSON>?", 5)]
     assert pg.execute("SELECT tenant FROM telemetry_sessions WHERE session_id=%s", (sid,)).fetchone() == (tenant,)

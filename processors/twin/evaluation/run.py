@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from infra.crypto import EVAL_CONTEXT, EVAL_REAL_TEXT, EVAL_TWIN_TEXT
 from infra.settings import REPO_ROOT, Settings, settings as default_settings
 from processors.twin.corpus import Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts
 from processors.twin.evaluation import metrics as M
@@ -595,10 +596,11 @@ def store_results(dsn: str, result: EvalResult) -> None:
         for r in result.turns:
             sid = "off-" + hashlib.sha1(f"{run_id}|{r.session_id}|{r.index}".encode()).hexdigest()[:28]
             tw = r.scores.get("twin", {})
+            context = {"history": r.history, "candidateTurn": r.candidate_turn, "turnIndex": r.index, "move": r.move}
             rows.append((sid, tenant, r.interviewer_id, r.session_id, f"{run_id}:{r.session_id}#{r.index}",
-                         json.dumps({"history": r.history, "candidateTurn": r.candidate_turn, "turnIndex": r.index,
-                                     "move": r.move}),
-                         r.replies.get("twin", ""), r.real,
+                         json.dumps(EVAL_CONTEXT.seal(context, tenant, (sid,))),  # texts stored encrypted
+                         EVAL_TWIN_TEXT.seal(r.replies.get("twin", ""), tenant, (sid,)),
+                         EVAL_REAL_TEXT.seal(r.real, tenant, (sid,)),
                          json.dumps({k: round(v, 4) for k, v in tw.items() if v == v}
                                     | {"latencyMs": round(r.latency_ms, 1), "safetyFlags": len(r.safety_flags)}),
                          run_id))

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from infra.crypto import DATASET_TURNS
 from processors.twin import datasets as ds
 from processors.twin.corpus import Transcript
 
@@ -48,7 +49,8 @@ def test_import_reports_bad_lines_and_stores_the_rest_redacted(pg, tenant, tmp_p
     rows = pg.execute("SELECT session_id, turns, redactions, n_interviewer_turns FROM dataset_sessions"
                       " WHERE tenant=%s ORDER BY session_id", (tenant,)).fetchall()
     assert [r[0] for r in rows] == ["s1", "s6"]  # nothing of the bad lines
-    stored = json.dumps(rows[0][1])
+    assert "jane.doe@example.com" not in json.dumps(rows[0][1]) and "Acme" not in json.dumps(rows[0][1]), "encrypted"
+    stored = json.dumps(DATASET_TURNS.open(rows[0][1], tenant, ("ds_mixed", "s1")))
     assert "jane.doe@example.com" not in stored and "<EMAIL_ADDRESS>" in stored
     assert rows[0][2].get("EMAIL_ADDRESS") == 1 and rows[0][3] == 2
     assert report.redactions["EMAIL_ADDRESS"] == 2
@@ -134,3 +136,38 @@ def test_live_sessions_become_a_dataset(pg, tenant):
     pg.execute("UPDATE sessions SET consent_training=false WHERE session_id=%s", (f"{tenant}-live-1",))
     assert ds.sync_live_sessions(pg, tenant).removed == 1
     assert ds.load_sessions(pg, tenant, f"live:{tenant}") == []
+
+
+def test_sessions_are_stored_encrypted_and_train_from_there(pg, tenant, weaviate_client, tmp_path):
+    import uuid
+
+    from infra.settings import Settings
+    from processors.twin.corpus import read_transcripts
+    from processors.twin.embeddings import get_embedder
+    from processors.twin.jobs import JobRunner
+    from processors.twin.memory import PersonaMemory
+    from schemas.models import TrainingJob
+    from tests.conftest import SAMPLE_CORPUS
+
+    phrase = "I lead the platform team"  # dana's first line in the sample corpus
+    report = ds.import_transcripts(pg, tenant, "ds_sample", read_transcripts(SAMPLE_CORPUS), redact=None,
+                                   consent_attested_by="cli:test")
+    assert report.imported == 6
+    raw = [r[0] for r in pg.execute("SELECT turns::text FROM dataset_sessions WHERE tenant=%s", (tenant,))]
+    assert len(raw) == 6 and all(r.startswith('{"sealed": "twenc1:') and "platform" not in r for r in raw)
+    assert phrase in ds.load_sessions(pg, tenant, "ds_sample", "dana")[0].turns[0].text
+    prefix = f"T{uuid.uuid4().hex[:8]}"
+    memory = PersonaMemory.connect(weaviate_client, get_embedder(), prefix=prefix)
+    try:
+        runner = JobRunner(Settings(WEAVIATE_COLLECTION_PREFIX=prefix, TWIN_VAR_DIR=tmp_path), memory=memory,
+                           worker_id="datasets-test")
+        done = runner.run(TrainingJob(jobId=str(uuid.uuid4()), tenant=tenant, interviewerId="dana",
+                                      datasetRef="ds_sample", options={"classifier": False}))
+        assert done.status == "succeeded", done.message
+        profile = runner.profiles.load(tenant, "dana", done.version)
+        assert sum(len(p) for p in profile.artefacts["split"].values()) == 6
+        texts = " ".join(p.read_text(errors="replace") for p in (tmp_path / "models" / tenant / "dana").rglob("*")
+                         if p.is_file() and p.suffix != ".joblib")
+        assert "marketplaces" in texts and "twenc1" not in texts, "trained on the decrypted text"
+    finally:
+        weaviate_client.collections.delete(f"{prefix}PersonaMemory")
