@@ -28,6 +28,7 @@ import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from infra.apikeys import bearer_headers  # noqa: E402
 from infra.kafka_admin import create_topics  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.stack import Stack  # noqa: E402
@@ -81,7 +82,8 @@ async def drive(url: str, tenant: str, bodies: list[dict], total: int, concurren
             outside.append(ms - gen)
 
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=60, headers={"X-Tenant-Id": tenant}) as client:
+    headers = bearer_headers(Settings(), tenant, scopes=["respond"], name="bench-respond")
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
         await asyncio.gather(*(one(client) for _ in range(concurrency)))
     wall = time.perf_counter() - started
     return {"concurrency": concurrency, "requests": total, "errors": errors,

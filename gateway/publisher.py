@@ -3,11 +3,18 @@
 A publish either completes with the broker's acknowledgement (acks=all, idempotent producer) or
 raises ApiError(503, Retry-After): the HTTP caller is never told "accepted" for data Kafka does not
 hold, and the gateway never hangs on a dead broker.
+
+A failed publish discards the producer and reconnects in the background. The idempotent producer
+can not be reused after one: batches that expired while the broker was down leave a gap in its
+sequence numbers, and after a broker restart every later send would fail with
+OutOfOrderSequenceNumber (found by tests/e2e/test_faults.py). While the broker stays down the
+next requests get their 503 at once ("not connected") instead of each waiting the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Sequence
 
 from aiokafka.errors import KafkaError
@@ -32,6 +39,7 @@ class Publisher:
         self.timeout_s = timeout_s
         self.producer = None
         self._starting: asyncio.Lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()  # stopping discarded producers, reconnecting
 
     async def start(self) -> bool:
         """Connect the producer; False (not an exception) while Kafka is unreachable."""
@@ -50,14 +58,39 @@ class Publisher:
             return True
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
 
+    def _discard(self, producer) -> None:
+        """Drop a producer after a failed publish; stop it and connect a new one in the background."""
+        if self.producer is not producer:
+            return  # another request already replaced it
+        self.producer = None
+
+        async def stop_old() -> None:
+            # stop() flushes what the old producer still buffers: with the broker down that waits
+            # for the batches to expire, so never in the request path.
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+        async def reconnect() -> None:
+            delay = 0.5
+            while self.producer is None and not await self.start():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+        for coro in (stop_old(), reconnect()):
+            task = asyncio.get_running_loop().create_task(coro)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     def _unavailable(self, why: str) -> ApiError:
         return ApiError(
             503, "broker_unavailable",
-            f"Kafka did not acknowledge the write ({why}); nothing was accepted, retry later.",
+            f"Kafka did not acknowledge the write ({why}); retry later with the same ids (a retry is deduplicated).",
             headers={"Retry-After": "5"},
         )
 
@@ -81,8 +114,10 @@ class Publisher:
                    for r in records]
         payloads = [(encode_model(r), key_for(spec, r.model_dump())) for r in records]
 
+        producer = self.producer
+
         async def send_all() -> None:
-            futures = [await self.producer.send(topic, value, key=key, headers=headers) for value, key in payloads]
+            futures = [await producer.send(topic, value, key=key, headers=headers) for value, key in payloads]
             await asyncio.gather(*futures)
 
         try:
@@ -90,6 +125,7 @@ class Publisher:
             await asyncio.wait_for(send_all(), self.timeout_s)
         except (KafkaError, asyncio.TimeoutError) as exc:
             span.set_status(StatusCode.ERROR, type(exc).__name__)
+            self._discard(producer)
             raise self._unavailable(type(exc).__name__) from exc
         finally:
             span.end()

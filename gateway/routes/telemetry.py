@@ -8,7 +8,8 @@ Exact rules, each answered with the shared error shape and a machine-readable ``
 - an event with an unknown type, a bad enum value, a missing or mistyped field, or another
   session's ``sessionId``: 422 ``invalid_events``, each detail naming ``eventIndex`` and ``field``;
 - unknown session: 404 ``unknown_session``; no recorded consent: 403 ``consent_required``;
-- Kafka did not acknowledge: 503 ``broker_unavailable`` (retry; nothing was accepted).
+- Kafka did not acknowledge: 503 ``broker_unavailable``. Retry the same batch: a batch the producer had
+  buffered may still arrive, and the event and batch ids make the retry a no-op then.
 
 Oversized ``text`` / ``stdoutPreview`` / ``stderrPreview`` values are dropped, not rejected: the
 event keeps its other fields, the batch carries the dropped value's SHA-256 and size, and an
