@@ -18,13 +18,19 @@ from fastapi import FastAPI
 from gateway.auth import AuditMiddleware, KeyCache, drain_audit
 from gateway.deps import InterviewerDirectory
 from gateway.errors import install_error_handlers
+from gateway.metrics import MetricsMiddleware
 from gateway.publisher import Publisher
 from gateway.replies import ReplyRouter
 from gateway.routes import health, twin
 from gateway.routes import training
 from gateway.routes import recordings, sessions, telemetry
 from gateway.routes import evals
+from gateway.routes import admin
+from gateway.routes import config as config_routes
+from gateway.routes import canary
+from gateway.routes import retention as retention_routes
 from infra.clients import pg_pool
+from infra.crypto import key_ring
 from infra.settings import Settings, settings
 from infra.tracing import setup_tracing
 
@@ -35,6 +41,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         setup_tracing("twin-gateway")
+        key_ring(cfg)  # a missing or malformed encryption key (infra/crypto.py) stops the start, not a request
         app.state.settings = cfg
         app.state.publisher = Publisher(cfg)
         app.state.replies = ReplyRouter(cfg)
@@ -65,6 +72,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(MetricsMiddleware)  # added last: outermost, so it times the others too
     app.include_router(health.router)
     app.include_router(twin.router)
     app.include_router(training.router)
@@ -72,6 +80,10 @@ def create_app(cfg: Settings = settings) -> FastAPI:
     app.include_router(telemetry.router)
     app.include_router(recordings.router)
     app.include_router(evals.router)
+    app.include_router(admin.router)
+    app.include_router(config_routes.router)
+    app.include_router(canary.router)
+    app.include_router(retention_routes.router)
     return app
 
 

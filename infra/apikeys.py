@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 from infra.settings import Settings
 
 __all__ = ["SCOPES", "ApiKey", "Credential", "create_api_key", "issue_key", "parse_token", "hash_secret",
-           "list_keys", "revoke_key", "verify_row", "normalise_scopes", "InvalidScope"]
+           "list_keys", "revoke_key", "bearer_headers", "verify_row", "normalise_scopes", "InvalidScope"]
 
 # capture: sessions, telemetry, recordings · respond: twin replies · train: training jobs ·
 # eval: evaluation results · rater: the blinded rating page · admin: keys, config, audit, retention, erasure.
@@ -155,3 +155,9 @@ def create_api_key(cfg: Settings, tenant: str, scopes: Iterable[str] | None = No
         cred = issue_key(conn, tenant, name, scopes, interviewers, expires_in)
         conn.commit()
     return cred.token
+
+
+def bearer_headers(cfg: Settings, tenant: str, scopes: Iterable[str] | None = None, name: str = "key",
+                   expires_in: timedelta | None = timedelta(hours=12)) -> dict[str, str]:
+    """``Authorization`` headers with a new short-lived key (benchmarks, the demo)."""
+    return {"Authorization": f"Bearer {create_api_key(cfg, tenant, scopes, name, expires_in=expires_in)}"}

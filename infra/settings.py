@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     # base64 of 32 bytes: the key-encryption key of the local store's envelope encryption (and of
     # S3 when OBJECT_STORE_S3_ENVELOPE). Empty in development: a key is generated under var/keys/.
     OBJECT_STORE_ENCRYPTION_KEY: SecretStr = SecretStr("")
+    # Encryption at rest (issue 7, infra/crypto.py): the key ring of key-encryption keys, JSON
+    # {"<key id>": "<base64 of 32 bytes>"}, and the id of the one that wraps new data keys (may be
+    # empty when the ring has one key). OBJECT_STORE_ENCRYPTION_KEY joins the ring as key id
+    # "object-store". All empty in development: a key is generated under var/keys/.
+    DATA_ENCRYPTION_KEYS: SecretStr = SecretStr("")
+    DATA_ENCRYPTION_ACTIVE_KEY: str = ""
     OBJECT_STORE_S3_ENDPOINT: str = ""  # empty: AWS; else an S3-compatible server (http://127.0.0.1:9000)
     OBJECT_STORE_S3_REGION: str = "us-east-1"
     OBJECT_STORE_S3_ACCESS_KEY: SecretStr = SecretStr("")

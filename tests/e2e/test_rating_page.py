@@ -68,6 +68,11 @@ async def test_rater_logs_in_and_picks_the_real_reply_per_turn_and_per_session(g
                 picked.append(pair[0])
                 await page.click(f"#pick-{real_option}")
                 await page.wait_for_selector(f"#answered:has-text('{n + 1}')")
+                # The count updates before the next item arrives: wait until the rated pair is gone.
+                await page.wait_for_function(
+                    """(rated) => !document.getElementById("empty").classList.contains("hidden") ||
+                        !Array.from(document.querySelectorAll(".opt .reply")).some(e => rated.includes(e.textContent))""",
+                    arg=list(pair))
             await page.wait_for_selector("#empty:not(.hidden)")
             assert set(picked) == {real for real, _ in PAIRS}
 

@@ -69,12 +69,43 @@ ROUTES: dict[tuple[str, str], Callable[[Ids], dict[str, Any]]] = {
     ("GET", "/api/admin/keys"): lambda t: {"params": {"includeRevoked": "true"}},
     ("DELETE", "/api/admin/keys/{keyId}"): lambda t: {"url": f"/api/admin/keys/{t.key}"},
     ("GET", "/api/admin/audit"): lambda t: {"params": {"resourceId": t.session}},
+    # Configuration (issue 7): the tenant layer is always the caller's own; interviewer layers are A's.
+    ("GET", "/api/admin/config/tenant"): lambda t: {},
+    ("PUT", "/api/admin/config/tenant"): lambda t: {"json": {"flags": {"tools": True}}},
+    ("PATCH", "/api/admin/config/tenant"): lambda t: {"json": {"flags": {"tools": True}}},
+    ("DELETE", "/api/admin/config/tenant"): lambda t: {},
+    ("GET", "/api/admin/config/tenant/effective"): lambda t: {},
+    ("GET", "/api/admin/config/interviewers/{interviewerId}"): lambda t: {
+        "url": f"/api/admin/config/interviewers/{t.interviewer}"},
+    ("PUT", "/api/admin/config/interviewers/{interviewerId}"): lambda t: {
+        "url": f"/api/admin/config/interviewers/{t.interviewer}", "json": {"flags": {"tools": False}}},
+    ("PATCH", "/api/admin/config/interviewers/{interviewerId}"): lambda t: {
+        "url": f"/api/admin/config/interviewers/{t.interviewer}", "json": {"flags": {"tools": False}}},
+    ("DELETE", "/api/admin/config/interviewers/{interviewerId}"): lambda t: {
+        "url": f"/api/admin/config/interviewers/{t.interviewer}"},
+    ("GET", "/api/admin/config/interviewers/{interviewerId}/effective"): lambda t: {
+        "url": f"/api/admin/config/interviewers/{t.interviewer}/effective"},
+    # Canary deployments (issue 8): A's interviewer, seen from B, is one B never trained.
+    ("POST", "/api/digital-twin/canary/{interviewerId}"): lambda t: {
+        "url": f"/api/digital-twin/canary/{t.interviewer}", "json": {"share": 0.5}},
+    ("GET", "/api/digital-twin/canary/{interviewerId}"): lambda t: {"url": f"/api/digital-twin/canary/{t.interviewer}"},
+    ("POST", "/api/digital-twin/canary/{interviewerId}/rollback"): lambda t: {
+        "url": f"/api/digital-twin/canary/{t.interviewer}/rollback"},
+    ("POST", "/api/digital-twin/canary/{interviewerId}/promote"): lambda t: {
+        "url": f"/api/digital-twin/canary/{t.interviewer}/promote"},
+    # Retention and erasure (issue 7): the policy is always the caller's own; erasing A's session is a 404.
+    ("GET", "/api/admin/retention"): lambda t: {},
+    ("PUT", "/api/admin/retention"): lambda t: {"json": {"eval": 400}},
+    ("DELETE", "/api/interviews/session/{session_id}"): lambda t: {"url": f"/api/interviews/session/{t.session}"},
 }
 
 # Routes that create something in the caller's tenant whatever the ids: B gets B's own result,
 # so only "no A id in the answer, A unchanged" applies, not "same as a missing id".
 OWN_TENANT_ONLY = {("POST", "/api/admin/keys"), ("GET", "/api/admin/keys"), ("GET", "/api/admin/audit"),
-                   ("POST", "/api/digital-twin/eval/ratings/login"), ("GET", "/api/digital-twin/eval/ratings/next")}
+                   ("POST", "/api/digital-twin/eval/ratings/login"), ("GET", "/api/digital-twin/eval/ratings/next"),
+                   *((m, "/api/admin/config/tenant") for m in ("GET", "PUT", "PATCH", "DELETE")),
+                   ("GET", "/api/admin/config/tenant/effective"),
+                   ("GET", "/api/admin/retention"), ("PUT", "/api/admin/retention")}
 
 
 def _schema_routes(app) -> set[tuple[str, str]]:
