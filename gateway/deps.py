@@ -100,3 +100,35 @@ async def get_object_store(request: Request) -> ObjectStore:
 SessionStoreDep = Annotated[SessionStore, Depends(get_session_store)]
 ObjectStoreDep = Annotated[ObjectStore, Depends(get_object_store)]
 __all__ += ["SessionStoreDep", "ObjectStoreDep"]
+
+
+async def sync_transaction(request: Request, work):
+    """Run ``work(conn)`` on a fresh sync connection in a thread and commit (rare admin writes that
+    share their code with the CLI). ApiErrors pass through; bad input PostgreSQL refuses is 422,
+    anything else 503."""
+    import asyncio
+
+    import psycopg
+
+    from infra.db import connect
+
+    cfg = request.app.state.settings
+
+    def run():
+        with connect(cfg) as conn:
+            out = work(conn)
+            conn.commit()
+            return out
+
+    try:
+        return await asyncio.to_thread(run)
+    except ApiError:
+        raise
+    except psycopg.DataError as exc:  # e.g. a NUL character in an id
+        raise ApiError(422, "invalid_input", f"PostgreSQL refused the input: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the database is the only thing that can fail here
+        raise ApiError(503, "database_unavailable", f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
+                       headers={"Retry-After": "5"}) from exc
+
+
+__all__ += ["sync_transaction"]

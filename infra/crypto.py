@@ -14,7 +14,7 @@ ciphertext itself is not touched, so it is cheap and needs no plaintext.
 The ring comes from settings (:func:`key_ring`): ``DATA_ENCRYPTION_KEYS`` (JSON ``{key id: base64 of
 32 bytes}``) and ``DATA_ENCRYPTION_ACTIVE_KEY``; ``OBJECT_STORE_ENCRYPTION_KEY`` joins it as key id
 ``object-store`` (the recordings' key before the ring existed). In development an empty ring is a key
-generated once under ``var/keys/dev.key``. The object store (sinks/object_store.py) wraps each
+generated once under ``TWIN_KEYS_DIR/dev.key`` (``var/keys``). The object store (sinks/object_store.py) wraps each
 recording's data key with the same ring; ``twin crypto status|rotate`` (infra/cli_crypto.py) report
 and rewrap everything stored.
 
@@ -208,7 +208,7 @@ def ring_from_settings(cfg: "Settings") -> KeyRing:
     ``OBJECT_STORE_ENCRYPTION_KEY`` (key id ``object-store``).
 
     The active key defaults to the only key of ``DATA_ENCRYPTION_KEYS``, else ``object-store``. With
-    no key at all, development (``TWIN_ENV=development``) uses ``var/keys/dev.key`` (generated once;
+    no key at all, development (``TWIN_ENV=development``) uses ``TWIN_KEYS_DIR/dev.key`` (``var/keys``) (generated once;
     ``var/keys/object-store.key``, the recordings' earlier development key, is kept readable), and
     anywhere else it is an error.
     """
@@ -237,7 +237,7 @@ def ring_from_settings(cfg: "Settings") -> KeyRing:
         if cfg.TWIN_ENV != "development":
             raise KeyConfigError("no encryption key: set DATA_ENCRYPTION_KEYS to {\"<key id>\": \"<base64 of 32 random "
                               "bytes>\"} (`twin crypto generate-key`) and DATA_ENCRYPTION_ACTIVE_KEY")
-        folder = cfg.TWIN_VAR_DIR / "keys"
+        folder = cfg.TWIN_KEYS_DIR
         keys[DEV_KEY_ID] = load_key_file(folder / "dev.key")
         if (folder / "object-store.key").exists():
             keys[LEGACY_OBJECT_STORE_KEY_ID] = load_key_file(folder / "object-store.key", create=False)
@@ -258,7 +258,7 @@ def key_ring(cfg: "Settings | None" = None) -> KeyRing:
     if cfg is None:
         from infra.settings import settings as cfg  # noqa: PLC0415 - importing settings reads the env
     ident = (cfg.DATA_ENCRYPTION_KEYS.get_secret_value(), cfg.DATA_ENCRYPTION_ACTIVE_KEY,
-             cfg.OBJECT_STORE_ENCRYPTION_KEY.get_secret_value(), cfg.TWIN_ENV, str(cfg.TWIN_VAR_DIR))
+             cfg.OBJECT_STORE_ENCRYPTION_KEY.get_secret_value(), cfg.TWIN_ENV, str(cfg.TWIN_KEYS_DIR))
     ring = _rings.get(ident)
     if ring is None:
         ring = _rings[ident] = ring_from_settings(cfg)

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # (or CI) reuses them; logs and data go under the repo's ignored var/ folder.
     TWIN_CACHE_DIR: Path = Field(default_factory=lambda: Path.home() / ".cache" / "interviewer-twin")
     TWIN_VAR_DIR: Path = REPO_ROOT / "var"
+    # Where development encryption keys are generated when none are configured. Not under
+    # TWIN_VAR_DIR on purpose: processes of one checkout given their own var dirs (tests, a second
+    # worker) must still read each other's transcripts.
+    TWIN_KEYS_DIR: Path = REPO_ROOT / "var" / "keys"
     TWIN_ENV: str = "development"
 
     # Kafka (single KRaft node from Maven Central jars).
@@ -212,7 +216,7 @@ class Settings(BaseSettings):
     CANARY_SCORE_MARGIN: float = Field(default=0.05, ge=0, le=1)  # roll back when the mean online score is lower by more
     CANARY_SAFETY_MARGIN: float = Field(default=0.0, ge=0, le=1)  # ... or the safety-intervention rate higher by more
 
-    @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", mode="after")
+    @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", "TWIN_KEYS_DIR", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

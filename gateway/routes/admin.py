@@ -1,12 +1,11 @@
 """Tenant administration: API keys and the audit log (scope ``admin``).
 
 Admin calls act on the caller's own tenant only. Key management runs on a short-lived sync
-connection in a thread: it is rare, and it shares one code path with ``twin keys``.
+connection in a thread (``sync_transaction``): it is rare, and shares one code path with ``twin keys``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import AdminAuth
+from gateway.deps import sync_transaction
 from gateway.errors import ApiError, error_responses
 from infra import apikeys
 from infra.audit import AuditQuery, query_async
@@ -70,36 +70,11 @@ class AuditPage(BaseModel):
     records: list[AuditEntry]
 
 
-def _sync(request: Request, work):
-    """Run ``work(conn)`` on a fresh sync connection in a thread, committing on success."""
-    from infra.db import connect
-
-    cfg = request.app.state.settings
-
-    def run():
-        with connect(cfg) as conn:
-            out = work(conn)
-            conn.commit()
-            return out
-
-    return asyncio.to_thread(run)
-
-
-async def _guarded(request: Request, work):
-    try:
-        return await _sync(request, work)
-    except ApiError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the database is the only thing that can fail here
-        raise ApiError(503, "database_unavailable", f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
-                       headers={"Retry-After": "5"}) from exc
-
-
 @router.post("/keys", status_code=201, response_model=KeyCreated, responses=error_responses(422, 503))
 async def create_key(body: KeyCreate, principal: AdminAuth, request: Request) -> Any:
     """Create an API key for this tenant; the token is in the response and nowhere else."""
     expires = timedelta(days=body.expiresInDays) if body.expiresInDays else None
-    cred = await _guarded(request, lambda conn: apikeys.issue_key(
+    cred = await sync_transaction(request, lambda conn: apikeys.issue_key(
         conn, principal.tenant, body.name, body.scopes, body.interviewers, expires))
     principal.touch("api_key", cred.key.key_id)
     return KeyCreated(token=cred.token, key=KeyPublic(**cred.key.public()))
@@ -109,7 +84,7 @@ async def create_key(body: KeyCreate, principal: AdminAuth, request: Request) ->
 async def list_keys(principal: AdminAuth, request: Request,
                     includeRevoked: bool = Query(False, description="Also list revoked keys.")) -> Any:  # noqa: N803
     """This tenant's keys (never their secrets)."""
-    keys = await _guarded(request, lambda conn: apikeys.list_keys(conn, principal.tenant, includeRevoked))
+    keys = await sync_transaction(request, lambda conn: apikeys.list_keys(conn, principal.tenant, includeRevoked))
     principal.touch("api_key", "*")
     return KeyList(keys=[KeyPublic(**k.public()) for k in keys])
 
@@ -119,7 +94,7 @@ async def revoke_key(keyId: Annotated[str, Path(max_length=64)], principal: Admi
                      request: Request) -> Any:
     """Revoke a key of this tenant; it stops working within AUTH_CACHE_TTL_S seconds."""
     principal.touch("api_key", keyId)
-    key = await _guarded(request, lambda conn: apikeys.revoke_key(conn, keyId, principal.tenant))
+    key = await sync_transaction(request, lambda conn: apikeys.revoke_key(conn, keyId, principal.tenant))
     if key is None:
         raise ApiError(404, "unknown_key", f"No live key {keyId!r} in this tenant.")
     return KeyPublic(**key.public())

@@ -8,7 +8,6 @@ short-lived sync connection in a thread, the code path ``twin canary`` uses too.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import AdminAuth
+from gateway.deps import sync_transaction
 from gateway.errors import ApiError, error_responses
 from infra.tracing import current_trace_id
 from processors.twin import canary as canaries
@@ -92,30 +92,17 @@ def _public(c: canaries.Canary) -> CanaryPublic:
 
 
 async def _run(request: Request, work):
-    """``work(conn)`` on a fresh sync connection in a thread, committed on success; errors mapped."""
-    from infra.db import connect
+    """``work(conn)`` in one committed transaction (gateway.deps.sync_transaction), canary errors mapped."""
 
-    cfg = request.app.state.settings
+    def guarded(conn):
+        try:
+            return work(conn)
+        except canaries.CanaryError as exc:
+            raise ApiError(exc.status, exc.code, str(exc)) from None
+        except psycopg.errors.UniqueViolation:  # two starts raced; the other one won
+            raise ApiError(409, "canary_running", "Another canary was started for this interviewer.") from None
 
-    def run():
-        with connect(cfg) as conn:
-            out = work(conn)
-            conn.commit()
-            return out
-
-    try:
-        return await asyncio.to_thread(run)
-    except canaries.CanaryError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from None
-    except ApiError:
-        raise
-    except psycopg.errors.UniqueViolation:  # two starts raced; the other one won
-        raise ApiError(409, "canary_running", "Another canary was started for this interviewer.") from None
-    except psycopg.DataError as exc:  # e.g. a NUL character in the interviewer id
-        raise ApiError(422, "invalid_input", f"PostgreSQL refused the input: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the database is the only thing that can fail here
-        raise ApiError(503, "database_unavailable", f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
-                       headers={"Retry-After": "5"}) from exc
+    return await sync_transaction(request, guarded)
 
 
 @router.post("/{interviewerId}", status_code=201, response_model=CanaryPublic,

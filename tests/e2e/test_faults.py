@@ -371,8 +371,8 @@ async def test_broker_restart_under_load_loses_and_duplicates_nothing(private_ap
     sender = asyncio.create_task(load.run(stop))
     try:
         await _until(lambda: _stored(pg, tenant)[0] >= 200, 120, "the first 200 events stored")
-        down_at = time.monotonic()
         await asyncio.to_thread(app.stack.stop_kafka)  # SIGTERM: a clean broker restart
+        down_at = time.monotonic()  # after the broker is gone: a request before this may still be acked
         await asyncio.sleep(12)  # > the publish deadline: requests started in the outage must be refused
         restart_at = time.monotonic()
         await asyncio.to_thread(app.stack.start_kafka)

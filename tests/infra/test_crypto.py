@@ -101,17 +101,17 @@ def test_key_ring_from_settings(tmp_path, a_and_b):
     a, b = a_and_b
     keys = SecretStr(json.dumps({"a": _b64(a), "b": _b64(b)}))
     ring = crypto.ring_from_settings(Settings(DATA_ENCRYPTION_KEYS=keys, DATA_ENCRYPTION_ACTIVE_KEY="b",
-                                              TWIN_VAR_DIR=tmp_path))
+                                              TWIN_KEYS_DIR=tmp_path / "keys"))
     assert ring.active == "b" and ring.key_ids == ["b", "a"]
     assert not (tmp_path / "keys").exists(), "configured keys: no development key file"
     one = crypto.ring_from_settings(Settings(DATA_ENCRYPTION_KEYS=SecretStr(json.dumps({"a": _b64(a)})),
-                                             OBJECT_STORE_ENCRYPTION_KEY=SecretStr(_b64(b)), TWIN_VAR_DIR=tmp_path))
+                                             OBJECT_STORE_ENCRYPTION_KEY=SecretStr(_b64(b)), TWIN_KEYS_DIR=tmp_path / "keys"))
     assert one.active == "a" and one.key_ids == ["a", "object-store"], "the recordings' key stays in the ring"
     legacy = crypto.ring_from_settings(Settings(OBJECT_STORE_ENCRYPTION_KEY=SecretStr(_b64(a)), TWIN_ENV="production"))
     assert legacy.active == "object-store", "an install with only the object store key keeps working"
-    dev = crypto.ring_from_settings(Settings(TWIN_VAR_DIR=tmp_path))
+    dev = crypto.ring_from_settings(Settings(TWIN_KEYS_DIR=tmp_path / "keys"))
     assert dev.active == "dev" and oct((tmp_path / "keys" / "dev.key").stat().st_mode & 0o777) == "0o600"
-    again = crypto.ring_from_settings(Settings(TWIN_VAR_DIR=tmp_path))
+    again = crypto.ring_from_settings(Settings(TWIN_KEYS_DIR=tmp_path / "keys"))
     sealed = crypto.seal(PHRASE, "t", "f", "r", ring=dev)
     assert crypto.unseal(sealed, "t", "f", "r", ring=again) == PHRASE, "the development key is generated once"
     for bad, message in [
@@ -123,7 +123,7 @@ def test_key_ring_from_settings(tmp_path, a_and_b):
         ({"TWIN_ENV": "production"}, "no encryption key"),
     ]:
         with pytest.raises(crypto.KeyConfigError, match=message) as info:
-            crypto.ring_from_settings(Settings(TWIN_VAR_DIR=tmp_path / "other", **bad))
+            crypto.ring_from_settings(Settings(TWIN_KEYS_DIR=tmp_path / "other", **bad))
         assert info.value.retriable, "agents retry (and store nothing) until the settings are fixed"
     assert "DATA_ENCRYPTION_KEYS" in Settings().public_dict() and \
         Settings(DATA_ENCRYPTION_KEYS=keys).public_dict()["DATA_ENCRYPTION_KEYS"] == "***"
