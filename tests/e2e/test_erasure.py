@@ -17,6 +17,7 @@ import pytest
 
 from schemas.topics import SESSIONS_LIFECYCLE, TELEMETRY_REDACTED
 from tests.credentials import auth_headers
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,18 +41,6 @@ def _events(sid: str, n: int, start: int = 0) -> list[dict]:
 def _mp4(size: int) -> bytes:
     ftyp = struct.pack(">I4s4sI8s", 24, b"ftyp", b"isom", 512, b"isomiso2")
     return ftyp + struct.pack(">I4s", size - 24, b"mdat") + hashlib.shake_256(b"v").digest(size - 32)
-
-
-async def _wait(predicate, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 async def test_erasing_a_session_leaves_nothing_of_it_in_any_store(
@@ -95,7 +84,7 @@ async def test_erasing_a_session_leaves_nothing_of_it_in_any_store(
                    for s in (sid, kept)]
             return counts == [16, 16] and indexed == [8, 8] and hot == ["16", "16"]
 
-        await _wait(stored, 120, "both sessions in PostgreSQL, Weaviate and Redis")
+        await eventually(stored, 120, "both sessions in PostgreSQL, Weaviate and Redis")
         # Data derived from the session elsewhere: eval samples and a rating, a training copy and split,
         # a persona-memory exemplar.
         for i in range(2):
@@ -199,5 +188,5 @@ async def test_erasing_a_session_leaves_nothing_of_it_in_any_store(
         return pg.execute("SELECT outcome, actor FROM audit_log WHERE tenant=%s AND action=%s AND resource_id=%s",
                           (tenant, f"DELETE {BASE}/{{session_id}}", sid)).fetchall()
 
-    audited = await _wait(request_audited, 30, "the DELETE requests in the audit log")
+    audited = await eventually(request_audited, 30, "the DELETE requests in the audit log")
     assert {o for o, _ in audited} >= {"ok", "denied"}

@@ -23,12 +23,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Awaitable, Callable
 
 import httpx
 import pytest
 
 from infra.settings import Settings
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -149,19 +149,6 @@ class _Load:
         return sum(1 for ids in self.acked.values() for i in ids if int(i[1:]) % 5 == 0)
 
 
-async def _until(check: Callable[[], Awaitable[object] | object], timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
-        await asyncio.sleep(every)
-
-
 def _stored(pg, tenant: str) -> tuple[int, int]:
     """(rows, distinct (session, event) pairs) of the tenant in telemetry_events."""
     return pg.execute("SELECT count(*), count(DISTINCT (session_id, event_id)) FROM telemetry_events WHERE tenant=%s",
@@ -211,7 +198,7 @@ async def _redis_counters(cfg: Settings, tenant: str, sessions: list[str]) -> di
 async def _kill_mid_backlog(mp, pg, tenant: str, base: int, backlog_end: int) -> int:
     """SIGKILL ``mp`` as soon as more than ``base`` events are stored, i.e. while it works through a
     backlog that ends at ``backlog_end`` (so a batch is in flight); returns the stored count."""
-    await _until(lambda: _stored(pg, tenant)[0] > base, 180, "the worker to start on its backlog", every=0.05)
+    await eventually(lambda: _stored(pg, tenant)[0] > base, 180, "the worker to start on its backlog", every=0.05)
     mp.kill()
     stored = _stored(pg, tenant)[0]
     assert stored < backlog_end, f"killed after the backlog ({stored} of {backlog_end} stored): not mid-flow"
@@ -242,7 +229,7 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
     try:
         # 1. A backlog on telemetry.redacted, then the sink worker starts on it and is SIGKILLed
         #    after its first commits, restarted, and must catch up.
-        await _until(lambda: load.acked_total >= 2000, 120, "a backlog of 2000 accepted events")
+        await eventually(lambda: load.acked_total >= 2000, 120, "a backlog of 2000 accepted events")
         # Small sink batches (16 messages = 320 events per transaction): the backlog takes many commits.
         sinks = await asyncio.to_thread(worker_factory, f"faults-{unique_name}-sinks", SINK_AGENTS,
                                         {**env, "SINK_BATCH_MESSAGES": "16"})
@@ -251,13 +238,13 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         kills.append(f"sinks killed at {stored}/{load.acked_total} stored/accepted")
         restart_s = await _restart(sinks)
         kills.append(f"sinks back in {restart_s:.1f}s")
-        await _until(lambda: _stored(pg, tenant)[0] >= backlog, 180, "the restarted sink worker to catch up")
+        await eventually(lambda: _stored(pg, tenant)[0] >= backlog, 180, "the restarted sink worker to catch up")
 
         # 2. The redaction worker: killed once to build a raw backlog, then killed again while it
         #    redacts that backlog (publishing to telemetry.redacted before committing its offsets).
         redaction.kill()
         raw_from = load.acked_total
-        await _until(lambda: load.acked_total >= raw_from + 2000, 120, "a raw backlog")
+        await eventually(lambda: load.acked_total >= raw_from + 2000, 120, "a raw backlog")
         base = _stored(pg, tenant)[0]  # the sinks have drained what was redacted before the kill
         restart_s = await _restart(redaction)
         backlog = load.acked_total
@@ -265,7 +252,7 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         kills.append(f"redaction back in {restart_s:.1f}s, killed at {stored}/{load.acked_total}")
         restart_s = await _restart(redaction)
         kills.append(f"redaction back in {restart_s:.1f}s")
-        await _until(lambda: _stored(pg, tenant)[0] >= backlog, 180, "the restarted redaction worker to catch up")
+        await eventually(lambda: _stored(pg, tenant)[0] >= backlog, 180, "the restarted redaction worker to catch up")
     finally:
         stop.set()
         await sender
@@ -273,7 +260,7 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
     assert [a.status for a in load.answers if a.status != 202] == []
     expected = load.acked
 
-    await _until(lambda: _stored(pg, tenant)[0] >= load.acked_total, 180, "every accepted event in PostgreSQL")
+    await eventually(lambda: _stored(pg, tenant)[0] >= load.acked_total, 180, "every accepted event in PostgreSQL")
     await asyncio.sleep(3)  # anything still redelivered would land now
     rows, distinct = _stored(pg, tenant)
     assert rows == distinct == load.acked_total, (rows, distinct, load.acked_total)
@@ -286,13 +273,13 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         c = await _redis_counters(cfg, tenant, sessions)
         return c if sum(x.get("events", 0) for x in c.values()) >= load.acked_total else None
 
-    counters = await _until(counted, 60, "Redis counters")
+    counters = await eventually(counted, 60, "Redis counters")
     assert {sid: c["events"] for sid, c in counters.items()} == {sid: len(ids) for sid, ids in expected.items()}
     assert sum(c.get("turn", 0) for c in counters.values()) == load.acked_turns()
 
     # Weaviate: one TurnChunk per accepted turn (short turns are one chunk each).
     chunks = WeaviateSink(weaviate_client, TURN_CHUNKS, prefix=cfg.WEAVIATE_COLLECTION_PREFIX)
-    await _until(lambda: chunks.count(tenant) >= load.acked_turns(), 120, "turn chunks in Weaviate")
+    await eventually(lambda: chunks.count(tenant) >= load.acked_turns(), 120, "turn chunks in Weaviate")
     assert chunks.count(tenant) == load.acked_turns()
 
     # The redacted topic may hold a batch twice (redaction killed between publish and commit):
@@ -370,7 +357,7 @@ async def test_broker_restart_under_load_loses_and_duplicates_nothing(private_ap
     stop = asyncio.Event()
     sender = asyncio.create_task(load.run(stop))
     try:
-        await _until(lambda: _stored(pg, tenant)[0] >= 200, 120, "the first 200 events stored")
+        await eventually(lambda: _stored(pg, tenant)[0] >= 200, 120, "the first 200 events stored")
         await asyncio.to_thread(app.stack.stop_kafka)  # SIGTERM: a clean broker restart
         down_at = time.monotonic()  # after the broker is gone: a request before this may still be acked
         await asyncio.sleep(12)  # > the publish deadline: requests started in the outage must be refused
@@ -378,7 +365,7 @@ async def test_broker_restart_under_load_loses_and_duplicates_nothing(private_ap
         await asyncio.to_thread(app.stack.start_kafka)
         up_at = time.monotonic()
         # Keep sending until the gateway accepts again, and a little longer.
-        await _until(lambda: any(a.status == 202 and a.at > up_at for a in load.answers), 90,
+        await eventually(lambda: any(a.status == 202 and a.at > up_at for a in load.answers), 90,
                      "the gateway to accept again after the broker came back")
         await asyncio.sleep(3)
     finally:
@@ -389,12 +376,12 @@ async def test_broker_restart_under_load_loses_and_duplicates_nothing(private_ap
     _refusals_ok(load.answers)
     refused_batches = len(load.refused)
     accepted_first_time = load.acked_total
-    await _until(lambda: _stored(pg, tenant)[0] >= accepted_first_time, 120, "the accepted events stored")
+    await eventually(lambda: _stored(pg, tenant)[0] >= accepted_first_time, 120, "the accepted events stored")
     leaked = sum(len(_stored_ids(pg, tenant).get(s_, set()) & ids) for s_, ids in load.refused_ids().items())
     resent = await load.retry_refused()
     assert resent == refused_batches > 0
 
-    await _until(lambda: _stored(pg, tenant)[0] >= load.acked_total, 120, "every event in PostgreSQL")
+    await eventually(lambda: _stored(pg, tenant)[0] >= load.acked_total, 120, "every event in PostgreSQL")
     await asyncio.sleep(3)
     rows, distinct = _stored(pg, tenant)
     assert rows == distinct == load.acked_total, (rows, distinct, load.acked_total)
@@ -433,7 +420,7 @@ async def test_unreachable_broker_gives_prompt_503_then_recovers(private_app, au
         assert not_ready.status_code == 503 and not_ready.json()["checks"]["kafka_producer"] is False
 
         # Recovery without any request and without restarting the gateway: it reconnects by itself.
-        await _until(lambda: _ready(http), 60, "/readyz 200 after the broker came back")
+        await eventually(lambda: _ready(http), 60, "/readyz 200 after the broker came back")
         ready_after = time.monotonic() - restarted - started_s
         t0 = time.monotonic()
         while (await load._post(http, load._body(0))).status != 202:
@@ -441,13 +428,13 @@ async def test_unreachable_broker_gives_prompt_503_then_recovers(private_app, au
             assert time.monotonic() - t0 < 30, "the gateway never accepted again after the broker came back"
             await asyncio.sleep(0.5)
         accepted_after = time.monotonic() - t0
-    await _until(lambda: _stored(pg, tenant)[0] >= load.acked_total, 60, "every accepted event stored")
+    await eventually(lambda: _stored(pg, tenant)[0] >= load.acked_total, 60, "every accepted event stored")
     await asyncio.sleep(2)
     # A 503 means "not acknowledged", not "not written": a batch buffered before the crash may still
     # be delivered. The client retries every refused batch (same event ids): stored exactly once.
     leaked = sum(len(_stored_ids(pg, tenant).get(s_, set()) & ids) for s_, ids in load.refused_ids().items())
     refused_batches = await load.retry_refused()
-    await _until(lambda: _stored(pg, tenant)[0] >= load.acked_total, 60, "every re-sent event stored")
+    await eventually(lambda: _stored(pg, tenant)[0] >= load.acked_total, 60, "every re-sent event stored")
     await asyncio.sleep(2)
     rows, distinct = _stored(pg, tenant)
     assert rows == distinct == load.acked_total
@@ -501,7 +488,7 @@ async def test_poison_on_redacted_topic_is_dead_lettered_once_per_agent_and_neig
     assert all(d.sourceTopic == topic and d.error.startswith("DecodeError") for d in dead)
     assert len({(d.partition, d.offset) for d in dead}) == 1
 
-    await _until(lambda: _stored(pg, tenant)[0] >= 6, 60, "both good batches in PostgreSQL")
+    await eventually(lambda: _stored(pg, tenant)[0] >= 6, 60, "both good batches in PostgreSQL")
     await asyncio.sleep(2)
     assert _stored(pg, tenant) == (6, 6)
     assert _stored_ids(pg, tenant) == {sid: {f"b{k}-t{i}" for k in range(2) for i in range(3)}}

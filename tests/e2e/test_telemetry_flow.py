@@ -7,7 +7,6 @@ the events it sent, redacted, in every store and analytics topic, and replays th
 into the sinks to show that nothing is duplicated.
 """
 
-import asyncio
 import hashlib
 import json
 import struct
@@ -18,6 +17,7 @@ import pytest
 
 from infra.crypto import TURNS_TEXT
 from tests.credentials import auth_headers
+from tests.waiting import eventually
 from schemas.topics import (
     AUDIT_RECORDS,
     FEATURES_CODE_ACTIVITY,
@@ -90,18 +90,6 @@ def _no_secret(blob: str, secrets: list[str]) -> list[str]:
     return [s for s in secrets if s in blob]
 
 
-async def _wait(predicate, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
-
-
 async def test_recorded_interview_reaches_every_store_redacted_once(
         corpora, telemetry_pipeline, gateway_factory, read_topic, weaviate_client, pg, tenant, tmp_path):
     cfg = telemetry_pipeline.cfg  # the worker's topic prefix; the gateway gets the same
@@ -151,7 +139,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         n = pg.execute("SELECT count(*) FROM telemetry_events WHERE session_id=%s", (sid,)).fetchone()[0]
         return n if n >= len(events) else 0
 
-    await _wait(stored, 90, "telemetry events in PostgreSQL")
+    await eventually(stored, 90, "telemetry events in PostgreSQL")
 
     def check_postgres():
         rows = pg.execute("SELECT event_id, type, payload FROM telemetry_events WHERE session_id=%s", (sid,)).fetchall()
@@ -176,7 +164,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         return pg.execute("SELECT count(*) FROM audit_log WHERE tenant=%s AND action='telemetry.field_dropped'",
                           (tenant,)).fetchone()[0]
 
-    assert await _wait(audited, 30, "the audit record of the dropped preview") == 1
+    assert await eventually(audited, 30, "the audit record of the dropped preview") == 1
     session_row = pg.execute("SELECT video_url, consent_recording FROM sessions WHERE session_id=%s", (sid,)).fetchone()
     assert session_row == (recording.json()["url"], True)
 
@@ -191,7 +179,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         n = chunks.count(tenant, where={"sessionId": sid})
         return n if n >= len(turn_ids) else 0
 
-    await _wait(indexed, 90, "turn chunks in Weaviate")
+    await eventually(indexed, 90, "turn chunks in Weaviate")
 
     def check_weaviate():
         from weaviate.classes.query import Filter
@@ -216,7 +204,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         c = await redis.counters(tenant, sid)
         return c if c.get("events") == len(events) else None
 
-    counters = await _wait(counted, 60, "Redis counters")
+    counters = await eventually(counted, 60, "Redis counters")
     assert counters["turn"] == len(turn_ids)
     assert counters["code_edit"] + counters["run"] + counters["turn"] + counters["control"] == len(events)
     recent = await redis.recent_turns(tenant, sid)
