@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.settings import settings
+from infra.settings import Settings, settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich", add_completion=False)
 topics_app = typer.Typer(help="The Kafka topic catalogue (schemas/topics.py).", no_args_is_help=True)
@@ -39,6 +39,21 @@ ALL_SERVICES = ("postgres", "redis", "kafka", "weaviate")
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def connect_db(cfg: Settings | None = None, **kwargs):
+    """A PostgreSQL connection for a command, or exit 1 saying where the database was expected."""
+    import psycopg
+    from rich.markup import escape
+
+    from infra.db import connect
+
+    cfg = cfg or settings
+    try:
+        return connect(cfg, **{"connect_timeout": 5, **kwargs})
+    except psycopg.OperationalError as exc:
+        _fail(escape(f"PostgreSQL is not reachable at {cfg.POSTGRES_HOST}:{cfg.POSTGRES_PORT} "
+                     f"(POSTGRES_HOST/POSTGRES_PORT): {exc}; start it with `infra/up`"))
 
 
 def _status_table(status: dict[str, dict[str, object]]) -> Table:

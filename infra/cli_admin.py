@@ -16,8 +16,7 @@ from rich.table import Table
 
 from infra import apikeys
 from infra.audit import AuditQuery, cli_actor, query, record
-from infra.cli import app
-from infra.settings import settings
+from infra.cli import app, connect_db
 
 console = Console()
 err = Console(stderr=True)
@@ -26,16 +25,6 @@ keys_app = typer.Typer(help="Per-tenant API keys (stored hashed; the token is sh
 audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
-
-
-def _connect():
-    from infra.db import connect
-
-    try:
-        return connect(settings)
-    except Exception as exc:  # noqa: BLE001
-        err.print(f"[red]error:[/] PostgreSQL at {settings.POSTGRES_HOST}:{settings.POSTGRES_PORT} is unreachable: {exc}")
-        raise typer.Exit(1) from None
 
 
 @keys_app.command("create")
@@ -55,7 +44,7 @@ def keys_create(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    with _connect() as conn:
+    with connect_db() as conn:
         cred = apikeys.issue_key(conn, tenant, name, scope_list, interviewer or None,
                                  timedelta(days=expires_days) if expires_days else None)
         record(conn, tenant, cli_actor(), "keys.create", "api_key", cred.key.key_id,
@@ -72,7 +61,7 @@ def keys_create(
 def keys_list(tenant: Optional[str] = typer.Option(None, help="Only this tenant."),
               include_revoked: bool = typer.Option(False, help="Also revoked keys.")) -> None:
     """List keys (never their secrets)."""
-    with _connect() as conn:
+    with connect_db() as conn:
         keys = apikeys.list_keys(conn, tenant, include_revoked)
     table = Table(title="API keys")
     for col in ("key id", "tenant", "name", "scopes", "interviewers", "created", "expires", "revoked"):
@@ -88,7 +77,7 @@ def keys_list(tenant: Optional[str] = typer.Option(None, help="Only this tenant.
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the part after twk_ and before the dot)."),
                 tenant: Optional[str] = typer.Option(None, help="Refuse unless the key belongs to this tenant.")) -> None:
     """Revoke a key; gateways stop accepting it within AUTH_CACHE_TTL_S seconds."""
-    with _connect() as conn:
+    with connect_db() as conn:
         key = apikeys.revoke_key(conn, key_id, tenant)
         if key is None:
             err.print(f"[red]error:[/] no live key {key_id!r}" + (f" in tenant {tenant!r}" if tenant else ""))
@@ -128,7 +117,7 @@ def audit_query(
     """Who did what, when, to which resource, and how it ended."""
     q = AuditQuery(tenant=tenant, actor=actor, action=action, resource_type=resource_type, resource_id=resource_id,
                    outcome=outcome, since=_when(since), until=_when(until), limit=limit)
-    with _connect() as conn:
+    with connect_db() as conn:
         rows = query(conn, q)
     if as_json:
         for row in rows:

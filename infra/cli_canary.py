@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.audit import cli_actor
-from infra.cli import app
+from infra.cli import app, connect_db
 from infra.settings import settings
 from processors.twin import canary as canaries
 
@@ -42,19 +42,9 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _connect():
-    from infra.db import connect
-
-    try:
-        return connect(settings, connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"PostgreSQL is not reachable at {settings.POSTGRES_HOST}:{settings.POSTGRES_PORT} "
-              f"(POSTGRES_HOST/POSTGRES_PORT): {exc}; start it with `infra/up`")
-
-
 def _run(work):
     """``work(conn)`` in one transaction; a CanaryError exits 1 with its message."""
-    with _connect() as conn:
+    with connect_db() as conn:
         try:
             out = work(conn)
         except canaries.CanaryError as exc:
@@ -189,7 +179,7 @@ def canary_evaluate(interviewer: Optional[str] = typer.Argument(None, help="Only
 
     if interviewer and not tenant:
         tenant = settings.DEFAULT_TENANT
-    _connect().close()  # a clear message when PostgreSQL is down
+    connect_db().close()  # a clear message when PostgreSQL is down
     evaluations = canaries.evaluate_running(lambda: connect(settings), LiveScorer(), actor=cli_actor(), apply=apply,
                                             tenant=tenant, interviewer_id=interviewer, wait_for_lock=True)
     if as_json:

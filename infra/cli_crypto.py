@@ -31,7 +31,7 @@ from rich.table import Table
 
 from infra import crypto
 from infra.cli import _fail as _fail_markup
-from infra.cli import app, console
+from infra.cli import app, connect_db, console
 from infra.crypto import PREFIX, SEALED_COLUMNS, CryptoError, KeyRing, SealedColumn
 
 __all__ = ["RotationReport", "crypto_app", "encrypt_existing", "object_status", "pg_status", "rotate_objects",
@@ -281,16 +281,6 @@ def _ring(cfg) -> KeyRing:
         _fail(str(exc))
 
 
-def _connect(cfg):
-    from infra.db import connect
-
-    try:
-        return connect(cfg)
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"PostgreSQL is not reachable at {cfg.POSTGRES_HOST}:{cfg.POSTGRES_PORT} (POSTGRES_HOST/POSTGRES_PORT): "
-              f"{exc}; start it with `infra/up`")
-
-
 def _store(cfg):
     from sinks.object_store import object_store_from_settings
 
@@ -321,7 +311,7 @@ def status(objects: bool = typer.Option(True, "--objects/--no-objects", help="Al
     """Sealed values and recordings per key id (and transcript rows still in clear)."""
     cfg = _settings()
     ring = _ring(cfg)
-    with _connect(cfg) as conn:
+    with connect_db(cfg) as conn:
         counts = pg_status(conn, tenant)
     if objects:
         counts[OBJECTS] = asyncio.run(object_status(_store(cfg), tenant))
@@ -355,7 +345,7 @@ def rotate(batch: int = typer.Option(500, "--batch", min=1, help="Rows per trans
     ring = _ring(cfg)
     store = _store(cfg) if objects else None
     report = RotationReport(ring.active)
-    with _connect(cfg) as conn:
+    with connect_db(cfg) as conn:
         conn.autocommit = True  # each batch is its own transaction
         pending = sum(n for by_key in pg_status(conn, tenant).values() for kid, n in by_key.items()
                       if kid not in ("clear", ring.active))
@@ -379,7 +369,7 @@ def encrypt_existing_cmd(batch: int = typer.Option(500, "--batch", min=1, help="
     """Encrypt transcript rows stored in clear before encryption at rest existed (resumable)."""
     cfg = _settings()
     ring = _ring(cfg)
-    with _connect(cfg) as conn:
+    with connect_db(cfg) as conn:
         conn.autocommit = True
         pending = sum(by_key.get("clear", 0) for by_key in pg_status(conn, tenant).values())
         report = RotationReport(ring.active)

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.markup import escape
 
 from infra.cli import _fail as _fail_markup
-from infra.cli import app, console, err
+from infra.cli import app, connect_db, console, err
 from infra.settings import settings
 
 __all__ = ["profile_app", "datasets_app"]
@@ -48,16 +48,6 @@ def _fail(message: str) -> None:
 
 def _tenant(value: str | None) -> str:
     return value or settings.DEFAULT_TENANT
-
-
-def _connect():
-    import psycopg
-
-    try:
-        return psycopg.connect(settings.POSTGRES_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _fail(f"PostgreSQL is not reachable at {settings.POSTGRES_HOST}:{settings.POSTGRES_PORT} "
-              f"(POSTGRES_HOST/POSTGRES_PORT): {exc}; start it with `infra/up`")
 
 
 def _progress(quiet: bool = False) -> Progress:
@@ -127,7 +117,7 @@ def import_(file: Optional[Path] = typer.Argument(None, help="JSON Lines transcr
             progress.console.print(f"[red]✗[/] {escape(item.error)}")
             printed += 1
 
-    with _connect() as conn:
+    with connect_db(autocommit=True) as conn:
         try:
             if live:
                 with _progress(as_json) as progress:
@@ -307,7 +297,7 @@ def train(interviewer: str = typer.Argument(..., help="Interviewer id."),
         _fail(f"bad options: {exc}")
     job = TrainingJob(jobId=str(uuid.uuid4()), tenant=tenant, interviewerId=interviewer, datasetRef=dataset,
                       options=options.model_dump(mode="json"))
-    with _connect() as conn:
+    with connect_db(autocommit=True) as conn:
         _check_trainable(conn, tenant, interviewer, dataset)
         if via_kafka:
             row = _train_via_kafka(conn, job, timeout)
@@ -401,7 +391,7 @@ def profile_show(interviewer: str = typer.Argument(..., help="Interviewer id."),
     from processors.twin.style import FEATURES
 
     tenant = _tenant(tenant)
-    with _connect():
+    with connect_db(autocommit=True):
         pass  # fail early, with the usual message, when PostgreSQL is down
     store = ProfileStore(settings.POSTGRES_DSN, ttl_s=0)
     profile = store.load(tenant, interviewer, version)
@@ -482,7 +472,7 @@ def profile_list(tenant: Optional[str] = TenantOpt) -> None:
     from processors.twin.profiles import ProfileStore
 
     tenant = _tenant(tenant)
-    with _connect():
+    with connect_db(autocommit=True):
         pass
     rows = ProfileStore(settings.POSTGRES_DSN, ttl_s=0).interviewers(tenant)
     table = Table(title=f"interviewers of {tenant}")
@@ -513,7 +503,7 @@ def datasets_list(tenant: Optional[str] = TenantOpt) -> None:
     from processors.twin.datasets import dataset_interviewers, list_datasets
 
     tenant = _tenant(tenant)
-    with _connect() as conn:
+    with connect_db(autocommit=True) as conn:
         rows = list_datasets(conn, tenant)
         table = Table(title=f"datasets of {tenant}")
         for col in ("datasetRef", "kind", "source", "sessions", "turns", "interviewers"):
