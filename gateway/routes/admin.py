@@ -7,21 +7,18 @@ connection in a thread (``sync_transaction``): it is rare, and shares one code p
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.auth import AdminAuth
+from gateway.auth import AdminAuth, Scope
 from gateway.deps import sync_transaction
 from gateway.errors import ApiError, error_responses
 from infra import apikeys
 from infra.audit import AuditQuery, query_async
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], responses=error_responses(401, 403))
-
-Scope = Literal["capture", "respond", "train", "eval", "rater", "admin"]
-
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {

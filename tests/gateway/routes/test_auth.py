@@ -175,6 +175,13 @@ async def _seed_a(client, ids: Ids) -> None:
     assert rec.status_code == 201, rec.text
 
 
+def test_the_gateway_knows_the_scopes_keys_are_issued_with():
+    from gateway.auth import Scope
+    from infra.apikeys import SCOPES
+
+    assert [s.value for s in Scope] == list(SCOPES)
+
+
 async def test_every_route_is_in_the_isolation_table(client):
     assert _schema_routes(client.app) == set(ROUTES), "add new routes to ROUTES (and OWN_TENANT_ONLY if they create)"
 
