@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from infra.settings import Settings
 
 if TYPE_CHECKING:  # heavy imports stay lazy: the gateway must start fast
+    import ssl
+
     import redis.asyncio as aredis
     import weaviate
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer

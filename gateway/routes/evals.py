@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +15,6 @@ from gateway.auth import EvalAuth, RaterAuth
 from gateway.deps import SettingsDep
 from gateway.errors import ApiError, error_responses
 from infra.crypto import EVAL_CONTEXT, EVAL_REAL_TEXT, EVAL_TWIN_TEXT, key_ring
-from infra.settings import Settings
 
 router = APIRouter(prefix="/api/digital-twin/eval", tags=["evals"], responses=error_responses(401, 403))
 

@@ -30,7 +30,7 @@ from infra.settings import Settings
 from infra.tracing import tracer
 from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
-from processors.twin.offline_generator import Exemplar, OfflineGenerator
+from processors.twin.offline_generator import OfflineGenerator
 from processors.twin.policy import Controls, Move, PolicyDecision, decide_next_move
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives

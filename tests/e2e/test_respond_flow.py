@@ -1,6 +1,5 @@
 """POST /api/digital-twin/respond through the real stack: gateway → Kafka → twin agent → safety agent → reply topic."""
 
-import json
 import time
 import uuid
 

@@ -1,6 +1,5 @@
 """The broker we pin (Kafka 3.9.x, KRaft) speaks what aiokafka and Faust need."""
 
-import asyncio
 import json
 import os
 import subprocess

@@ -1,6 +1,5 @@
 """The local stack: idempotent start, one-line errors that name the fix."""
 
-import os
 import socket
 import subprocess
 import sys
