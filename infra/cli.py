@@ -197,9 +197,11 @@ def _train_sample(tenant: str) -> int:
     with Progress(TextColumn("[bold]training dana[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("", total=1.0)
-        result = train_interviewer(tenant, SAMPLE_INTERVIEWER, transcripts, engine.profiles, engine.memory,
-                                   progress=lambda stage, f: bar.update(task, completed=f, description=stage))
-    engine.memory.sink.client.close()
+        try:
+            result = train_interviewer(tenant, SAMPLE_INTERVIEWER, transcripts, engine.profiles, engine.memory,
+                                       progress=lambda stage, f: bar.update(task, completed=f, description=stage))
+        finally:
+            engine.close()
     return result.version
 
 
@@ -226,11 +228,15 @@ def demo(tenant: str = typer.Option(None, help="Tenant to train the sample inter
     stack = Stack(settings, echo=console.print)
     try:
         stack.up()
-        profile = ProfileStore(settings.POSTGRES_DSN).load(tenant, SAMPLE_INTERVIEWER)
-        if profile is None or retrain:
-            version = _train_sample(tenant)
-            profile = ProfileStore(settings.POSTGRES_DSN).load(tenant, SAMPLE_INTERVIEWER)
-            console.print(f"trained [bold]{SAMPLE_INTERVIEWER}[/] version {version}")
+        profiles = ProfileStore(settings.POSTGRES_DSN)
+        try:
+            profile = profiles.load(tenant, SAMPLE_INTERVIEWER)
+            if profile is None or retrain:
+                version = _train_sample(tenant)
+                profile = profiles.load(tenant, SAMPLE_INTERVIEWER)
+                console.print(f"trained [bold]{SAMPLE_INTERVIEWER}[/] version {version}")
+        finally:
+            profiles.close()
         url = stack.start_app()
     except StackError as exc:
         _fail(str(exc))
@@ -301,34 +307,41 @@ def chat(interviewer_id: str = typer.Argument(..., help="Interviewer whose twin 
 
         engine = TwinEngine.from_settings(settings)
         if engine.profiles.active(tenant, interviewer_id) is None:
+            engine.close()
             _fail(f"no trained twin for {interviewer_id!r} in tenant {tenant!r}; train one first (`twin demo` trains 'dana')")
     console.print(f"[bold]{interviewer_id}[/] is listening. /reset to start over, /quit to leave.")
-    while True:
-        try:
-            line = console.input("[bold cyan]you>[/] ").strip()
-        except (EOFError, KeyboardInterrupt):
-            break
-        if line in ("/quit", "/exit"):
-            break
-        if line == "/reset":
-            history.clear()
-            continue
-        started = time.perf_counter()
-        if http is not None:
-            resp = http.post("/api/digital-twin/respond", json={
-                "interviewerId": interviewer_id, "sessionId": session_id, "history": history,
-                "candidateTurn": line, "controls": {k: v for k, v in controls.items() if v is not None}})
-            if resp.status_code != 200:
-                err.print(f"[red]{resp.status_code}[/] {resp.text}")
+    try:
+        while True:
+            try:
+                line = console.input("[bold cyan]you>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/reset":
+                history.clear()
                 continue
-            text, move = resp.json()["text"], resp.json()["functionCalls"][0]["name"]
-        else:
-            out = engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=session_id,
-                                 history=history, candidate_turn=line, controls=controls)
-            text, move = out.text, out.move.value
-        ms = (time.perf_counter() - started) * 1000
-        console.print(f"[bold magenta]{interviewer_id}>[/] {text} [dim]({move}, {ms:.0f} ms)[/]")
-        history += [{"role": "candidate", "text": line}, {"role": "interviewer", "text": text}]
+            started = time.perf_counter()
+            if http is not None:
+                resp = http.post("/api/digital-twin/respond", json={
+                    "interviewerId": interviewer_id, "sessionId": session_id, "history": history,
+                    "candidateTurn": line, "controls": {k: v for k, v in controls.items() if v is not None}})
+                if resp.status_code != 200:
+                    err.print(f"[red]{resp.status_code}[/] {resp.text}")
+                    continue
+                text, move = resp.json()["text"], resp.json()["functionCalls"][0]["name"]
+            else:
+                out = engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=session_id,
+                                     history=history, candidate_turn=line, controls=controls)
+                text, move = out.text, out.move.value
+            ms = (time.perf_counter() - started) * 1000
+            console.print(f"[bold magenta]{interviewer_id}>[/] {text} [dim]({move}, {ms:.0f} ms)[/]")
+            history += [{"role": "candidate", "text": line}, {"role": "interviewer", "text": text}]
+    finally:  # nothing left open (no ResourceWarning at exit)
+        if engine is not None:
+            engine.close()
+        if http is not None:
+            http.close()
 
 
 def main() -> None:  # pragma: no cover - console entry point

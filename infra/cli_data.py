@@ -323,10 +323,13 @@ def _train_here(conn, job) -> dict[str, Any]:
         runner = JobRunner(settings, publish=lambda s: progress.update(
             task, completed=round(100 * s.progress), note=s.message or ""))
         try:
-            runner.warm_up()
-        except Exception as exc:  # noqa: BLE001 - Weaviate down or the model missing: one clear line
-            _fail(f"cannot start training: {type(exc).__name__}: {exc} (is Weaviate up? `infra/up`)")
-        runner.run(job)
+            try:
+                runner.warm_up()
+            except Exception as exc:  # noqa: BLE001 - Weaviate down or the model missing: one clear line
+                _fail(f"cannot start training: {type(exc).__name__}: {exc} (is Weaviate up? `infra/up`)")
+            runner.run(job)
+        finally:
+            runner.close()
     return _job_row(conn, job.jobId)
 
 
@@ -394,9 +397,12 @@ def profile_show(interviewer: str = typer.Argument(..., help="Interviewer id."),
     with connect_db(autocommit=True):
         pass  # fail early, with the usual message, when PostgreSQL is down
     store = ProfileStore(settings.POSTGRES_DSN, ttl_s=0)
-    profile = store.load(tenant, interviewer, version)
-    if profile is None:
+    try:
+        profile = store.load(tenant, interviewer, version)
         versions = store.versions(tenant, interviewer)
+    finally:
+        store.close()
+    if profile is None:
         _fail(f"no {'version ' + str(version) if version else 'active profile'} for {interviewer!r} in tenant "
               f"{tenant!r}" + (f" (versions: {', '.join(str(v) for v, _, _ in versions)})" if versions else
                                "; train one with `twin train`"))
@@ -405,7 +411,6 @@ def profile_show(interviewer: str = typer.Argument(..., help="Interviewer id."),
                                        "policy": profile.policy.to_dict(), "artefacts": profile.artefacts}))
         return
     st, art = profile.style, profile.artefacts
-    versions = store.versions(tenant, interviewer)
     head = Table(title=f"{interviewer} (tenant {tenant}) v{profile.version}", show_header=False)
     head.add_column("")
     head.add_column("")
@@ -474,7 +479,11 @@ def profile_list(tenant: Optional[str] = TenantOpt) -> None:
     tenant = _tenant(tenant)
     with connect_db(autocommit=True):
         pass
-    rows = ProfileStore(settings.POSTGRES_DSN, ttl_s=0).interviewers(tenant)
+    store = ProfileStore(settings.POSTGRES_DSN, ttl_s=0)
+    try:
+        rows = store.interviewers(tenant)
+    finally:
+        store.close()
     table = Table(title=f"interviewers of {tenant}")
     for col in ("interviewer", "active version", "versions"):
         table.add_column(col)
@@ -490,10 +499,13 @@ def profile_activate(interviewer: str = typer.Argument(...), version: int = type
     from processors.twin.profiles import ProfileStore
 
     tenant = _tenant(tenant)
+    store = ProfileStore(settings.POSTGRES_DSN, ttl_s=0)
     try:
-        ProfileStore(settings.POSTGRES_DSN, ttl_s=0).activate(tenant, interviewer, version)
+        store.activate(tenant, interviewer, version)
     except LookupError as exc:
         _fail(str(exc))
+    finally:
+        store.close()
     console.print(f"{interviewer} v{version} is now active for tenant {tenant}")
 
 

@@ -45,6 +45,12 @@ class StackError(RuntimeError):
     """A one-line, user-facing problem with the local stack, naming the fix."""
 
 
+# Runs `argv[1:]` in a new session with stdout and stderr on the launcher's stderr (the service log),
+# prints its pid and exits: the service is re-parented, never a child of the CLI or test process.
+_LAUNCH = "import os, sys; print(os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ, setsid=True," \
+          " file_actions=[(os.POSIX_SPAWN_DUP2, 2, 1)]))"
+
+
 def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -147,20 +153,21 @@ class Stack:
 
     # ------------------------------------------------------------------ helpers
     def _spawn(self, svc: Service, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-        """Start a detached process (own session, so it outlives this CLI) and record its pid."""
+        """Start a detached process (own session, so it outlives this CLI) and record its pid.
+
+        It is started through a launcher that exits at once (`_LAUNCH`), so it is not this process's
+        child: nothing here has to wait for it, no zombie is left when it stops, and no
+        "subprocess is still running" ResourceWarning is printed when this process exits."""
         svc.log.parent.mkdir(parents=True, exist_ok=True)
         with open(svc.log, "ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
-                cwd=cwd,
-                start_new_session=True,
-            )
-        svc.pidfile.write_text(str(proc.pid))
-        return proc.pid
+            launcher = subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCH, *cmd], stdout=subprocess.PIPE,
+                                      stderr=log, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                                      cwd=cwd)
+        if launcher.returncode != 0:
+            raise StackError(f"{svc.name} could not be started ({cmd[0]}); see {svc.log}")
+        pid = int(launcher.stdout)
+        svc.pidfile.write_text(str(pid))
+        return pid
 
     def _stop_pid(self, svc: Service, timeout: float = 30.0) -> bool:
         pid = svc.pid()
@@ -190,13 +197,24 @@ class Stack:
         _require("java", "install a JDK 17+ (apt-get install -y openjdk-17-jre-headless) and re-run infra/up")
         mvn = _require("mvn", "install Maven (apt-get install -y maven) and re-run infra/up")
         self.echo(f"kafka: resolving org.apache.kafka:kafka_2.13:{self.cfg.KAFKA_VERSION} from Maven Central ...")
+        # Into a folder of this process, then renamed: clones sharing the cache may install at once.
+        tmp = self.kafka_home.with_name(f"{self.kafka_home.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
         _run(
             [mvn, "-q", "-B", "-f", str(REPO_ROOT / "infra" / "kafka" / "pom.xml"),
              "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-Dkafka.version={self.cfg.KAFKA_VERSION}", f"-DoutputDirectory={libs}"],
+             f"-Dkafka.version={self.cfg.KAFKA_VERSION}", f"-DoutputDirectory={tmp / libs.name}"],
             "maven dependency resolution", "install Maven",
         )
-        marker.write_text(self.cfg.KAFKA_VERSION)
+        (tmp / marker.name).write_text(self.cfg.KAFKA_VERSION)
+        if not marker.exists():
+            shutil.rmtree(self.kafka_home, ignore_errors=True)  # an unfinished install
+            try:
+                tmp.rename(self.kafka_home)
+            except OSError:  # another process finished first
+                if not marker.exists():
+                    raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def _kafka_java(self) -> list[str]:
         java = _require("java", "install a JDK 17+ (apt-get install -y openjdk-17-jre-headless) and re-run infra/up")
@@ -347,9 +365,13 @@ class Stack:
         admin = dict(host=cfg.POSTGRES_HOST, port=cfg.POSTGRES_PORT, user="postgres",
                      password=cfg.POSTGRES_PASSWORD.get_secret_value(), dbname="postgres", autocommit=True)
         with psycopg.connect(**admin) as conn:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (cfg.POSTGRES_USER,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            # CREATEDB: every test run creates (and drops) a database of its own (tests/namespace.py).
+            role = conn.execute("SELECT rolcreatedb FROM pg_roles WHERE rolname=%s", (cfg.POSTGRES_USER,)).fetchone()
+            if not role:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
                     sql.Identifier(cfg.POSTGRES_USER), sql.Literal(cfg.POSTGRES_PASSWORD.get_secret_value())))
+            elif not role[0]:
+                conn.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(cfg.POSTGRES_USER)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (cfg.POSTGRES_DB,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(cfg.POSTGRES_DB), sql.Identifier(cfg.POSTGRES_USER)))
@@ -410,7 +432,7 @@ class Stack:
                   "go mod download", "check access to the Go module proxy", env=env)
         src = json.loads(dl.stdout)["Dir"]
         self.weaviate_bin.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.weaviate_bin.with_suffix(".tmp")
+        tmp = self.weaviate_bin.with_suffix(f".tmp{os.getpid()}")  # clones sharing the cache may build at once
         _run([go, "build", "-trimpath", "-o", str(tmp), "./cmd/weaviate-server"], "go build weaviate-server",
              "see the Go error above", cwd=src, env=env)
         tmp.rename(self.weaviate_bin)

@@ -2,8 +2,10 @@
 
 The services come from `infra/up` (or, where a Docker engine runs and TWIN_TEST_INFRA=containers,
 from testcontainers). A service that does not answer fails the test that needs it, loudly, naming
-the setting and `infra/up`: nothing here skips. Isolation is by name: unique topics, groups, Redis
-key prefixes and Weaviate collections per test, on shared services.
+the setting and `infra/up`: nothing here skips. Isolation is by name, on shared services: the run has
+a namespace of its own (tests/namespace.py: topic prefix, consumer groups, PostgreSQL database, Redis
+key prefix, Weaviate collection prefix) that a demo, a developer's worker or another test run never
+sees, and within it tests use unique tenants, topics, groups, key prefixes and collections.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from pathlib import Path
 
 import pytest
 
-# One topic prefix per test session, exported so that worker and gateway subprocesses inherit it.
-os.environ.setdefault("TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
+# One namespace per test session (topics and consumer groups, PostgreSQL database, Redis keys, Weaviate
+# collections), exported before any Settings is built so that worker and gateway subprocesses inherit it.
+from tests.namespace import RunNamespace  # noqa: E402
+
+NAMESPACE = RunNamespace.new()
+os.environ.update(NAMESPACE.environ())
 
 # Where a Docker engine runs, TWIN_TEST_INFRA=containers uses testcontainers instead of infra/up.
 _INFRA = os.environ.get("TWIN_TEST_INFRA", "local")
@@ -74,27 +80,66 @@ def catalogue_topics(cfg: Settings, kafka_bootstrap: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def postgres_dsn(cfg: Settings) -> str:
+    """This run's own database (POSTGRES_DB=twin_test_<id>), created with the migrations applied and
+    dropped at the end; databases of runs that crashed more than a day ago are dropped first."""
     _require("postgres")
     from infra.db import upgrade
+    from tests.namespace import NamespaceError, create_database, drop_database, drop_stale_databases, keep_namespace
 
+    try:
+        drop_stale_databases(cfg, NAMESPACE.run_id)
+        create_database(cfg)
+    except NamespaceError as exc:
+        pytest.fail(str(exc), pytrace=False)
     upgrade(cfg)
-    return cfg.POSTGRES_DSN
+    yield cfg.POSTGRES_DSN
+    if not keep_namespace():
+        drop_database(cfg)
 
 
 @pytest.fixture(scope="session")
 def redis_url(cfg: Settings) -> str:
+    """Redis; this run's keys are under REDIS_KEY_PREFIX (twintest-<id>:), deleted at the end."""
     _require("redis")
+    from tests.namespace import delete_stale_redis_keys
+
+    delete_stale_redis_keys(cfg, NAMESPACE.run_id)
     return cfg.REDIS_URL
 
 
 @pytest.fixture(scope="session")
 def weaviate_client(cfg: Settings):
+    """A Weaviate client; this run's collections (WEAVIATE_COLLECTION_PREFIX=TestRun<id>_) are deleted
+    at the end, and those of runs that crashed more than a day ago at the start."""
     _require("weaviate")
     from infra.clients import weaviate_client as make
+    from tests.namespace import delete_stale_weaviate_collections, delete_weaviate_collections, keep_namespace
 
     client = make(cfg)
-    yield client
-    client.close()
+    try:
+        delete_stale_weaviate_collections(client, NAMESPACE.run_id)
+        yield client
+        if not keep_namespace():
+            delete_weaviate_collections(client, cfg.WEAVIATE_COLLECTION_PREFIX)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_namespace_cleanup():
+    """Last of all (an autouse session fixture is finalised after every other): delete this run's Redis
+    keys, wherever they were written (in-process gateways too). Quiet when Redis is not running."""
+    yield
+    from tests.namespace import delete_redis_keys, keep_namespace
+
+    if keep_namespace():
+        return
+    import redis
+
+    try:
+        delete_redis_keys(Settings())
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
 
 
 @pytest.fixture
@@ -255,8 +300,12 @@ def train_sample(cfg, tenant: str, interviewer_id: str = "dana", transcripts=Non
         transcripts = [p.transcript for p in read_transcripts(SAMPLE_CORPUS) if p.ok]
     client = weaviate_client(cfg)
     try:
-        memory = PersonaMemory.connect(client, get_embedder())
-        return train_interviewer(tenant, interviewer_id, transcripts, ProfileStore(cfg.POSTGRES_DSN), memory)
+        memory = PersonaMemory.connect(client, get_embedder(), prefix=cfg.WEAVIATE_COLLECTION_PREFIX)
+        profiles = ProfileStore(cfg.POSTGRES_DSN)
+        try:
+            return train_interviewer(tenant, interviewer_id, transcripts, profiles, memory)
+        finally:
+            profiles.close()
     finally:
         client.close()
 

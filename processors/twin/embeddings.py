@@ -80,6 +80,8 @@ class Embedder:
                     # without one). Set before the import: huggingface_hub reads them at import.
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    # Nor is there anything to show a progress bar for ("Loading weights" on stderr).
+                    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                     from sentence_transformers import SentenceTransformer  # heavy: import on demand
 
                     path = self.model_path or _default_model_path()

@@ -115,6 +115,17 @@ class TwinEngine:
         self.tools_enabled = tools_enabled
         self.retrieve_k = retrieve_k
         self._generators: dict[tuple[str, str, int], OfflineGenerator] = {}
+        self._own_weaviate = None  # the client from_settings opened (closed by close())
+
+    def close(self) -> None:
+        """Close what the engine holds open: its PostgreSQL connections, the config cache's Redis client
+        and, when ``from_settings`` opened it, the Weaviate client."""
+        self.profiles.close()
+        if self.config is not None:
+            self.config.close()
+        if self._own_weaviate is not None:
+            self._own_weaviate.close()
+            self._own_weaviate = None
 
     @classmethod
     def from_settings(cls, cfg: Settings, weaviate_client=None, memory_prefix: str | None = None) -> "TwinEngine":
@@ -126,10 +137,14 @@ class TwinEngine:
 
         embedder = get_embedder()
         prefix = cfg.WEAVIATE_COLLECTION_PREFIX if memory_prefix is None else memory_prefix
-        memory = PersonaMemory.connect(weaviate_client or make_weaviate(cfg), embedder, prefix=prefix)
+        client = weaviate_client or make_weaviate(cfg)
+        memory = PersonaMemory.connect(client, embedder, prefix=prefix)
         llm = LlmGenerator.from_settings(cfg) if cfg.llm_configured else None
-        return cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED,
-                   config=ConfigStore.from_settings(cfg))
+        engine = cls(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED,
+                     config=ConfigStore.from_settings(cfg))
+        if weaviate_client is None:
+            engine._own_weaviate = client
+        return engine
 
     # ------------------------------------------------------------------------------------------
     def respond(self, *, tenant: str, interviewer_id: str, session_id: str, history: Sequence[Any],

@@ -107,6 +107,7 @@ class JobRunner:
         self.worker_id = worker_id or f"{cfg.TOPIC_PREFIX}{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.artefact_root = artefact_root or cfg.TWIN_VAR_DIR / "models"
         self.openai_client = openai_client
+        self._opened: list[Any] = []  # clients this runner opened itself (closed by close())
 
     # -- shared resources ---------------------------------------------------------------------
     @property
@@ -116,7 +117,9 @@ class JobRunner:
             from processors.twin.embeddings import get_embedder
             from processors.twin.memory import PersonaMemory
 
-            self._memory = PersonaMemory.connect(weaviate_client(self.cfg), get_embedder(), prefix=self.cfg.WEAVIATE_COLLECTION_PREFIX)
+            client = weaviate_client(self.cfg)
+            self._opened.append(client)
+            self._memory = PersonaMemory.connect(client, get_embedder(), prefix=self.cfg.WEAVIATE_COLLECTION_PREFIX)
         return self._memory
 
     @property
@@ -125,7 +128,13 @@ class JobRunner:
             from processors.twin.profiles import ProfileStore
 
             self._profiles = ProfileStore(self.dsn, ttl_s=0)
+            self._opened.append(self._profiles)
         return self._profiles
+
+    def close(self) -> None:
+        """Close the Weaviate client and PostgreSQL connections this runner opened (not those it was given)."""
+        while self._opened:
+            self._opened.pop().close()
 
     def warm_up(self) -> None:
         """Connect Weaviate and load the embedding model, so the first job does not pay for it."""

@@ -47,13 +47,23 @@ class ProfileStore:
         self._cache: dict[tuple[str, str], tuple[float, InterviewerProfile | None]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._conns: list[psycopg.Connection] = []
 
     def _conn(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = psycopg.connect(self.dsn, autocommit=True)
             self._local.conn = conn
+            with self._lock:
+                self._conns = [c for c in self._conns if not c.closed] + [conn]
         return conn
+
+    def close(self) -> None:
+        """Close the connections this store opened (every thread's); the next call opens a new one."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
     def next_version(self, tenant: str, interviewer_id: str) -> int:
         row = self._conn().execute(

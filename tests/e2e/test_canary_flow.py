@@ -68,11 +68,12 @@ def _train(cfg, tenant: str, transcripts: list[Transcript], activate: bool) -> i
     from processors.twin.profiles import ProfileStore
     from processors.twin.training import train_interviewer
 
-    client = weaviate_client(cfg)
+    client, profiles = weaviate_client(cfg), ProfileStore(cfg.POSTGRES_DSN)
     try:
-        result = train_interviewer(tenant, "dana", transcripts, ProfileStore(cfg.POSTGRES_DSN),
-                                   PersonaMemory.connect(client, get_embedder()), activate=activate, classifier=False)
+        memory = PersonaMemory.connect(client, get_embedder(), prefix=cfg.WEAVIATE_COLLECTION_PREFIX)
+        result = train_interviewer(tenant, "dana", transcripts, profiles, memory, activate=activate, classifier=False)
     finally:
+        profiles.close()
         client.close()
     assert result.activated is activate
     return result.version
