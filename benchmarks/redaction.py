@@ -1,8 +1,9 @@
 """Redaction throughput: the agent's batched Presidio against plain Presidio, one call per text.
 
 Texts are what the ``pii_redaction`` agent sees (benchmarks/telemetry.py builds them): ~30-word
-pieces of real interview turns from the shared corpora (10% with injected names, e-mails, phone
-numbers) and short run previews (stdout/stderr), shuffled. For each number of texts per call the
+pieces of real interview turns (10% with injected names, e-mails, phone numbers; from the in-repo
+SCOTUS test fixture unless ``--corpus`` or ``TWIN_BENCH_CORPUS`` names larger transcripts) and short
+run previews (stdout/stderr), shuffled. For each number of texts per call the
 agent's ``PiiRedactor.redact`` (trimmed spaCy pipeline, NER prefilter and windows, one NLP pass per
 call; cache off) is timed over the whole sample; the baseline is Presidio as documented
 (``AnalyzerEngine.analyze`` + ``AnonymizerEngine.anonymize`` per text, full pipeline, every
@@ -14,7 +15,7 @@ so its calls hold tens to hundreds of texts. Single process, single thread (as i
 
 Prints a table and writes benchmarks/results/redaction.json.
 
-    .venv/bin/python benchmarks/redaction.py [--texts 600] [--batches 1,8,32,128] [--repeat 2]
+    .venv/bin/python benchmarks/redaction.py [--texts 600] [--batches 1,8,32,128] [--repeat 2] [--corpus FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rich.table import Table  # noqa: E402
 
 from infra.settings import Settings  # noqa: E402
 from telemetry import (  # noqa: E402 - benchmarks/telemetry.py: the same texts and redactors
+    add_corpus_option,
     batched_redactor,
     plain_redactor,
     redaction_sample,
@@ -51,11 +53,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timed passes per variant; the fastest counts "
                     "(others' processes share the CPUs)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/redaction.json"))
+    add_corpus_option(ap)
     args = ap.parse_args()
     sizes = [int(b) for b in args.batches.split(",")]
 
     cfg = Settings()
-    sample = redaction_sample(turn_texts(limit=args.texts * 2), args.texts)
+    sample = redaction_sample(turn_texts(limit=args.texts * 2, corpus=args.corpus), args.texts)
     words = sum(len(t.split()) for t in sample) / len(sample)
     console.print(f"[dim]{len(sample)} texts ({words:.0f} words on average); loading spaCy + Presidio ...[/]")
     ours = batched_redactor(cfg)

@@ -1,9 +1,9 @@
 """Retrieval latency against Weaviate: the twin's memory retrieval next to plain queries.
 
-Indexes the four interviewers of the shared SCOTUS corpus (their earlier sessions, context → reply
-exemplars, exactly as training does: ``PersonaMemory.index_exchanges``) in one bench tenant of a
-bench-only collection, then asks for the moments nearest to held-out situations (each
-interviewer's last sessions) in four ways, one query at a time:
+Indexes every interviewer of a transcript corpus (their earlier sessions, context → reply exemplars,
+exactly as training does: ``PersonaMemory.index_exchanges``) in one bench tenant of a bench-only
+collection, then asks for the moments nearest to held-out situations (each interviewer's last
+sessions, never indexed) in four ways, one query at a time:
 
 - **twin**: what ``TwinEngine.respond`` runs in its ``retrieve`` step: ``embed_situation`` (MiniLM
   on CPU) + ``similar_moments`` (near-vector filtered on interviewer, active version and
@@ -17,9 +17,13 @@ latency (p50/p95/p99 ms) each method reports how many of its hits belong to the 
 (``own``), its overlap with the twin's hits, and ``move@1``: whether its top hit's move (follow up,
 probe, ...) equals the move the interviewer actually made next, the signal the twin's policy reads.
 
+The corpus is the in-repo SCOTUS test fixture (tests/fixtures/corpora/scotus_oyez_slice.jsonl: three
+justices, 14 to 24 sessions each) unless ``--corpus`` or ``TWIN_BENCH_CORPUS`` names a larger JSONL
+file; on the 80-session SCOTUS dev set, ``--sessions 15 --held-out 10`` index and ask more.
+
 Prints a table and writes benchmarks/results/retrieval.json; drops its collection at the end.
 
-    .venv/bin/python benchmarks/retrieval.py [--queries 150] [--sessions 15] [--k 24]
+    .venv/bin/python benchmarks/retrieval.py [--queries 150] [--sessions 10] [--held-out 4] [--k 24] [--corpus FILE]
 """
 
 from __future__ import annotations
@@ -41,26 +45,29 @@ from rich.table import Table  # noqa: E402
 
 from infra.clients import ServiceUnavailable, check_services, weaviate_client  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from telemetry import pct  # noqa: E402 - benchmarks/telemetry.py
+from telemetry import CORPUS_ENV, DEFAULT_CORPUS, corpus_paths, pct  # noqa: E402 - benchmarks/telemetry.py
 
 console = Console(width=120)  # the table stays whole in logs and pipes
-CORPUS = ROOT.parent / "shared" / "corpora" / "scotus_oyez" / "dev.jsonl"
 VERSION = 1
 
 
-def corpus_split(sessions: int, held_out: int):
+def corpus_split(corpus: Path, sessions: int, held_out: int):
     """Per interviewer: exchanges of the first ``sessions`` sessions (indexed) and of the last
-    ``held_out`` sessions (queries), chronological as the file is."""
+    ``held_out`` sessions (queries), chronological as the file is; a session is never both."""
     from processors.twin.corpus import exchanges, read_transcripts
 
     by_interviewer: dict[str, list] = {}
-    for parsed in read_transcripts(CORPUS):
+    for parsed in read_transcripts(corpus):
         if parsed.ok:
             by_interviewer.setdefault(parsed.transcript.interviewer_id, []).append(parsed.transcript)
     indexed, queries = {}, {}
     for iid, transcripts in by_interviewer.items():
-        indexed[iid] = [ex for t in transcripts[:sessions] for ex in exchanges(t)]
+        if len(transcripts) <= held_out:
+            continue  # nothing would be left to index
+        indexed[iid] = [ex for t in transcripts[:-held_out][:sessions] for ex in exchanges(t)]
         queries[iid] = [ex for t in transcripts[-held_out:] for ex in exchanges(t) if ex.candidate_turn is not None]
+    if not indexed:
+        raise SystemExit(f"{corpus}: no interviewer has more than {held_out} sessions (--held-out)")
     return indexed, queries
 
 
@@ -74,12 +81,19 @@ def _filter(interviewer_id: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=150, help="held-out situations asked (per method)")
-    ap.add_argument("--sessions", type=int, default=15,
-                    help="sessions indexed per interviewer (of 80; 60 indexes ~3500 exemplars)")
-    ap.add_argument("--held-out", type=int, default=10, help="last sessions per interviewer used as queries")
+    ap.add_argument("--sessions", type=int, default=10,
+                    help="sessions indexed per interviewer, from the first on (at most all but the held-out ones; "
+                         "60 of the SCOTUS dev set index ~3500 exemplars)")
+    ap.add_argument("--held-out", type=int, default=4, help="last sessions per interviewer used as queries")
+    ap.add_argument("--corpus", default=None, metavar="FILE",
+                    help=f"transcripts (JSONL); default ${CORPUS_ENV}, else the in-repo SCOTUS test fixture")
     ap.add_argument("--k", type=int, default=24, help="hits per query (the engine's retrieve_k)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/retrieval.json"))
     args = ap.parse_args()
+    corpora = corpus_paths(args.corpus)
+    if len(corpora) != 1:
+        raise SystemExit("retrieval.py reads one corpus file")
+    corpus = corpora[0]
 
     from weaviate.classes.query import HybridFusion, MetadataQuery
 
@@ -98,7 +112,7 @@ def main() -> None:
     embedder = get_embedder()
     memory = PersonaMemory.connect(client, embedder, prefix=f"BenchRetrieval{run_id}")
     try:
-        indexed, held = corpus_split(args.sessions, args.held_out)
+        indexed, held = corpus_split(corpus, args.sessions, args.held_out)
         total = sum(len(v) for v in indexed.values())
         console.print(f"[dim]indexing {total} exemplars of {len(indexed)} interviewers "
                       f"({args.sessions} sessions each) ...[/]")
@@ -195,7 +209,8 @@ def main() -> None:
     console.print(table)
     result = {"config": {"queries": n, "k": args.k, "sessions_indexed_per_interviewer": args.sessions,
                          "held_out_sessions": args.held_out, "exemplars": total, "interviewers": len(indexed),
-                         "index_seconds": round(index_s, 1), "corpus": "scotus_oyez/dev.jsonl"},
+                         "index_seconds": round(index_s, 1),
+                         "corpus": corpus.name if corpus == DEFAULT_CORPUS else str(corpus)},
               "rows": rows, "twin_split": twin_split}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ one partition would leave the second worker idle.
 Every event must be stored exactly once (checked). Prints a table with the 2/1 ratio and writes
 benchmarks/results/scaling.json.
 
-    .venv/bin/python benchmarks/scaling.py [--events 20000] [--workers 1,2] [--partitions 6]
+    .venv/bin/python benchmarks/scaling.py [--events 20000] [--workers 1,2] [--partitions 6] [--corpus FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +40,17 @@ from infra.clients import ServiceUnavailable, check_services, kafka_producer  # 
 from infra.db import upgrade  # noqa: E402
 from infra.kafka_admin import acreate_topics  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from telemetry import AGENTS, Mix, _delete_topics, cpu_seconds, spawn, stop, turn_texts, wait_until  # noqa: E402
+from telemetry import (  # noqa: E402
+    AGENTS,
+    Mix,
+    _delete_topics,
+    add_corpus_option,
+    cpu_seconds,
+    spawn,
+    stop,
+    turn_texts,
+    wait_until,
+)
 
 console = Console(width=120)
 
@@ -160,6 +170,7 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=48, help="sessions (message keys) the batches spread over")
     ap.add_argument("--drain", type=float, default=240, help="max seconds to wait for the backlog")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/scaling.json"))
+    add_corpus_option(ap)
     args = ap.parse_args()
 
     cfg = Settings()
@@ -168,7 +179,7 @@ def main() -> None:
     except ServiceUnavailable as exc:
         raise SystemExit(str(exc)) from None
     upgrade(cfg)
-    texts = turn_texts()
+    texts = turn_texts(corpus=args.corpus)
     rows = [run(int(w), args, texts) for w in args.workers.split(",")]
     base = rows[0]["events_per_s"]
     for r in rows:

@@ -37,7 +37,8 @@ from infra.clients import ServiceUnavailable, check_services  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+# The transcripts the tests read: in the repository, never beside it (tests/fixtures/corpora/README.md).
+SCOTUS_SLICE = REPO_ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"
 
 
 def _require(*names: str) -> None:
@@ -55,11 +56,12 @@ def cfg() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def corpora() -> Path:
-    """The shared transcript corpora (read-only; never copied into the repo)."""
-    if not (CORPORA / "FORMAT.md").exists():
-        pytest.fail(f"shared corpora not found at {CORPORA}", pytrace=False)
-    return CORPORA
+def scotus_slice() -> Path:
+    """The in-repo SCOTUS fixture: 54 oral-argument sessions of elena_kagan (24), antonin_scalia (14) and
+    ruth_bader_ginsburg (16), in the format of ``processors.twin.corpus.read_transcripts``."""
+    if not SCOTUS_SLICE.is_file():
+        pytest.fail(f"test fixture missing: {SCOTUS_SLICE}", pytrace=False)
+    return SCOTUS_SLICE
 
 
 @pytest.fixture(scope="session")

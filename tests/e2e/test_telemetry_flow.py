@@ -1,10 +1,10 @@
 """A recorded interview through the real capture pipeline, end to end.
 
 gateway (HTTP) → telemetry.raw → pii_redaction → telemetry.redacted → PostgreSQL, Weaviate, Redis,
-features.style / features.code_activity. Turns come from a real session of the shared corpus with
-names, e-mails and phone numbers injected; IDE events are interleaved. The test then finds exactly
-the events it sent, redacted, in every store and analytics topic, and replays the topics from offset 0
-into the sinks to show that nothing is duplicated.
+features.style / features.code_activity. Turns come from a real session of the in-repo SCOTUS fixture
+(a justice questioning an advocate) with names, e-mails and phone numbers injected; IDE events are
+interleaved. The test then finds exactly the events it sent, redacted, in every store and analytics
+topic, and replays the topics from offset 0 into the sinks to show that nothing is duplicated.
 """
 
 import hashlib
@@ -46,10 +46,15 @@ def _pii(i: int) -> tuple[str, list[str]]:
     return forms[i % len(forms)]
 
 
-def recorded_interview(corpora, session_id: str, max_turns: int = 60):
-    """Events of a real interview with PII injected; returns (events, raw PII values)."""
-    with open(corpora / "lennys_podcast" / "dev.jsonl") as fh:
-        transcript = json.loads(fh.readline())
+# A long session of the fixture (69 turns, the first 60 are sent): elena_kagan in American Legion v.
+# American Humanist Association.
+RECORDED_SESSION = "2018.17-1717-t01:elena_kagan"
+
+
+def recorded_interview(scotus_slice, session_id: str, max_turns: int = 60):
+    """Events of a real interview with PII injected; returns (events, raw PII values, interviewer id)."""
+    with open(scotus_slice) as fh:
+        transcript = next(t for t in map(json.loads, fh) if t["session_id"] == RECORDED_SESSION)
     t0 = datetime(2025, 3, 4, 10, tzinfo=timezone.utc)
     events, secrets, clock = [], [], 0
     turns = [t for t in transcript["turns"] if t["text"].strip()][:max_turns]
@@ -78,7 +83,7 @@ def recorded_interview(corpora, session_id: str, max_turns: int = 60):
             events.append(run)
     events.append({"type": "control", "ts": (t0 + timedelta(seconds=clock + 1)).isoformat(), "sessionId": session_id,
                    "action": "end"})
-    return events, secrets
+    return events, secrets, transcript["interviewer_id"]
 
 
 def mp4(size: int) -> bytes:
@@ -91,13 +96,13 @@ def _no_secret(blob: str, secrets: list[str]) -> list[str]:
 
 
 async def test_recorded_interview_reaches_every_store_redacted_once(
-        corpora, telemetry_pipeline, gateway_factory, read_topic, weaviate_client, pg, tenant, tmp_path):
+        scotus_slice, telemetry_pipeline, gateway_factory, read_topic, weaviate_client, pg, tenant, tmp_path):
     cfg = telemetry_pipeline.cfg  # the worker's topic prefix; the gateway gets the same
     _, url = gateway_factory("telemetry-gateway", extra_env={**telemetry_pipeline.env,
                                                              "OBJECT_STORE_URL": (tmp_path / "objects").as_uri()})
     headers = auth_headers(tenant)
     sid = f"{tenant}-interview"
-    events, secrets = recorded_interview(corpora, sid)
+    events, secrets, interviewer = recorded_interview(scotus_slice, sid)
     big = "x" * (cfg.TELEMETRY_MAX_PREVIEW_CHARS + 10)
     events.append({"type": "run", "ts": "2025-03-04T12:00:00Z", "sessionId": sid, "status": "success",
                    "outputHash": "big", "stdoutPreview": big})
@@ -105,8 +110,8 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         created = await http.post("/api/interviews/session", json={
-            "sessionId": sid, "interviewerId": "lenny", "candidateRef": "guest-1", "role": "Product Lead",
-            "seniority": "staff", "domain": "product", "consentRecording": True, "consentTraining": True})
+            "sessionId": sid, "interviewerId": interviewer, "candidateRef": "advocate-1", "role": "Counsel",
+            "seniority": "staff", "domain": "law", "consentRecording": True, "consentTraining": True})
         assert created.status_code == 201, created.text
         init = await http.post("/api/interviews/session/telemetry", json={"interviewSessionId": sid})
         assert init.status_code == 200 and init.json()["total"] == 0
@@ -187,7 +192,7 @@ async def test_recorded_interview_reaches_every_store_redacted_once(
         coll = weaviate_client.collections.use(chunks.name).with_tenant(tenant)
         objs = coll.query.fetch_objects(filters=Filter.by_property("sessionId").equal(sid), limit=1000).objects
         assert sorted(o.properties["eventId"] for o in objs) == sorted(turn_ids)
-        assert {o.properties["interviewerId"] for o in objs} == {"lenny"}
+        assert {o.properties["interviewerId"] for o in objs} == {interviewer} == {"elena_kagan"}
         assert _no_secret(json.dumps([o.properties["text"] for o in objs]), secrets) == []
         return len(objs)
 

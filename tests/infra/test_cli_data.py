@@ -1,7 +1,7 @@
 """`twin import`, `twin train`, `twin profile ...`, `twin datasets list` through typer's CliRunner, on real services.
 
-The data is a slice of ../shared/corpora/scotus_oyez/dev.jsonl (the first 12 sessions of one justice),
-written to a temporary file: the corpus is read from the shared folder, never copied into the repo.
+The data is the first 12 sessions of one justice in the in-repo SCOTUS fixture
+(tests/fixtures/corpora/scotus_oyez_slice.jsonl), written to a temporary file.
 """
 
 import json
@@ -20,14 +20,15 @@ JUSTICE = "elena_kagan"
 
 
 @pytest.fixture(scope="module")
-def slice_file(corpora, tmp_path_factory):
+def slice_file(scotus_slice, tmp_path_factory):
     lines = []
-    with open(corpora / "scotus_oyez" / "dev.jsonl") as fh:
+    with open(scotus_slice) as fh:
         for line in fh:
             if json.loads(line)["interviewer_id"] == JUSTICE:
                 lines.append(line)
             if len(lines) == 12:
                 break
+    assert len(lines) == 12
     path = tmp_path_factory.mktemp("corpus") / "kagan12.jsonl"
     path.write_text("".join(lines))
     return path

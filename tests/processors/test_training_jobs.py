@@ -20,14 +20,15 @@ SESSIONS_PER_JUSTICE = 6
 
 
 @pytest.fixture(scope="module")
-def setup(cfg, corpora, postgres_dsn, weaviate_client, tmp_path_factory):
-    """A tenant with 6 sessions each of two justices in ds_scotus, and settings isolating Weaviate and files."""
+def setup(cfg, scotus_slice, postgres_dsn, weaviate_client, tmp_path_factory):
+    """A tenant with 6 sessions each of two justices in ds_scotus (from the in-repo SCOTUS fixture), and
+    settings isolating Weaviate and files."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     prefix = f"T{uuid.uuid4().hex[:8]}"
     mcfg = Settings(WEAVIATE_COLLECTION_PREFIX=prefix, TWIN_VAR_DIR=tmp_path_factory.mktemp("var"),
                     TRAINING_HEARTBEAT_S=0.5, TRAINING_STALE_AFTER_S=3)
     parsed, seen = [], {j: 0 for j in JUSTICES}
-    with open(corpora / "scotus_oyez" / "dev.jsonl") as fh:
+    with open(scotus_slice) as fh:
         for n, line in enumerate(fh, start=1):
             p = parse_jsonl_line(line, n)
             iid = p.transcript.interviewer_id

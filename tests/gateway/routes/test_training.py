@@ -17,11 +17,11 @@ URL = "/api/digital-twin/train"
 
 
 @pytest.fixture(scope="module")
-def owner(corpora, postgres_dsn) -> str:
-    """A tenant owning ds_scotus with 6 sessions of elena_kagan."""
+def owner(scotus_slice, postgres_dsn) -> str:
+    """A tenant owning ds_scotus with 6 sessions of elena_kagan (from the in-repo SCOTUS fixture)."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     parsed = []
-    with open(corpora / "scotus_oyez" / "dev.jsonl") as fh:
+    with open(scotus_slice) as fh:
         for n, line in enumerate(fh, start=1):
             if '"interviewer_id": "elena_kagan"' in line[:200] and len(parsed) < 6:
                 parsed.append(parse_jsonl_line(line, n))

@@ -1,8 +1,10 @@
-"""Fixtures for the twin engine tests: the real dev corpora and one shared MiniLM embedder.
+"""Fixtures for the twin engine tests: real transcripts from the repository and one shared MiniLM embedder.
 
-The corpora live outside the repository (``../shared/corpora``, see FORMAT.md there) and are
-never copied in. A missing corpus fails the tests that need it rather than skipping them, so a
-broken checkout cannot pass as green.
+``scotus``: the SCOTUS oral-argument fixture (``tests/fixtures/corpora``, see its README: 54 sessions of
+elena_kagan, antonin_scalia and ruth_bader_ginsburg). ``dana``: the synthetic technical interviewer of
+``infra/samples/sample_interviews.jsonl`` (6 sessions), an interviewer of another register than a
+justice. The tests read nothing outside the repository; larger corpora are for ``make eval``. A
+missing or unreadable file fails the tests that need it rather than skipping them.
 """
 
 from __future__ import annotations
@@ -13,34 +15,26 @@ import pytest
 
 from processors.twin.corpus import Transcript, read_transcripts
 
-CORPORA = Path(__file__).resolve().parents[3].parent / "shared" / "corpora"
+SAMPLE_CORPUS = Path(__file__).resolve().parents[3] / "infra" / "samples" / "sample_interviews.jsonl"
 
 
-def _load(name: str) -> list[Transcript]:
-    path = CORPORA / name / "dev.jsonl"
+def _load(path: Path) -> list[Transcript]:
     if not path.is_file():
-        pytest.fail(f"corpus missing: {path} (the tests read ../shared/corpora beside the repo)")
+        pytest.fail(f"test corpus missing: {path}")
     parsed = list(read_transcripts(path))
     bad = [p.error for p in parsed if not p.ok]
-    assert not bad, f"{name} has unreadable lines: {bad[:3]}"
+    assert not bad, f"{path.name} has unreadable lines: {bad[:3]}"
     return [p.transcript for p in parsed]
 
 
 @pytest.fixture(scope="session")
-def corpora_dir() -> Path:
-    if not CORPORA.is_dir():
-        pytest.fail(f"corpora folder missing: {CORPORA}")
-    return CORPORA
+def scotus(scotus_slice: Path) -> list[Transcript]:
+    return _load(scotus_slice)
 
 
 @pytest.fixture(scope="session")
-def scotus() -> list[Transcript]:
-    return _load("scotus_oyez")
-
-
-@pytest.fixture(scope="session")
-def lenny() -> list[Transcript]:
-    return _load("lennys_podcast")
+def dana() -> list[Transcript]:
+    return _load(SAMPLE_CORPUS)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,15 +24,21 @@ def _session(sid, iid="ann", started_at=None, turns=None, **extra):
     return {"interviewer_id": iid, "session_id": sid, "started_at": started_at, "source": "test", "turns": turns, **extra}
 
 
-def test_reads_every_line_of_the_real_corpora(corpora_dir):
-    for name in ("scotus_oyez", "lennys_podcast"):
-        path = corpora_dir / name / "dev.jsonl"
+def test_reads_every_line_of_the_real_transcripts(scotus_slice):
+    from tests.conftest import SAMPLE_CORPUS
+
+    # The real SCOTUS fixture (with a `meta` field on every line) and the synthetic sample.
+    expected = {scotus_slice: {"elena_kagan": 24, "antonin_scalia": 14, "ruth_bader_ginsburg": 16},
+                SAMPLE_CORPUS: {"dana": 6}}
+    for path, per_interviewer in expected.items():
         lines = sum(1 for line in path.open(encoding="utf-8") if line.strip())
         parsed = list(read_transcripts(path))
-        assert len(parsed) == lines
+        assert len(parsed) == lines == sum(per_interviewer.values())
         assert all(p.ok for p in parsed), [p.error for p in parsed if not p.ok][:3]
+        assert dict(Counter(p.transcript.interviewer_id for p in parsed)) == per_interviewer
         # Unknown fields (meta, speaker, offset_s) are dropped, not kept on the model.
         assert not hasattr(parsed[0].transcript, "meta")
+    assert '"meta"' in scotus_slice.read_text(encoding="utf-8").splitlines()[0]
 
 
 def test_bad_lines_are_reported_and_reading_continues(tmp_path):

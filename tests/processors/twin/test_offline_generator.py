@@ -168,9 +168,10 @@ def test_semantic_ranking_with_minilm_prefers_the_paraphrased_situation(embedder
     assert ranked[0].parts["candidate"] > ranked[1].parts["candidate"]
 
 
-def test_exemplar_from_exchange_keeps_ids_and_previous_question(lenny):
-    tr = lenny[0]
+def test_exemplar_from_exchange_keeps_ids_and_previous_question(scotus):
+    tr = scotus[0]
     ex = exchanges(tr)[3]
+    assert ex.previous_interviewer_turn is not None  # the fixture's first session: 24 interviewer turns
     exemplar = Exemplar.from_exchange(ex, score=0.5)
     assert exemplar.exemplar_id == f"{tr.session_id}#{ex.index}" and exemplar.key == exemplar.exemplar_id
     assert exemplar.reply == ex.interviewer_reply.text

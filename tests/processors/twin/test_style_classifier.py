@@ -20,20 +20,24 @@ def _lines(sessions, role):
 
 @pytest.fixture(scope="module")
 def trained(scotus, embedder):
-    kagan = chronological_split([t for t in scotus if t.interviewer_id == "elena_kagan"][:10], val=0.3, test=0.0)
-    scalia = [t for t in scotus if t.interviewer_id == "antonin_scalia"][:6]
+    # Every Kagan (24) and Scalia (14) session of the fixture: Kagan's last 30% and Scalia's last 4 are held out.
+    kagan = chronological_split([t for t in scotus if t.interviewer_id == "elena_kagan"], val=0.3, test=0.0)
+    scalia = [t for t in scotus if t.interviewer_id == "antonin_scalia"]
+    assert (len(kagan.train) + len(kagan.val), len(scalia)) == (24, 14)
     train = TrainingLines(interviewer=_lines(kagan.train, "interviewer"), candidate=_lines(kagan.train, "candidate"),
-                          other_interviewers=_lines(scalia[:4], "interviewer"),
+                          other_interviewers=_lines(scalia[:10], "interviewer"),
                           paraphrase_negatives=[a.text for a in paraphrase_negatives(_lines(kagan.train, "interviewer"))])
     val = TrainingLines(interviewer=_lines(kagan.val, "interviewer"), candidate=_lines(kagan.val, "candidate"),
-                        other_interviewers=_lines(scalia[4:], "interviewer"))
+                        other_interviewers=_lines(scalia[10:], "interviewer"))
     return train_style_classifier("elena_kagan", train, val, embedder=embedder, seed=0), val
 
 
 def test_tells_the_interviewer_from_others_on_held_out_sessions(trained):
     clf, _ = trained
     val = clf.metrics["val"]
-    assert val["auc"] >= 0.7, val  # ~0.75 on these sessions
+    # 0.78 on these sessions. With fewer (10 Kagan + 6 Scalia, as on the 80-session dev sets, where that
+    # gave 0.72) the fixture's 3 validation sessions give 0.61: the threshold needs the whole fixture.
+    assert val["auc"] >= 0.7, val
     assert set(val["bySource"]) == {"interviewer", "candidate", "other_interviewers"}
     assert set(val["styleMae"]) == set(FEATURES) and max(val["styleMae"].values()) < 0.35
 
