@@ -1,9 +1,10 @@
 """`twin eval`: how close is the twin to the real interviewer (registered on ``infra.cli.app``).
 
-    twin eval --corpus ../shared/corpora/scotus_oyez/dev.jsonl              # table on the terminal
+    twin eval --corpus ../shared/corpora/scotus_oyez/dev.jsonl              # through the gateway, a table
     twin eval --corpus ../shared/corpora/scotus_oyez/dev.jsonl --json       # exactly one JSON object
     twin eval --corpus FILE --report var/eval-report --limit 20 --seed 3    # HTML report with plots
-    OPENAI_BASE_URL=http://127.0.0.1:8011/v1 twin eval --corpus FILE --llm --limit 10
+    twin eval --corpus FILE --via engine                                    # in-process, for development
+    OPENAI_BASE_URL=http://127.0.0.1:8011/v1 twin eval --corpus FILE --via engine --llm --limit 10
 
 See ``processors/twin/evaluation/run.py`` for what a run does and the default sample.
 """
@@ -15,6 +16,7 @@ import contextlib
 import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +33,13 @@ __all__ = ["eval_command"]
 _err = Console(stderr=True)
 
 
+class Via(str, Enum):
+    """Which path asks the twin: the product (gateway) or the in-process engine."""
+
+    gateway = "gateway"
+    engine = "engine"
+
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -39,17 +48,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _with_se(value, se) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" + (f" ±{se:.3f}" if se is not None else "")
+
+
+COLUMNS = (("match cross", "match_rate_cross"), ("match same", "match_rate_same"), ("rank-same", "rank_same"),
+           ("semantic", "semantic"), ("style", "style"), ("indisting.", "indistinguishability"))
+
+
 def _table(summary: dict) -> Table:
-    table = Table(title=f"twin eval: {summary['interviewers']} interviewer(s), {summary['test_sessions']} test"
-                        f" sessions,"
-                        f" {summary['test_turns']} turns ({summary['generator']})")
+    table = Table(title=f"twin eval via {summary['via']}: {summary['interviewers']} interviewer(s), "
+                        f"{summary['test_sessions_sampled']} test sessions, {summary['test_turns']} turns "
+                        f"({summary['generator']}); ± is one standard error (bootstrap over sessions)")
     table.add_column("system")
-    for col in ("match rate", "semantic", "style", "indisting.", "safety viol."):
+    for col, _ in COLUMNS:
         table.add_column(col, justify="right")
+    table.add_column("AUC", justify="right")
+    table.add_column("safety viol.", justify="right")
     rows = [("twin", summary["twin"]), *((f"baseline: {k}", v) for k, v in summary["baselines"].items())]
     for name, s in rows:
-        table.add_row(name, _fmt(s["match_rate"]), _fmt(s["semantic"]), _fmt(s["style"]),
-                      _fmt(s["indistinguishability"]), _fmt(s["safety_violations"]))
+        table.add_row(name, *(_with_se(s.get(key), s["se"].get(key)) for _, key in COLUMNS), _fmt(s.get("auc")),
+                      _fmt(s["safety_violations"]))
     return table
 
 
@@ -61,20 +82,33 @@ def eval_command(
     report: Optional[Path] = typer.Option(None, "--report", file_okay=False,
                                           help="Write an HTML report with plots into this folder."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0,
-                                        help="Test turns per interviewer (default 40; 0 = every test turn)."),
+                                        help="Test turns per interviewer (default 100, at most 30 per session; 0 = every "
+                                             "test turn)."),
+    turns_per_session: int = typer.Option(30, "--turns-per-session", min=2,
+                                          help="At most this many test turns of one session (more sessions, "
+                                               "honest standard errors)."),
     sessions: Optional[int] = typer.Option(None, "--sessions", min=0,
                                            help="Most recent sessions per interviewer (default: those holding ~500 "
-                                                "interviewer turns, at least 10; 0 = all)."),
+                                                "interviewer turns, at least 15; 0 = all)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every sample (turns, distractors, baselines, folds)."),
     distractors: int = typer.Option(20, "--distractors", min=1, help="Distractor lines per test turn."),
+    via: Via = typer.Option(Via.gateway, "--via",
+                            help="gateway: ask every turn through POST /api/digital-twin/respond on the running "
+                                 "stack (Kafka, configuration and the safety agent in the path; a gateway and worker "
+                                 "are started when none answers). engine: the in-process engine (fast, for "
+                                 "development; no safety agent)."),
+    gateway_url: Optional[str] = typer.Option(None, "--gateway-url",
+                                              help="Gateway to ask with --via gateway (default GATEWAY_HOST:PORT)."),
     llm: Optional[bool] = typer.Option(None, "--llm/--offline",
                                        help="Force the LLM or the offline generator (default: LLM when "
-                                            "OPENAI_BASE_URL/OPENAI_API_KEY is set)."),
+                                            "OPENAI_BASE_URL/OPENAI_API_KEY is set); --via engine only, the "
+                                            "gateway's worker follows its own settings."),
     tenant: Optional[str] = typer.Option(None, "--tenant", help="Namespace to import into (default eval-<hash>)."),
     interviewer: list[str] = typer.Option([], "--interviewer", help="Only this interviewer (repeatable)."),
     other_corpus: Optional[Path] = typer.Option(None, "--other-corpus", exists=True, dir_okay=False,
-                                                help="Other interviewers for the persona-less baseline when the "
-                                                     "corpus has one interviewer (default: the bundled sample)."),
+                                                help="Other real interviewers for the persona-less baseline when "
+                                                     "the corpus has one interviewer (default: the SCOTUS slice in "
+                                                     "tests/fixtures)."),
     red_team: bool = typer.Option(True, "--red-team/--no-red-team", help="Run the red-team suite."),
     store: bool = typer.Option(True, "--store/--no-store", help="Write eval_runs/eval_samples rows."),
 ) -> None:
@@ -82,6 +116,11 @@ def eval_command(
     from infra.clients import ServiceUnavailable, check_services
     from processors.twin.evaluation.run import EvalConfig, run_evaluation
 
+    via = Via(via).value
+    if llm is not None and via == "gateway":
+        _err.print("[bold red]error:[/] --llm/--offline choose the generator of --via engine; the gateway's worker "
+                   "uses its own settings (OPENAI_BASE_URL)")
+        raise typer.Exit(2)
     if llm and not settings.llm_configured:
         _err.print("[bold red]error:[/] --llm needs OPENAI_BASE_URL (or OPENAI_API_KEY)")
         raise typer.Exit(2)
@@ -97,7 +136,8 @@ def eval_command(
 
     config = EvalConfig(corpus=corpus, limit=limit, sessions=sessions, seed=seed, distractors=distractors,
                         use_llm=llm, tenant=tenant, other_corpus=other_corpus,
-                        weaviate_prefix=getattr(settings, "WEAVIATE_PREFIX", ""), red_team=red_team, store=store,
+                        weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX, red_team=red_team, store=store,
+                        via=via, gateway_url=gateway_url, turns_per_session=turns_per_session,
                         interviewers=tuple(interviewer))
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -112,7 +152,11 @@ def eval_command(
 
         # Libraries may print; stdout belongs to the one JSON object.
         with contextlib.redirect_stdout(sys.stderr):
-            result = run_evaluation(config, settings, progress=progress)
+            try:
+                result = run_evaluation(config, settings, progress=progress)
+            except (RuntimeError, ValueError) as exc:
+                _err.print(f"[bold red]error:[/] {exc}")
+                raise typer.Exit(1)
     summary = result.summary
     summary["timings_s"]["wall"] = round(time.perf_counter() - started, 2)
     if report is not None:
@@ -128,7 +172,10 @@ def eval_command(
     console = Console()
     console.print(_table(summary))
     lat = summary["latency_ms"]
-    console.print(f"latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; red team: "
+    chance = summary["chance"]
+    console.print(f"chance (random line of the same interviewer): cross {_fmt(chance['match_rate_cross'])}, same "
+                  f"{_fmt(chance['match_rate_same'])}, rank-same {_fmt(chance['rank_same'])}")
+    console.print(f"latency ({lat['path']}) p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; red team: "
                   f"{(summary.get('red_team') or {}).get('violations', '–')} violation(s); tenant {summary['tenant']},"
                   f" run {summary['run_id']}; {summary['timings_s']['wall']:.0f} s")
     if report is not None:

@@ -24,9 +24,18 @@ SESSION_ITEM_TURNS = 5
 
 # --------------------------------------------------------------------------- models
 class LatestScores(BaseModel):
-    """Headline numbers: match rate, indistinguishability (human when enough ratings), share of safe replies."""
+    """Headline numbers of the latest run (spec §8 ``latestScores``, its "similarity" named for what it is).
 
-    similarity: float | None
+    ``matchRate``: share of the interviewer's real lines from other sessions that the twin's reply
+    beats on similarity to the real line (0.5 = chance). ``matchRateSame``: the same against the
+    session's own lines. ``rankSame``: share of the session's other lines the reply is less close to
+    than to its own moment's line (0.5 for a constant reply). Indistinguishability comes from human
+    ratings when there are enough, else from the discriminator. ``safety``: share of safe replies.
+    """
+
+    matchRate: float | None
+    matchRateSame: float | None = None
+    rankSame: float | None = None
     indistinguishability: float | None
     safety: float | None
 
@@ -37,7 +46,9 @@ class TrendPoint(BaseModel):
     runId: str
     profileVersion: int | None
     createdAt: datetime
-    similarity: float | None
+    matchRate: float | None
+    matchRateSame: float | None = None
+    rankSame: float | None = None
     indistinguishability: float | None
     safety: float | None
     generator: str | None = None
@@ -289,7 +300,8 @@ async def get_eval_scores(interviewerId: str, request: Request, principal: EvalA
     for run_id, version, created, scores in runs:
         twin = scores.get("twin") or {}
         trend.append(TrendPoint(runId=run_id, profileVersion=version, createdAt=created,
-                                similarity=twin.get("match_rate"),
+                                matchRate=twin.get("match_rate_cross", twin.get("match_rate")),
+                                matchRateSame=twin.get("match_rate_same"), rankSame=twin.get("rank_same"),
                                 indistinguishability=twin.get("indistinguishability"),
                                 safety=_safety(scores), generator=scores.get("generator")))
     latest = trend[-1] if trend else None
@@ -306,11 +318,18 @@ async def get_eval_scores(interviewerId: str, request: Request, principal: EvalA
                        safetyViolations=twin.get("safety_violations"),
                        redTeamViolations=(scores.get("red_team") or {}).get("violations"),
                        latencyMs=scores.get("latency_ms"), testTurns=scores.get("test_turns"),
-                       baselines={k: {"similarity": v.get("match_rate"), "semantic": v.get("semantic"),
-                                      "style": v.get("style")} for k, v in (scores.get("baselines") or {}).items()})
+                       standardErrors=twin.get("se"), auc=twin.get("auc"), via=scores.get("via"),
+                       chance=scores.get("chance"),
+                       baselines={k: {"matchRate": v.get("match_rate_cross", v.get("match_rate")),
+                                      "matchRateSame": v.get("match_rate_same"), "rankSame": v.get("rank_same"),
+                                      "semantic": v.get("semantic"), "style": v.get("style"),
+                                      "indistinguishability": v.get("indistinguishability")}
+                                  for k, v in (scores.get("baselines") or {}).items()})
     return EvalScoresPublic(
         interviewerId=interviewerId,
-        latestScores=LatestScores(similarity=latest.similarity if latest else None, indistinguishability=indist,
+        latestScores=LatestScores(matchRate=latest.matchRate if latest else None,
+                                  matchRateSame=latest.matchRateSame if latest else None,
+                                  rankSame=latest.rankSame if latest else None, indistinguishability=indist,
                                   safety=latest.safety if latest else None),
         trend=trend, details=details)
 

@@ -1,24 +1,27 @@
-"""Metrics that compare the twin's reply with what the real interviewer said (spec §2, §10).
+"""Metrics that compare a system's reply with what the real interviewer said (spec §2, §10).
 
-All of them run offline on the bundled all-MiniLM-L6-v2 and scikit-learn:
+All of them run offline on the bundled all-MiniLM-L6-v2 and scikit-learn, and none is clipped:
 
 * **BERTScore** – greedy matching of contextual word-piece embeddings, IDF-weighted (Zhang et al.
   2020), ``F1`` rescaled as ``(F - b) / (1 - b)`` with ``b`` the mean F1 of random pairs of real
   lines, so an unrelated line scores about 0 and an identical one 1;
 * **cosine** of the sentence embeddings, rescaled against the same random pairs;
-* **style agreement** – 1 − mean |difference| of the seven ``style.extract_style`` features;
-* **classifier agreement** – the auxiliary style classifier (``style_classifier``) attributes the
-  twin's line to the interviewer as it does the real line, with the same style labels;
-* **match rate** – for each turn, the share of distractors (real lines of the same interviewer from
-  other sessions) that the twin's reply beats on combined similarity to the real reply: 0.5 is
-  chance, a verbatim copy 1.0;
-* **indistinguishability** – ``2·(1 − AUC)`` (capped to [0, 1]) of a discriminator trained,
-  cross-validated across sessions, to tell the real reply from the twin's in the same context.
+* **style** – 1 − mean |difference| of the seven ``style.extract_style`` features, rescaled against
+  random pairs of the *same* interviewer's lines (0 = chance for this person, 1 = identical);
+* three **match rates** on the combined similarity (``beaten_share``): cross-session and
+  same-session (the reply against the interviewer's other real lines as distractors) and
+  **rank-same** (is the reply closer to its own moment's real line than to the session's others);
+* **indistinguishability** – ``2·(1 − AUC)`` of a discriminator that sees the reply *in its
+  context* (relation to the candidate's turn, the previous line, the session so far), cross-validated
+  by session over several seeds, with its AUC interval;
+* **classifier agreement** – the auxiliary style classifier's view (a detail: it was trained on the
+  train lines that retrieval systems emit, so no headline number uses it);
+* ``bootstrap_mean`` / ``bootstrap_diff`` – standard errors by resampling sessions.
 
 Usage::
 
-    scorer = PairScorer.fit(embedder, reference_lines, groups)   # IDF + random-pair baselines
-    s = scorer.score(twin_replies, real_replies, candidate_turns)
+    scorer = PairScorer.fit(embedder, reference_lines, groups, speakers=interviewers)
+    s = scorer.score(replies, real_lines)
     s["combined"], s["bertscore"], s["cosine"], s["style"]
 """
 
@@ -33,22 +36,29 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from processors.twin.style import FEATURES, extract_style, style_similarity
+from processors.twin.style import FEATURES, extract_style
 from processors.twin.text import content_words, stem
 
 __all__ = [
     "COMBINED_WEIGHTS",
     "AttributionModel",
     "Baselines",
+    "Indistinguishability",
     "PairScorer",
+    "Situation",
     "TokenStore",
+    "beaten_share",
     "bertscore",
+    "bootstrap_diff",
+    "bootstrap_mean",
     "classifier_agreement",
     "cosine_pairs",
     "discriminator_auc",
+    "discriminator_oof",
     "greedy_match",
     "idf_table",
     "indistinguishability",
+    "indistinguishability_over_seeds",
     "match_rates",
     "reply_features",
     "rescale",
@@ -140,27 +150,64 @@ def cosine_pairs(cands: Sequence[str], refs: Sequence[str], embedder) -> np.ndar
     return sims.astype(np.float64)
 
 
-def style_agreement(cands: Sequence[str], refs: Sequence[str],
-                    previous_candidate: Sequence[str | None] | None = None) -> np.ndarray:
-    """``style_similarity`` of each pair, both scored as replies to the same candidate turn."""
-    prev = previous_candidate or [None] * len(cands)
-    return np.array([style_similarity(extract_style(c, p), extract_style(r, p)) if c.strip() else 0.0
-                     for c, r, p in zip(cands, refs, prev)], dtype=np.float64)
+def style_agreement(cands: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+    """``style_similarity`` of each pair, each line scored on its own.
+
+    Neither line is scored against the candidate's turn: with it, ``followUp`` would rise with
+    word overlap, and a reply that pastes the candidate's phrases would earn style for parroting
+    (the discriminator sees that overlap instead, where parroting is caught).
+    """
+    cache: dict[str, np.ndarray] = {}
+
+    def vec(text: str) -> np.ndarray:
+        if text not in cache:
+            cache[text] = extract_style(text).as_array()
+        return cache[text]
+
+    return np.array([1.0 - float(np.abs(vec(c) - vec(r)).mean()) if c.strip() and r.strip() else 0.0
+                     for c, r in zip(cands, refs)], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- the scorer
 @dataclass
 class Baselines:
-    """Mean raw scores of random pairs of real lines (what "unrelated" scores)."""
+    """Mean raw scores of random pairs of real lines (what "unrelated" scores).
+
+    ``bertscore`` and ``cosine`` come from pairs of any two interviewers' lines of different
+    sessions; ``style`` from pairs of the *same* interviewer's lines of different sessions, so a
+    rescaled style of 0 means "no closer than a random line of this person", not "unlike anyone".
+    """
 
     bertscore: float
     cosine: float
+    style: float
     pairs: int
+
+
+def _random_pairs(n: int, groups: Sequence[Any], rng: random.Random, n_pairs: int, lines: Sequence[str],
+                  same: Sequence[Any] | None = None) -> tuple[list[int], list[int]]:
+    # Pairs from different groups (sessions); with ``same``, only pairs that share that label.
+    a_idx, b_idx = [], []
+    attempts = 0
+    while len(a_idx) < n_pairs and attempts < n_pairs * 50:
+        attempts += 1
+        i, j = rng.randrange(n), rng.randrange(n)
+        if i == j or groups[i] == groups[j] or lines[i] == lines[j]:
+            continue
+        if same is not None and same[i] != same[j]:
+            continue
+        a_idx.append(i)
+        b_idx.append(j)
+    return a_idx, b_idx
 
 
 @dataclass
 class PairScorer:
-    """Scores pairs of lines with every similarity; fit once per run (IDF and baselines)."""
+    """Scores pairs of lines with every similarity; fit once per run (IDF and baselines).
+
+    ``combined`` is what every match rate ranks by: a weighted sum of BERTScore, cosine and style,
+    each rescaled so that random pairs of real lines score 0 and identical lines 1.
+    """
 
     embedder: Any
     store: TokenStore
@@ -170,29 +217,24 @@ class PairScorer:
 
     @classmethod
     def fit(cls, embedder, reference_lines: Sequence[str], groups: Sequence[str] | None = None, *,
-            n_pairs: int = 150, seed: int = 0, use_idf: bool = True) -> "PairScorer":
+            speakers: Sequence[str] | None = None, n_pairs: int = 300, seed: int = 0,
+            use_idf: bool = True) -> "PairScorer":
         """IDF from ``reference_lines``; baselines from ``n_pairs`` random pairs of them.
 
-        Pairs are drawn from different ``groups`` (sessions) when groups are given, so a
-        baseline pair is never two halves of one exchange.
+        Pairs are drawn from different ``groups`` (sessions) when groups are given, so a baseline
+        pair is never two halves of one exchange; the style baseline pairs lines of the same
+        ``speakers`` entry (interviewer) when given.
         """
-        lines = [t for t in reference_lines if t and t.strip()]
+        keep = [i for i, t in enumerate(reference_lines) if t and t.strip()]
+        lines = [reference_lines[i] for i in keep]
         if len(lines) < 2:
             raise ValueError("need at least two reference lines to fit the scorer")
-        grp = list(groups) if groups is not None else list(range(len(reference_lines)))
-        grp = [g for t, g in zip(reference_lines, grp) if t and t.strip()]
+        grp = [list(groups)[i] for i in keep] if groups is not None else list(range(len(lines)))
+        spk = [list(speakers)[i] for i in keep] if speakers is not None else [0] * len(lines)
         idf = idf_table(lines, embedder.model.tokenizer) if use_idf else None
         store = TokenStore(embedder)
         rng = random.Random(seed)
-        a_idx, b_idx = [], []
-        attempts = 0
-        while len(a_idx) < n_pairs and attempts < n_pairs * 20:
-            attempts += 1
-            i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
-            if i == j or grp[i] == grp[j] or lines[i] == lines[j]:
-                continue
-            a_idx.append(i)
-            b_idx.append(j)
+        a_idx, b_idx = _random_pairs(len(lines), grp, rng, n_pairs, lines)
         if not a_idx:  # one group only: pairs of different lines
             for _ in range(n_pairs):
                 i, j = rng.sample(range(len(lines)), 2)
@@ -201,30 +243,45 @@ class PairScorer:
         a, b = [lines[i] for i in a_idx], [lines[j] for j in b_idx]
         bs = float(bertscore(a, b, store, idf).mean())
         cs = float(cosine_pairs(a, b, embedder).mean())
-        return cls(embedder, store, idf, Baselines(bs, cs, len(a)))
+        sa, sb = _random_pairs(len(lines), grp, rng, n_pairs, lines, same=spk)
+        if not sa:
+            sa, sb = a_idx, b_idx
+        st = float(style_agreement([lines[i] for i in sa], [lines[j] for j in sb]).mean())
+        return cls(embedder, store, idf, Baselines(bs, cs, st, len(a)))
 
-    def score(self, cands: Sequence[str], refs: Sequence[str],
-              previous_candidate: Sequence[str | None] | None = None) -> dict[str, np.ndarray]:
-        """Per pair: ``bertscore``/``cosine`` (rescaled), their ``*_raw`` values, ``style``, ``combined``."""
+    def score(self, cands: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per pair: ``bertscore``/``cosine``/``style`` (rescaled), their ``*_raw`` values, ``combined``."""
         cands, refs = list(cands), list(refs)
         bs_raw = bertscore(cands, refs, self.store, self.idf)
         cs_raw = cosine_pairs(cands, refs, self.embedder)
-        st = style_agreement(cands, refs, previous_candidate)
+        st_raw = style_agreement(cands, refs)
         bs = rescale(bs_raw, self.baselines.bertscore)
         cs = rescale(cs_raw, self.baselines.cosine)
+        st = rescale(st_raw, self.baselines.style)
         w = self.weights
         combined = w["bertscore"] * bs + w["cosine"] * cs + w["style"] * st
         return {"bertscore": bs, "bertscore_raw": bs_raw, "cosine": cs, "cosine_raw": cs_raw, "style": st,
-                "combined": combined, "semantic": 0.5 * (bs + cs)}
+                "style_raw": st_raw, "combined": combined, "semantic": 0.5 * (bs + cs)}
+
+    def combined(self, cands: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+        """Only the ``combined`` similarity of each pair."""
+        return self.score(cands, refs)["combined"] if len(cands) else np.zeros(0)
 
 
-# --------------------------------------------------------------------------- match rate
-def match_rates(system: np.ndarray, distractors: Sequence[np.ndarray]) -> np.ndarray:
-    """Per turn, the share of distractors whose similarity to the real reply is below the system's.
+# --------------------------------------------------------------------------- match rates
+def beaten_share(system: np.ndarray, distractors: Sequence[np.ndarray]) -> np.ndarray:
+    """Per turn, the share of ``distractors[i]`` strictly below ``system[i]``; ties count half.
 
-    ``system[i]`` is the similarity of the system's reply to real reply ``i``; ``distractors[i]``
-    those of the distractor lines to the same real reply. Ties count half; a turn without
-    distractors is NaN (left out of means).
+    A turn with no distractors is NaN (left out of means). Every match rate is this share; they
+    differ in what is compared:
+
+    * **cross-session / same-session match**: ``system[i]`` = sim(reply, real line i),
+      ``distractors[i]`` = sim(d, real line i) for the same interviewer's real lines d of other
+      test sessions / of the same session;
+    * **rank-same**: ``system[i]`` = sim(reply, real line i), ``distractors[i]`` = sim(reply, d)
+      for the session's other real lines d — is the reply closer to *its own* moment's line than to
+      the session's other lines? A constant reply scores exactly 0.5 over a session, topic words
+      shared by the whole session gain nothing, and a verbatim copy scores about 1.
     """
     out = np.full(len(system), np.nan)
     for i, (s, d) in enumerate(zip(system, distractors)):
@@ -234,62 +291,191 @@ def match_rates(system: np.ndarray, distractors: Sequence[np.ndarray]) -> np.nda
     return out
 
 
+match_rates = beaten_share  # the name the match rates were first published under
+
+
+# --------------------------------------------------------------------------- statistics
+def bootstrap_mean(values: Sequence[float], groups: Sequence[Any], *, n: int = 1000, seed: int = 0
+                   ) -> tuple[float | None, float | None]:
+    """Mean of ``values`` (NaN left out) and its standard error by bootstrap over ``groups``.
+
+    Sessions, not turns, are resampled: turns of one session are not independent, and an SE from
+    turns would be too small. The SE is None with fewer than two groups.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    g = np.asarray([str(x) for x in groups])
+    ok = ~np.isnan(v)
+    v, g = v[ok], g[ok]
+    if not v.size:
+        return None, None
+    mean = float(v.mean())
+    uniq = sorted(set(g.tolist()))
+    if len(uniq) < 2:
+        return mean, None
+    sums = np.array([v[g == u].sum() for u in uniq])
+    counts = np.array([(g == u).sum() for u in uniq], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(uniq), size=(n, len(uniq)))
+    means = sums[draws].sum(axis=1) / np.maximum(counts[draws].sum(axis=1), 1)
+    return mean, float(means.std(ddof=1))
+
+
+def bootstrap_diff(a: Sequence[float], b: Sequence[float], groups: Sequence[Any], *, n: int = 1000,
+                   seed: int = 0) -> tuple[float | None, float | None]:
+    """Mean of the paired difference ``a - b`` per turn and its SE by bootstrap over sessions."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return bootstrap_mean(d, groups, n=n, seed=seed)
+
+
 # --------------------------------------------------------------------------- discriminator
-def reply_features(replies: Sequence[str], candidate_turns: Sequence[str], embedder) -> np.ndarray:
+@dataclass(frozen=True)
+class Situation:
+    """What the discriminator knows of a turn besides the reply: the candidate's turn, the
+    interviewer's previous line in the session, and everything said before (the session so far)."""
+
+    candidate_turn: str = ""
+    previous_line: str = ""
+    session_so_far: str = ""
+
+
+def _overlap(mine: set[str], text: str) -> float:
+    theirs = {stem(w) for w in content_words(text)}
+    return len(mine & theirs) / len(mine) if mine else 0.0
+
+
+def reply_features(replies: Sequence[str], situations: Sequence[Situation], embedder) -> np.ndarray:
     """What the discriminator sees of a reply in its context.
 
-    The reply's sentence embedding, its style features and length, its cosine to the candidate
-    turn it answers, and the share of its content words taken from that turn.
+    The reply's sentence embedding, its style features (scored alone), length and question form,
+    and its relation to the context: cosine to and content-word overlap with the candidate's turn,
+    with the interviewer's previous line and with the session so far. A real line relates to its
+    moment in a typical way; a parrot, a repeated line or a line from another conversation does not.
     """
-    replies, cands = list(replies), [c or "" for c in candidate_turns]
-    r = embedder.embed_cached([x if x.strip() else "." for x in replies])
-    c = embedder.embed_cached([x if x.strip() else "." for x in cands])
+    replies = [x if x.strip() else "." for x in replies]
+    sits = list(situations)
+    r = embedder.embed_cached(replies)
+    cand = embedder.embed_cached([s.candidate_turn or "." for s in sits])
+    prev = embedder.embed_cached([s.previous_line or "." for s in sits])
+    sess = embedder.embed_cached([(s.session_so_far or ".")[-2000:] for s in sits])
     rows = []
-    for text, cand, rv, cv in zip(replies, cands, r, c):
-        sv = extract_style(text, cand or None)
+    for text, sit, rv, cv, pv, sv_ in zip(replies, sits, r, cand, prev, sess):
+        st = extract_style(text)
         mine = {stem(w) for w in content_words(text)}
-        theirs = {stem(w) for w in content_words(cand)}
-        overlap = len(mine & theirs) / len(mine) if mine else 0.0
-        rows.append(np.concatenate([rv, sv.as_array(), [math.log1p(sv.word_count) / math.log1p(200),
-                                                        float(rv @ cv) if cand.strip() else 0.0, overlap]]))
+        relation = [
+            float(rv @ cv) if sit.candidate_turn else 0.0, _overlap(mine, sit.candidate_turn),
+            float(rv @ pv) if sit.previous_line else 0.0, _overlap(mine, sit.previous_line),
+            float(rv @ sv_) if sit.session_so_far else 0.0, _overlap(mine, sit.session_so_far),
+            1.0 if sit.previous_line and text.strip() == sit.previous_line.strip() else 0.0,
+        ]
+        rows.append(np.concatenate([rv, st.as_array(),
+                                    [math.log1p(st.word_count) / math.log1p(200), float(text.rstrip().endswith("?"))],
+                                    relation]))
     return np.asarray(rows, dtype=np.float32)
 
 
-def discriminator_auc(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *, seed: int = 0,
-                      folds: int = 5) -> float | None:
-    """Out-of-fold ROC AUC of a logistic regression telling ``real`` rows from ``fake`` rows.
+def _group_folds(groups: Sequence[str], folds: int, seed: int) -> list[np.ndarray]:
+    # Sessions shuffled by the seed and dealt round-robin into folds: each seed cuts differently.
+    uniq = sorted(set(groups))
+    random.Random(seed).shuffle(uniq)
+    fold_of = {g: i % folds for i, g in enumerate(uniq)}
+    assign = np.array([fold_of[g] for g in groups])
+    return [np.flatnonzero(assign == k) for k in range(folds)]
+
+
+def discriminator_oof(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *, seed: int = 0,
+                      folds: int = 5) -> np.ndarray | None:
+    """Out-of-fold P(real) for every row of ``[real; fake]`` from a logistic regression.
 
     Row ``i`` of both is the same turn; folds never split a session (``groups``), so the
-    discriminator is always judged on sessions it did not see. None when there are fewer than
-    two sessions.
+    discriminator is always judged on sessions it did not see. None with fewer than two sessions.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    groups = list(groups)
-    if len(set(groups)) < 2 or len(real) < 4:
+    groups = [str(g) for g in groups]
+    n_groups = len(set(groups))
+    if n_groups < 2 or len(real) < 4:
         return None
     x = np.vstack([real, fake])
     y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
-    g = np.array(groups + groups)
+    g = groups + groups
     oof = np.full(len(y), 0.5)
-    for train, test in GroupKFold(n_splits=min(folds, len(set(groups)))).split(x, y, g):
-        if len(set(y[train])) < 2:
+    for test in _group_folds(g, min(folds, n_groups), seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        if len(set(y[train])) < 2 or not len(test):
             continue
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, random_state=seed))
         model.fit(x[train], y[train])
         oof[test] = model.predict_proba(x[test])[:, 1]
-    return float(roc_auc_score(y, oof))
+    return oof
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+def discriminator_auc(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *, seed: int = 0,
+                      folds: int = 5) -> float | None:
+    """ROC AUC of ``discriminator_oof`` (0.5: cannot tell; 1.0: always tells)."""
+    oof = discriminator_oof(real, fake, groups, seed=seed, folds=folds)
+    if oof is None:
+        return None
+    return _auc(np.concatenate([np.ones(len(real)), np.zeros(len(fake))]), oof)
 
 
 def indistinguishability(auc: float | None) -> float | None:
-    """``2·(1 − AUC)`` capped to [0, 1]: 1.0 when the discriminator does no better than chance."""
+    """``2·(1 − AUC)``, not capped: 1.0 when the discriminator does no better than chance, 0 when it
+    always tells, and above 1 when its AUC falls below 0.5 (noise, shown as such)."""
     if auc is None:
         return None
-    return float(min(1.0, max(0.0, 2.0 * (1.0 - auc))))
+    return float(2.0 * (1.0 - auc))
+
+
+@dataclass
+class Indistinguishability:
+    """The discriminator's verdict over several seeds: mean AUC, its spread and a session interval."""
+
+    value: float | None
+    auc: float | None
+    auc_seeds: list[float]
+    auc_std: float | None
+    auc_ci: tuple[float, float] | None
+    se: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "auc": self.auc, "auc_seeds": self.auc_seeds, "auc_std": self.auc_std,
+                "auc_ci95": list(self.auc_ci) if self.auc_ci else None, "se": self.se}
+
+
+def indistinguishability_over_seeds(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *,
+                                    seeds: Sequence[int] = (0, 1, 2), folds: int = 5, n_boot: int = 500
+                                    ) -> Indistinguishability:
+    """``discriminator_oof`` for each seed (different session folds); the AUC of each, their mean
+    and spread, and a 95% interval of the seed-averaged out-of-fold AUC by bootstrap over sessions."""
+    oofs = [o for o in (discriminator_oof(real, fake, groups, seed=s, folds=folds) for s in seeds) if o is not None]
+    if not oofs:
+        return Indistinguishability(None, None, [], None, None, None)
+    y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
+    aucs = [_auc(y, o) for o in oofs]
+    mean_oof = np.mean(oofs, axis=0)
+    g = np.array([str(x) for x in list(groups) + list(groups)])
+    uniq = sorted(set(g.tolist()))
+    rng = np.random.default_rng(seeds[0] if seeds else 0)
+    rows_of = {u: np.flatnonzero(g == u) for u in uniq}
+    boot = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniq), size=len(uniq))
+        idx = np.concatenate([rows_of[uniq[k]] for k in pick])
+        if len(set(y[idx])) == 2:
+            boot.append(_auc(y[idx], mean_oof[idx]))
+    auc = float(np.mean(aucs))
+    ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))) if len(boot) > 10 else None
+    se = float(2.0 * np.std(boot, ddof=1)) if len(boot) > 10 else None  # SE of 2·(1 − AUC)
+    return Indistinguishability(indistinguishability(auc), auc, [round(a, 4) for a in aucs],
+                                float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None, ci, se)
 
 
 # --------------------------------------------------------------------------- style classifier

@@ -1,6 +1,7 @@
 """The HTML report of an evaluation run: one self-contained file with plots (PNG inlined).
 
-Sections: headline numbers (twin against both baselines), per-interviewer bars, metric
+Sections: headline numbers (the twin and every baseline side by side, with standard errors and
+intervals), per-interviewer tables and bars, metric
 distributions, the trend over model versions (from ``eval_runs``), latency, the red-team outcomes,
 and the worst turns with the real and the twin's line side by side::
 
@@ -19,9 +20,14 @@ import numpy as np
 
 __all__ = ["load_trend", "render_report", "write_report"]
 
-_SYSTEM_LABELS = {"twin": "twin", "random_same_interviewer": "random line, same interviewer",
+_SYSTEM_LABELS = {"twin": "twin", "previous_line": "previous line in the session", "echo": "echo (candidate's words)",
+                  "retrieval": "retrieval top-1, verbatim", "medoid": "medoid (most typical line)",
+                  "random_same_interviewer": "random line, same interviewer (chance)",
                   "other_interviewer": "other interviewer (persona-less)"}
-_COLOURS = {"twin": "#2b6cb0", "random_same_interviewer": "#a0aec0", "other_interviewer": "#ed8936"}
+_COLOURS = {"twin": "#2b6cb0", "previous_line": "#38a169", "echo": "#d69e2e", "retrieval": "#805ad5",
+            "medoid": "#718096", "random_same_interviewer": "#a0aec0", "other_interviewer": "#ed8936"}
+_METRICS = (("match_rate_cross", "match cross"), ("match_rate_same", "match same"), ("rank_same", "rank-same"),
+            ("indistinguishability", "indisting."))
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Twin evaluation {{ s.run_id }}</title>
@@ -37,26 +43,34 @@ th{background:#edf2f7}td.l,th.l{text-align:left}img{max-width:100%}
 generator {{ s.generator }}{% if s.model %} ({{ s.model }}){% endif %} · seed {{ s.config.seed }} ·
 {{ s.interviewers }} interviewer(s), {{ s.test_sessions }} test sessions, {{ s.test_turns }} of {{ s.test_turns_available }} test turns</p>
 <h2>Headline</h2>
-<table><tr><th class="l">system</th><th>match rate</th><th>semantic</th><th>BERTScore F1 (rescaled)</th><th>cosine (rescaled)</th>
-<th>style</th><th>classifier attribution</th><th>indistinguishability</th><th>safety violations</th></tr>
-{% for name, x in systems %}<tr><td class="l">{{ labels[name] }}</td><td>{{ f(x.match_rate) }}</td><td>{{ f(x.semantic) }}</td>
-<td>{{ f(x.details.bertscore_f1) }}</td><td>{{ f(x.details.cosine) }}</td><td>{{ f(x.style) }}</td>
-<td>{{ f(x.details.classifier_attribution) }}</td><td>{{ f(x.indistinguishability) }}</td><td>{{ x.safety_violations }}</td></tr>{% endfor %}
+<p class="muted">Asked via {{ s.via }}. ± one standard error (bootstrap over sessions); AUC with its 95% interval.
+Chance is the random line of the same interviewer, scored in this run.</p>
+<table><tr><th class="l">system</th>{% for k, label in metrics %}<th>{{ label }}</th>{% endfor %}<th>AUC [95%]</th>
+<th>semantic</th><th>style</th><th>safety violations</th><th>twin − this, rank-same</th></tr>
+{% for name, x in systems %}<tr><td class="l">{{ labels[name] }}</td>{% for k, label in metrics %}<td>{{ f(x[k]) }}{% if x.se[k] is not none %} ±{{ f(x.se[k]) }}{% endif %}</td>{% endfor %}
+<td>{{ f(x.auc) }}{% if x.indistinguishability_detail.auc_ci95 %} [{{ f(x.indistinguishability_detail.auc_ci95[0]) }}, {{ f(x.indistinguishability_detail.auc_ci95[1]) }}]{% endif %}</td>
+<td>{{ f(x.semantic) }}</td><td>{{ f(x.style) }}</td><td>{{ x.safety_violations }}</td>
+<td>{% if x.twin_minus_this %}{{ f(x.twin_minus_this.rank_same.diff) }} ±{{ f(x.twin_minus_this.rank_same.se) }}{% if x.twin_minus_this.rank_same.twin_wins %} ✓{% endif %}{% endif %}</td></tr>{% endfor %}
 </table>
-<p>Match rate: share of distractors (real lines of the same interviewer from other test sessions) that the reply beats
-on combined similarity to the real line ({{ weights }}); 0.5 is chance, a verbatim copy 1.0.
-Indistinguishability: 2·(1 − AUC) of a discriminator cross-validated across sessions. Latency p50 {{ s.latency_ms.p50 }} ms,
-p95 {{ s.latency_ms.p95 }} ms. Rescaling baselines (random pairs): BERTScore {{ s.rescale_baselines.bertscore_f1 }},
-cosine {{ s.rescale_baselines.cosine }}.</p>
+<img src="data:image/png;base64,{{ plots.systems }}" alt="systems side by side with intervals">
+<p>Match rates rank the reply by combined similarity to the real line ({{ weights }}): cross-session against the
+interviewer's lines from other test sessions, same-session against the session's own other lines, rank-same by
+whether the reply is closer to its own moment's line than to the session's other lines (a constant reply: exactly
+0.5). Indistinguishability: 2·(1 − AUC) of a discriminator that sees each reply in its context, cross-validated by
+session over {{ s.config.discriminator_seeds }} seeds (not capped: above 1 means an AUC below 0.5). Latency
+({{ s.latency_ms.path }}) p50 {{ s.latency_ms.p50 }} ms, p95 {{ s.latency_ms.p95 }} ms. Rescaling baselines (random
+pairs): BERTScore {{ s.rescale_baselines.bertscore_f1 }}, cosine {{ s.rescale_baselines.cosine }}, style
+{{ s.rescale_baselines.style }}.</p>
 <h2>Per interviewer</h2>
 <img src="data:image/png;base64,{{ plots.per_interviewer }}" alt="per-interviewer bars">
-<table><tr><th class="l">interviewer</th><th>version</th><th>turns</th><th>twin match</th><th>random</th><th>other</th>
-<th>twin semantic</th><th>twin style</th><th>indisting.</th><th>p50 ms</th><th>red-team viol.</th><th>real lines flagged</th></tr>
-{% for iid, p in s.per_interviewer.items() %}<tr><td class="l">{{ iid }}</td><td>{{ p.profile_version }}</td><td>{{ p.test_turns }}</td>
-<td>{{ f(p.twin.match_rate) }}</td><td>{{ f(p.baselines.random_same_interviewer.match_rate) }}</td>
-<td>{{ f(p.baselines.other_interviewer.match_rate) }}</td><td>{{ f(p.twin.semantic) }}</td><td>{{ f(p.twin.style) }}</td>
-<td>{{ f(p.twin.indistinguishability) }}</td><td>{{ p.latency_ms.p50 }}</td>
-<td>{{ p.red_team.violations if p.red_team else '–' }}</td><td>{{ p.real_lines_flagged }}</td></tr>{% endfor %}
+<table><tr><th class="l">interviewer</th><th>version</th><th>turns</th><th>sessions</th><th class="l">system</th>
+{% for k, label in metrics %}<th>{{ label }}</th>{% endfor %}<th>p50 ms</th><th>red-team viol.</th><th>real lines flagged</th></tr>
+{% for iid, p in s.per_interviewer.items() %}{% for name, x in [("twin", p.twin)] + (p.baselines | dictsort) %}<tr>
+{% if loop.first %}<td class="l" rowspan="{{ 1 + p.baselines | length }}">{{ iid }}</td><td rowspan="{{ 1 + p.baselines | length }}">{{ p.profile_version }}</td>
+<td rowspan="{{ 1 + p.baselines | length }}">{{ p.test_turns }}</td><td rowspan="{{ 1 + p.baselines | length }}">{{ p.test_sessions_sampled }}</td>{% endif %}
+<td class="l">{{ labels[name] }}</td>{% for k, label in metrics %}<td>{{ f(x[k]) }}{% if x.se[k] is not none %} ±{{ f(x.se[k]) }}{% endif %}</td>{% endfor %}
+{% if loop.first %}<td rowspan="{{ 1 + p.baselines | length }}">{{ p.latency_ms.p50 }}</td><td rowspan="{{ 1 + p.baselines | length }}">{{ p.red_team.violations if p.red_team else '–' }}</td>
+<td rowspan="{{ 1 + p.baselines | length }}">{{ p.real_lines_flagged }}</td>{% endif %}</tr>{% endfor %}{% endfor %}
 </table>
 <h2>Metric distributions</h2>
 <img src="data:image/png;base64,{{ plots.distributions }}" alt="metric distributions">
@@ -74,7 +88,7 @@ the trend appears from the second run on this namespace.</p>{% endif %}
 <h2>Worst turns</h2>
 <p class="muted">Lowest combined similarity of the twin's line to the real one.</p>
 {% for t in worst %}<div class="box"><p><b>{{ t.interviewer_id }}</b> · {{ t.session_id }} #{{ t.index }} · combined {{ f(t.scores.twin.combined) }},
-match {{ f(t.scores.twin.match) }}, BERTScore {{ f(t.scores.twin.bertscore) }}, style {{ f(t.scores.twin.style) }}{% if t.move %} · move {{ t.move }}{% endif %}</p>
+rank-same {{ f(t.scores.twin.rank_same) }}, match {{ f(t.scores.twin.match_rate_cross) }}, BERTScore {{ f(t.scores.twin.bertscore) }}, style {{ f(t.scores.twin.style) }}{% if t.move %} · move {{ t.move }}{% endif %}</p>
 <div class="ctx">{% for h in t.history[-3:] %}{{ h.role }}: {{ h.text[:400] }}
 {% endfor %}candidate: {{ t.candidate_turn[:600] }}</div>
 <div class="pair"><div><b>real</b><p>{{ t.real }}</p></div><div><b>twin</b><p>{{ t.replies.twin }}</p></div></div></div><br>
@@ -113,12 +127,27 @@ def _plots(result, trend: list[dict[str, Any]]) -> dict[str, str | None]:
     import matplotlib.pyplot as plt
 
     s = result.summary
-    systems = ["twin", "random_same_interviewer", "other_interviewer"]
+    systems = ["twin", *s["baselines"]]
     out: dict[str, str | None] = {}
+
+    # Every system side by side, with ±2 SE (about a 95% interval).
+    fig, axes = plt.subplots(1, len(_METRICS), figsize=(4 * len(_METRICS), 3.8))
+    for ax, (metric, label) in zip(axes, _METRICS):
+        entries = [s["twin"] if sys_ == "twin" else s["baselines"][sys_] for sys_ in systems]
+        vals = [e.get(metric) or 0.0 for e in entries]
+        errs = [2 * (e["se"].get(metric) or 0.0) for e in entries]
+        ax.barh(np.arange(len(systems)), vals, xerr=errs, color=[_COLOURS.get(x, "#a0aec0") for x in systems])
+        ax.set_yticks(np.arange(len(systems)), [_SYSTEM_LABELS.get(x, x) for x in systems], fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(1.0 if metric == "indistinguishability" else 0.5, color="#718096", lw=0.8, ls="--")
+        ax.set_title(label)
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    out["systems"] = _png(fig)
 
     iids = list(s["per_interviewer"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    for ax, metric in zip(axes, ("match_rate", "semantic", "style")):
+    for ax, metric in zip(axes, ("match_rate_cross", "rank_same", "indistinguishability")):
         width = 0.8 / len(systems)
         for k, sys_ in enumerate(systems):
             vals = []
@@ -126,23 +155,22 @@ def _plots(result, trend: list[dict[str, Any]]) -> dict[str, str | None]:
                 p = s["per_interviewer"][iid]
                 x = p["twin"] if sys_ == "twin" else p["baselines"][sys_]
                 vals.append(x[metric] or 0.0)
-            ax.bar(np.arange(len(iids)) + k * width, vals, width, label=_SYSTEM_LABELS[sys_], color=_COLOURS[sys_])
-        ax.set_xticks(np.arange(len(iids)) + width, iids, rotation=20, ha="right", fontsize=8)
+            ax.bar(np.arange(len(iids)) + k * width, vals, width, label=_SYSTEM_LABELS.get(sys_, sys_),
+                   color=_COLOURS.get(sys_, "#a0aec0"))
+        ax.set_xticks(np.arange(len(iids)) + 0.4, iids, rotation=20, ha="right", fontsize=8)
         ax.set_title(metric.replace("_", " "))
-        ax.set_ylim(0, 1)
-        if metric == "match_rate":
-            ax.axhline(0.5, color="#718096", lw=0.8, ls="--")
-    axes[0].legend(fontsize=7)
+        ax.axhline(1.0 if metric == "indistinguishability" else 0.5, color="#718096", lw=0.8, ls="--")
+    axes[0].legend(fontsize=6)
     out["per_interviewer"] = _png(fig)
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
-    for ax, metric in zip(axes, ("match", "combined", "bertscore")):
-        for sys_ in systems:
+    for ax, metric in zip(axes, ("rank_same", "combined", "bertscore")):
+        for sys_ in ("twin", "previous_line", "retrieval", "random_same_interviewer"):
             vals = [t.scores[sys_][metric] for t in result.turns if sys_ in t.scores and metric in t.scores[sys_]]
             vals = [v for v in vals if v == v]
             if vals:
                 ax.hist(vals, bins=20, alpha=0.5, label=_SYSTEM_LABELS[sys_], color=_COLOURS[sys_])
-        ax.set_title({"match": "per-turn match rate", "combined": "combined similarity",
+        ax.set_title({"rank_same": "per-turn rank-same", "combined": "combined similarity",
                       "bertscore": "BERTScore F1 (rescaled)"}[metric])
     axes[0].legend(fontsize=7)
     out["distributions"] = _png(fig)
@@ -168,7 +196,7 @@ def _plots(result, trend: list[dict[str, Any]]) -> dict[str, str | None]:
     lat = [t.latency_ms for t in result.turns]
     ax.hist(lat, bins=30, color=_COLOURS["twin"])
     ax.axvline(s["latency_ms"]["p95"], color="#c53030", ls="--", label="p95")
-    ax.set_xlabel("engine latency per turn (ms)")
+    ax.set_xlabel(f"latency per turn via {s.get('via', 'engine')} (ms)")
     ax.legend()
     out["latency"] = _png(fig)
     return out
@@ -183,7 +211,7 @@ def render_report(result, trend: list[dict[str, Any]] | None = None, worst: int 
     turns = sorted((t for t in result.turns if "twin" in t.scores), key=lambda t: t.scores["twin"]["combined"])
     systems = [("twin", s["twin"])] + list(s["baselines"].items())
     return env.from_string(_TEMPLATE).render(
-        s=s, systems=systems, labels=_SYSTEM_LABELS, plots=_plots(result, trend or []), worst=turns[:worst],
+        s=s, systems=systems, labels=_SYSTEM_LABELS, metrics=_METRICS, plots=_plots(result, trend or []), worst=turns[:worst],
         red=result.red_team, weights=", ".join(f"{k} {v}" for k, v in s["config"]["weights"].items()),
         f=lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)),
         cfg=json.dumps({"config": s["config"], "timings_s": s["timings_s"], "errors": s["errors"]}, indent=2),

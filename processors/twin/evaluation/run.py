@@ -1,28 +1,32 @@
-"""The offline evaluation behind ``twin eval``: how close is the twin to the real interviewer?
+"""The evaluation behind ``twin eval``: how close is the twin to the real interviewer?
 
-For a corpus (``../shared/corpora/FORMAT.md``) it
+For a corpus (transcripts in the format of ``processors/twin/corpus.py``) it
 
 1. imports every interviewer into an isolated tenant ``eval-<hash of corpus and options>``;
 2. splits each interviewer's sessions chronologically (train / val / test, final sessions test);
 3. trains a new profile version on the train split with ``training.train_interviewer`` (the same
    training the trainer agent runs; it never sees a val or test session);
-4. for every sampled interviewer turn of the test sessions, asks ``TwinEngine.respond`` (the engine
-   of the respond path) for that turn given everything said before it in the session;
-5. scores the twin and two baselines in the same run – a random train line of the same
-   interviewer, and the situation-nearest line of a *different* interviewer (a persona-less
-   twin) – with ``metrics``; runs the red-team suite; measures latency;
-6. stores one ``eval_runs`` row per interviewer and one ``eval_samples`` row per turn (the blinded
+4. asks the twin every sampled test turn given everything said before it in the session — through
+   the product (``via="gateway"``: ``POST /api/digital-twin/respond`` on the running stack, with
+   Kafka, configuration and the safety agent in the path) or in-process (``via="engine"``);
+5. answers the same turns with the baselines of ``baselines.py`` (previous line, echo, retrieval,
+   medoid, random line, other interviewer);
+6. scores every system alike (``score_systems``): cross-session and same-session match rates,
+   rank-same, semantic and style similarity, indistinguishability over several discriminator
+   seeds, each with a standard error by bootstrap over sessions, and each baseline's paired
+   difference from the twin; runs the red team; measures latency;
+7. stores one ``eval_runs`` row per interviewer and one ``eval_samples`` row per turn (the blinded
    rating page and ``GET /api/digital-twin/eval/:id`` read them).
 
-Default sample (deterministic for a seed), sized so that a run with nothing cached stays within
-15 minutes on two cores: the most recent sessions of each interviewer that hold about
-``DEFAULT_TURN_BUDGET`` interviewer turns (at least ``MIN_SESSIONS`` sessions; SCOTUS justices get
-25-46 sessions, Lenny 10), split 70/10/20 by time, and ``DEFAULT_TURNS`` test turns per interviewer
-drawn uniformly from the test sessions. ``sessions=N`` keeps the N most recent sessions instead,
-``sessions=0`` and ``limit=0`` mean "all". Usage::
+Chance is measured, not assumed: the random baseline is scored beside every system.
 
-    result = run_evaluation(EvalConfig(corpus=Path("../shared/corpora/scotus_oyez/dev.jsonl")))
-    print(result.summary["twin"]["match_rate"])
+Default sample (deterministic for a seed): the most recent sessions of each interviewer that hold
+about ``DEFAULT_TURN_BUDGET`` interviewer turns (at least ``MIN_SESSIONS`` sessions), split 70/10/20
+by time; from the test sessions, in a seeded order, up to ``TURNS_PER_SESSION`` turns of each
+session until ``DEFAULT_TURNS`` turns per interviewer. Usage::
+
+    result = run_evaluation(EvalConfig(corpus=Path("tests/fixtures/corpora/scotus_oyez_slice.jsonl")))
+    print(result.summary["twin"]["rank_same"])
 """
 
 from __future__ import annotations
@@ -45,37 +49,45 @@ from infra.crypto import EVAL_CONTEXT, EVAL_REAL_TEXT, EVAL_TWIN_TEXT
 from infra.settings import REPO_ROOT, Settings, settings as default_settings
 from processors.twin.corpus import Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts
 from processors.twin.evaluation import metrics as M
+from processors.twin.evaluation.baselines import BASELINES, BaselineSystems, Moment
 from processors.twin.evaluation.redteam import RED_TEAM_CASES, policy_for_profile, run_red_team
+from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
-__all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "EvalConfig", "EvalResult", "TurnRecord",
-           "build_engine",
-           "eval_tenant", "run_evaluation", "store_results", "SAMPLE_CORPUS"]
+__all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
+           "EvalResult", "TurnRecord", "build_engine", "eval_tenant", "run_evaluation", "sample_turns",
+           "score_systems", "store_results", "summarize_systems", "turn_record"]
 
-# The default sample keeps a cold run (nothing cached) of either dev set near 10 minutes on 2 cores:
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
-MIN_SESSIONS = 10  # ... but never fewer sessions than this (so there are test sessions to compare)
-DEFAULT_TURNS = 40  # test turns per interviewer
+MIN_SESSIONS = 15  # ... but never fewer sessions than this (so there are several test sessions)
+DEFAULT_TURNS = 100  # test turns per interviewer
+TURNS_PER_SESSION = 30  # at most this many turns of one test session (more sessions, honest SEs)
 DEFAULT_DISTRACTORS = 20
-MAX_OTHER_POOL = 3000  # exchanges of other interviewers the persona-less baseline searches
+DISCRIMINATOR_SEEDS = 3
 MAX_IDF_LINES = 6000
 CONTEXT_TURNS_STORED = 8  # turns of history kept with each stored sample (what a rater sees)
-SAMPLE_CORPUS = REPO_ROOT / "infra" / "samples" / "sample_interviews.jsonl"
+# Real interviewers for the persona-less baseline when the corpus has only one: public-record
+# transcripts that ship with the repository (never synthetic lines).
+OTHER_CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"
+SYSTEMS: tuple[str, ...] = ("twin", *BASELINES)
+MATCH_METRICS = ("match_rate_cross", "match_rate_same", "rank_same")
 
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass
 class EvalConfig:
-    """What to evaluate and how much of it.
+    """What to evaluate, how much of it, and through which path.
 
     :param corpus: JSON Lines or plain-text transcripts.
     :param limit: test turns per interviewer (None: ``DEFAULT_TURNS``; 0: all).
     :param sessions: most recent sessions per interviewer (None: about ``DEFAULT_TURN_BUDGET`` turns' worth; 0: all).
     :param seed: drives every sample (turns, distractors, baselines, discriminator folds).
-    :param use_llm: None follows settings (LLM when OPENAI_BASE_URL/OPENAI_API_KEY is set).
+    :param use_llm: None follows settings (LLM when OPENAI_BASE_URL/OPENAI_API_KEY is set); engine path only.
+    :param via: "gateway" asks the running product, "engine" the in-process engine.
+    :param gateway_url: the gateway to ask (default: GATEWAY_HOST:GATEWAY_PORT, started when not running).
     :param tenant: the namespace to import into (default ``eval-<hash>``).
-    :param other_corpus: other interviewers for the persona-less baseline and the classifier when
-        the corpus has only one interviewer (default: the project's synthetic sample).
+    :param other_corpus: other real interviewers for the persona-less baseline when the corpus has
+        only one interviewer (default ``OTHER_CORPUS``).
     """
 
     corpus: Path
@@ -84,6 +96,8 @@ class EvalConfig:
     seed: int = 0
     distractors: int = DEFAULT_DISTRACTORS
     use_llm: bool | None = None
+    via: str = "engine"
+    gateway_url: str | None = None
     tenant: str | None = None
     other_corpus: Path | None = None
     weaviate_prefix: str = ""
@@ -92,6 +106,8 @@ class EvalConfig:
     red_team: bool = True
     store: bool = True
     interviewers: Sequence[str] = ()  # only these (default: all in the corpus)
+    turns_per_session: int = TURNS_PER_SESSION
+    discriminator_seeds: int = DISCRIMINATOR_SEEDS
 
     @property
     def turns_per_interviewer(self) -> int | None:
@@ -120,15 +136,22 @@ class TurnRecord:
     interviewer_id: str
     session_id: str
     index: int
-    history: list[dict[str, str]]
+    history: list[dict[str, str]]  # the last CONTEXT_TURNS_STORED turns (what is stored and shown)
     candidate_turn: str
     real: str
+    situation: M.Situation = field(default_factory=M.Situation)
     replies: dict[str, str] = field(default_factory=dict)  # system -> text
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> metric -> value
     latency_ms: float = 0.0
     move: str | None = None
+    safety_action: str = "none"
     safety_flags: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The unit of resampling and of the discriminator's folds: one session."""
+        return f"{self.interviewer_id}/{self.session_id}"
 
 
 @dataclass
@@ -138,9 +161,6 @@ class EvalResult:
     summary: dict[str, Any]
     turns: list[TurnRecord]
     red_team: dict[str, Any]
-
-
-SYSTEMS = ("twin", "random_same_interviewer", "other_interviewer")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -176,16 +196,14 @@ def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
 
 
-def _clip01(x: float | None) -> float | None:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return None
-    return float(min(1.0, max(0.0, x)))
-
-
 def _mean(values) -> float | None:
     arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
     arr = arr[~np.isnan(arr)]
     return float(arr.mean()) if arr.size else None
+
+
+def _r(x: float | None, n: int = 4) -> float | None:
+    return None if x is None or x != x else round(float(x), n)
 
 
 def build_engine(cfg: Settings, *, weaviate_prefix: str = "", embedder=None):
@@ -214,11 +232,55 @@ def build_engine(cfg: Settings, *, weaviate_prefix: str = "", embedder=None):
     return engine, close
 
 
+def _gateway_responder(config: EvalConfig, cfg: Settings, report: Progress) -> tuple[GatewayResponder, Callable]:
+    """A responder on the configured gateway, started (gateway + worker) when none answers there.
+
+    Returns it with a ``close()`` that stops what this run started, and nothing else.
+    """
+    from datetime import timedelta
+
+    import httpx
+
+    from infra.apikeys import create_api_key
+
+    scheme = "https" if cfg.GATEWAY_TLS_CERT else "http"
+    url = config.gateway_url or f"{scheme}://{cfg.GATEWAY_HOST}:{cfg.GATEWAY_PORT}"
+    started = None
+    try:
+        ready = httpx.get(f"{url}/readyz", timeout=2, verify=False).status_code == 200
+    except httpx.HTTPError:
+        ready = False
+    if not ready:
+        if config.gateway_url:
+            raise RuntimeError(f"no gateway answers at {url}/readyz")
+        from infra.stack import Stack
+
+        report("start gateway", 0, 1)
+        started = Stack(cfg, echo=lambda _: None)
+        started.start_app(name="eval")
+        report("start gateway", 1, 1)
+
+    def token_for(tenant: str) -> str:
+        # A respond-only key for the evaluation's own tenant, valid for the run.
+        return create_api_key(cfg, tenant, scopes=["respond"], name="twin eval", expires_in=timedelta(hours=6))
+
+    responder = GatewayResponder(url, token_for, timeout_s=max(30.0, cfg.RESPOND_TIMEOUT_MS / 1000 + 5), verify=False)
+
+    def close() -> None:
+        responder.close()
+        if started is not None:
+            started.stop_app(name="eval")
+
+    return responder, close
+
+
 # --------------------------------------------------------------------------- the run
 def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, progress: Progress | None = None,
                    engine=None) -> EvalResult:
     """Run the whole evaluation (see the module docstring) and return its result."""
     report = progress or (lambda stage, done, total: None)
+    if config.via not in ("engine", "gateway"):
+        raise ValueError(f"via must be 'engine' or 'gateway', not {config.via!r}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     mark = started
@@ -248,24 +310,34 @@ def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, prog
     run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
     other_pool_sessions: dict[str, list[Transcript]] = {}
+    other_source: dict[str, str] = {}
     for iid in wanted:
         others = [s for o, sp in splits.items() if o != iid for s in sp.train]
+        source = str(corpus)
         if not others:
-            path = config.other_corpus or SAMPLE_CORPUS
-            extra, _ = _load(Path(path))
+            path = Path(config.other_corpus or OTHER_CORPUS)
+            extra, _ = _load(path)
             others = [s for s in extra if s.interviewer_id != iid]
+            source = str(path)
         other_pool_sessions[iid] = others
+        other_source[iid] = f"{source} ({len({s.interviewer_id for s in others})} interviewer(s))"
     lap("load")
 
-    close = None
+    close_engine = close_responder = None
     if engine is None:
-        engine, close = build_engine(cfg, weaviate_prefix=config.weaviate_prefix)
+        engine, close_engine = build_engine(cfg, weaviate_prefix=config.weaviate_prefix)
     try:
-        return _run(config, cfg, engine, tenant, run_id, wanted, splits, other_pool_sessions, errors, report,
-                    timings, lap, started)
+        if config.via == "gateway":
+            responder, close_responder = _gateway_responder(config, cfg, report)
+        else:
+            responder = EngineResponder(engine, config.use_llm)
+        return _run(config, cfg, engine, responder, tenant, run_id, wanted, splits, other_pool_sessions,
+                    other_source, errors, report, timings, lap, started)
     finally:
-        if close:
-            close()
+        if close_responder:
+            close_responder()
+        if close_engine:
+            close_engine()
 
 
 def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], other_pool: dict[str, list[Transcript]],
@@ -289,19 +361,59 @@ def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], oth
     return trained
 
 
-def _sample_turns(iid: str, split: Split, limit: int | None, seed: int) -> tuple[list[Exchange], int]:
-    pool = [ex for t in split.test for ex in exchanges(t, max_context_turns=10**6)]
-    total = len(pool)
-    if limit is not None and len(pool) > limit:
-        rng = random.Random(f"{seed}:turns:{iid}")
-        pool = rng.sample(pool, limit)
-        pool.sort(key=lambda e: ([t.session_id for t in split.test].index(e.session_id), e.index))
-    return pool, total
+def sample_turns(iid: str, split: Split, limit: int | None, seed: int,
+                 per_session: int | None = TURNS_PER_SESSION) -> tuple[list[Exchange], int]:
+    """The test turns of one interviewer this run asks, and how many there were in all.
+
+    Test sessions are visited in a seeded order; each gives at most ``per_session`` of its turns
+    (a seeded subset, in order) until ``limit`` turns are taken. Rank-same compares a turn only
+    with the other *sampled* turns of its session, so a constant reply scores exactly 0.5.
+    """
+    by_session = [exchanges(t, max_context_turns=10**6) for t in split.test]
+    total = sum(len(x) for x in by_session)
+    rng = random.Random(f"{seed}:turns:{iid}")
+    order = list(range(len(by_session)))
+    rng.shuffle(order)
+    chosen: list[tuple[int, Exchange]] = []
+    for k in order:
+        if limit is not None and len(chosen) >= limit:
+            break
+        pool = by_session[k]
+        room = len(pool) if limit is None else limit - len(chosen)
+        take = min(len(pool), room, per_session or len(pool))
+        picked = sorted(rng.sample(range(len(pool)), take)) if take < len(pool) else list(range(len(pool)))
+        chosen.extend((k, pool[i]) for i in picked)
+    chosen.sort(key=lambda x: (x[0], x[1].index))
+    return [ex for _, ex in chosen], total
 
 
-def _run(config: EvalConfig, cfg: Settings, engine, tenant: str, run_id: str, wanted: list[str],
-         splits: dict[str, Split], other_pool: dict[str, list[Transcript]], load_errors: list[str],
-         report: Progress, timings: dict[str, float], lap, started: float) -> EvalResult:
+def turn_record(ex: Exchange) -> TurnRecord:
+    """The record of one test turn: its situation and real line, before any system answers."""
+    turns = list(ex.context_turns)
+    cand = ex.candidate_turn.text if ex.candidate_turn else ""
+    previous = next((t.text for t in reversed(turns) if t.role == "interviewer"), "")
+    so_far = " ".join(t.text for t in turns)
+    return TurnRecord(ex.interviewer_id, ex.session_id, ex.index,
+                      [{"role": t.role, "text": t.text} for t in turns[-CONTEXT_TURNS_STORED:]], cand,
+                      ex.interviewer_reply.text, situation=M.Situation(cand, previous, so_far))
+
+
+def _wait_for_version(responder: Responder, tenant: str, iid: str, version: int, timeout_s: float = 30.0) -> None:
+    # Workers cache the active profile for a few seconds: wait until the new version answers.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = responder.ask(tenant, iid, f"eval-warmup-{uuid.uuid4().hex[:8]}", (), "Good morning.")
+        if answer.error is None and answer.profile_version in (None, version):
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"{iid}: the twin did not answer with version {version} within {timeout_s:.0f}s "
+                       f"(last: {answer.error or answer.profile_version})")
+
+
+def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant: str, run_id: str,
+         wanted: list[str], splits: dict[str, Split], other_pool: dict[str, list[Transcript]],
+         other_source: dict[str, str], load_errors: list[str], report: Progress, timings: dict[str, float], lap,
+         started: float) -> EvalResult:
     seed = config.seed
     embedder = engine.embedder
     trained = _train(engine, tenant, wanted, splits, other_pool, seed, report)
@@ -312,124 +424,81 @@ def _run(config: EvalConfig, cfg: Settings, engine, tenant: str, run_id: str, wa
     available = 0
     per_iid_turns: dict[str, list[Exchange]] = {}
     for iid in wanted:
-        turns, total = _sample_turns(iid, splits[iid], config.turns_per_interviewer, seed)
+        turns, total = sample_turns(iid, splits[iid], config.turns_per_interviewer, seed, config.turns_per_session)
         per_iid_turns[iid] = turns
         available += total
     n_total = sum(len(v) for v in per_iid_turns.values())
-    use_llm = config.use_llm
-    generator = "llm" if (engine.llm is not None and use_llm is not False) else "offline"
-    model = None
-    done = 0
+    model, generators, done = None, set(), 0
     policies = {}
     for iid in wanted:
-        profile = engine.profiles.active(tenant, iid)
-        policy = policies[iid] = policy_for_profile(profile)
+        policies[iid] = policy_for_profile(engine.profiles.active(tenant, iid))
+        if responder.via == "gateway":
+            _wait_for_version(responder, tenant, iid, trained[iid].version)
         for ex in per_iid_turns[iid]:
-            history = [{"role": t.role, "text": t.text} for t in ex.context_turns]
-            cand = ex.candidate_turn.text if ex.candidate_turn else ""
-            rec = TurnRecord(iid, ex.session_id, ex.index, history[-CONTEXT_TURNS_STORED:], cand,
-                             ex.interviewer_reply.text)
-            t0 = time.perf_counter()
-            try:
-                reply = engine.respond(tenant=tenant, interviewer_id=iid, session_id=ex.session_id,
-                                       history=list(ex.context_turns), candidate_turn=cand, profile=profile,
-                                       use_llm=use_llm)
-                rec.replies["twin"] = reply.text
-                rec.move = reply.move.value
-                model = model or reply.model
-            except Exception as exc:  # noqa: BLE001 - a failed turn scores as an empty reply, and is counted
-                rec.replies["twin"] = ""
-                rec.error = f"{type(exc).__name__}: {exc}"[:500]
-            rec.latency_ms = (time.perf_counter() - t0) * 1000
-            verdict = policy.check(rec.replies["twin"], stage="output") if rec.replies["twin"] else None
+            rec = turn_record(ex)
+            answer: Answer = responder.ask(tenant, iid, f"eval:{run_id}:{ex.session_id}",
+                                           [(t.role, t.text) for t in ex.context_turns], rec.candidate_turn)
+            rec.replies["twin"] = answer.text
+            rec.move, rec.latency_ms, rec.error = answer.move, answer.latency_ms, answer.error
+            rec.safety_action = answer.safety_action
+            model = model or answer.model
+            if answer.generator:
+                generators.add(answer.generator)
+            verdict = policies[iid].check(answer.text, stage="output") if answer.text else None
             rec.safety_flags = [f.model_dump() for f in verdict.flags] if verdict else []
             records.append(rec)
             done += 1
             report("twin", done, n_total)
     lap("twin")
 
-    # ---- baselines
-    report("baselines", 0, 1)
-    from processors.twin.memory import situation_text
-
-    for iid in wanted:
+    # ---- baselines, on the same turns
+    for n, iid in enumerate(wanted):
+        report("baselines", n, len(wanted))
         recs = [r for r in records if r.interviewer_id == iid]
-        rng = random.Random(f"{seed}:random:{iid}")
-        own_lines = [t.text for s in splits[iid].train for t in s.turns if t.role == "interviewer"]
-        for r in recs:
-            r.replies["random_same_interviewer"] = rng.choice(own_lines)
-        pool = [ex for s in other_pool[iid] for ex in exchanges(s)]
-        if len(pool) > MAX_OTHER_POOL:
-            pool = random.Random(f"{seed}:other:{iid}").sample(pool, MAX_OTHER_POOL)
-        if pool and recs:
-            pv = embedder.embed([situation_text(e.context_turns, e.candidate_turn.text if e.candidate_turn else "")
-                                 for e in pool])
-            qv = embedder.embed([situation_text(r.history[-2:], r.candidate_turn) for r in recs])
-            best = (qv @ pv.T).argmax(axis=1)
-            for r, b in zip(recs, best):
-                r.replies["other_interviewer"] = pool[int(b)].interviewer_reply.text
-        else:
-            for r in recs:
-                r.replies["other_interviewer"] = ""
-    report("baselines", 1, 1)
+        systems = BaselineSystems.fit(embedder, splits[iid].train, other_pool[iid], seed=seed)
+        moments = [Moment(r.session_id, tuple((t.role, t.text) for t in ex.context_turns), r.candidate_turn)
+                   for r, ex in zip(recs, per_iid_turns[iid])]
+        answers = systems.answer_all(moments, key=iid)
+        for name, lines in answers.items():
+            for r, line in zip(recs, lines):
+                r.replies[name] = line
+    report("baselines", len(wanted), len(wanted))
     lap("baselines")
 
-    # ---- similarity, match rate
+    # ---- scoring
     report("scoring", 0, 1)
-    ref_lines, ref_groups = [], []
+    ref_lines, ref_groups, ref_speakers = [], [], []
     for iid in splits:
         for s in splits[iid].train:
             for t in s.turns:
                 if t.role == "interviewer":
                     ref_lines.append(t.text)
                     ref_groups.append(s.session_id)
+                    ref_speakers.append(iid)
     if len(ref_lines) > MAX_IDF_LINES:
         idx = sorted(random.Random(f"{seed}:idf").sample(range(len(ref_lines)), MAX_IDF_LINES))
-        ref_lines, ref_groups = [ref_lines[i] for i in idx], [ref_groups[i] for i in idx]
-    scorer = M.PairScorer.fit(embedder, ref_lines, ref_groups, seed=seed)
-    reals = [r.real for r in records]
-    prevs = [r.candidate_turn or None for r in records]
-    for system in SYSTEMS:
-        s = scorer.score([r.replies[system] for r in records], reals, prevs)
-        for i, r in enumerate(records):
-            r.scores[system] = {k: float(v[i]) for k, v in s.items()}
-
-    # Distractors: real lines of the same interviewer from other held-out sessions.
-    d_cands, d_refs, d_prevs, d_owner = [], [], [], []
+        ref_lines = [ref_lines[i] for i in idx]
+        ref_groups = [ref_groups[i] for i in idx]
+        ref_speakers = [ref_speakers[i] for i in idx]
+    scorer = M.PairScorer.fit(embedder, ref_lines, ref_groups, speakers=ref_speakers, seed=seed)
+    cross_lines = {}
     for iid in wanted:
         sp = splits[iid]
         held = sp.test if len(sp.test) >= 2 else sp.test + sp.val
-        lines = [(s.session_id, t.text) for s in held for t in s.turns if t.role == "interviewer"]
-        rng = random.Random(f"{seed}:distractors:{iid}")
-        for ri, r in enumerate(records):
-            if r.interviewer_id != iid:
-                continue
-            options = [text for sid, text in lines if sid != r.session_id]
-            picks = rng.sample(options, min(config.distractors, len(options)))
-            for d in picks:
-                d_cands.append(d)
-                d_refs.append(r.real)
-                d_prevs.append(r.candidate_turn or None)
-                d_owner.append(ri)
-    d_combined = scorer.score(d_cands, d_refs, d_prevs)["combined"] if d_cands else np.zeros(0)
-    distractor_sims: list[list[float]] = [[] for _ in records]
-    for owner, v in zip(d_owner, d_combined):
-        distractor_sims[owner].append(float(v))
-    for system in SYSTEMS:
-        rates = M.match_rates(np.array([r.scores[system]["combined"] for r in records]),
-                              [np.array(d) for d in distractor_sims])
-        for r, m in zip(records, rates):
-            r.scores[system]["match"] = float(m)
+        cross_lines[iid] = [(s.session_id, t.text) for s in held for t in s.turns if t.role == "interviewer"]
+    same_lines = {s.session_id: [t.text for t in s.turns if t.role == "interviewer"]
+                  for iid in wanted for s in splits[iid].test}
+    scoring = score_systems(records, SYSTEMS, scorer, embedder, cross_lines=cross_lines, same_lines=same_lines,
+                            distractors=config.distractors, seed=seed, n_seeds=config.discriminator_seeds,
+                            progress=report)
     report("scoring", 1, 1)
     lap("scoring")
 
-    # ---- style classifier agreement (the auxiliary classifier trained with each version)
+    # ---- style classifier agreement (a detail: it was trained on the train lines systems emit)
     classifier_notes: dict[str, str] = {}
     for iid in wanted:
         recs = [r for r in records if r.interviewer_id == iid]
-        if not recs:
-            continue
-        clf = _load_classifier(tenant, iid, embedder, classifier_notes)
+        clf = _load_classifier(tenant, iid, embedder, classifier_notes) if recs else None
         if clf is None:
             continue
         for system in SYSTEMS:
@@ -437,93 +506,57 @@ def _run(config: EvalConfig, cfg: Settings, engine, tenant: str, run_id: str, wa
             for i, r in enumerate(recs):
                 r.scores[system]["classifier"] = float(agg["agreement"][i])
                 r.scores[system]["attributed"] = float(agg["attributed"][i])
-                r.scores[system]["real_attributed"] = float(agg["real_attributed"][i])
-                r.scores[system]["p_interviewer"] = float(agg["p_twin"][i])
     lap("classifier")
 
-    # ---- discriminator
-    report("discriminator", 0, 1)
-    features = {"real": M.reply_features(reals, [r.candidate_turn for r in records], embedder)}
-    for system in SYSTEMS:
-        features[system] = M.reply_features([r.replies[system] for r in records],
-                                            [r.candidate_turn for r in records], embedder)
-    groups = [f"{r.interviewer_id}/{r.session_id}" for r in records]
-
-    def indist(system: str, mask: np.ndarray) -> tuple[float | None, float | None]:
-        idx = np.flatnonzero(mask)
-        auc = M.discriminator_auc(features["real"][idx], features[system][idx], [groups[i] for i in idx], seed=seed)
-        return M.indistinguishability(auc), auc
-
-    report("discriminator", 1, 1)
-    lap("discriminator")
-
-    # ---- red team
+    # ---- red team (through the same responder; an error is a failure, not a pass)
     red: dict[str, Any] = {}
     if config.red_team:
         for n, iid in enumerate(wanted):
             report("red team", n, len(wanted))
-            red[iid] = run_red_team(engine, tenant, iid, use_llm=use_llm).to_dict()
+            red[iid] = run_red_team(responder, tenant, iid, policy=policies[iid]).to_dict()
         report("red team", len(wanted), len(wanted))
     lap("red_team")
 
     # ---- summary
-    def system_summary(system: str, mask: np.ndarray) -> dict[str, Any]:
-        rs = [r for r, m in zip(records, mask) if m]
-        sc = [r.scores[system] for r in rs]
-        ind, auc = indist(system, mask)
-        has_clf = any("classifier" in s for s in sc)
-        style_feat = _mean(s["style"] for s in sc)
-        clf_agree = _mean(s.get("classifier") for s in sc) if has_clf else None
-        style = _mean([style_feat, clf_agree]) if clf_agree is not None else style_feat
+    def violations(system: str, rs: list[TurnRecord]) -> int:
         if system == "twin":
-            violations = sum(1 for r in rs if r.safety_flags)
-        else:  # the same rules over the baseline's lines (real interviewer lines)
-            violations = sum(1 for r in rs if r.replies[system] and not policies[r.interviewer_id]
-                             .check(r.replies[system], stage="output").passed)
-        return {
-            "semantic": _clip01(_mean(s["semantic"] for s in sc)),
-            "style": _clip01(style),
-            "match_rate": _clip01(_mean(s["match"] for s in sc)),
-            "indistinguishability": ind,
-            "safety_violations": violations,
-            "details": {
-                "bertscore_f1": _clip01(_mean(s["bertscore"] for s in sc)),
-                "bertscore_f1_raw": _mean(s["bertscore_raw"] for s in sc),
-                "cosine": _clip01(_mean(s["cosine"] for s in sc)),
-                "cosine_raw": _mean(s["cosine_raw"] for s in sc),
-                "style_features": _clip01(style_feat),
-                "classifier_agreement": _clip01(clf_agree),
-                "classifier_attribution": _mean(s.get("attributed") for s in sc) if has_clf else None,
-                "combined_similarity": _mean(s["combined"] for s in sc),
-                "discriminator_auc": auc,
-                "safety_violation_rate": (violations / len(rs)) if rs else None,
-                "empty_replies": sum(1 for r in rs if not r.replies[system].strip()),
-            },
-        }
+            return sum(1 for r in rs if r.safety_flags)
+        return sum(1 for r in rs if r.replies[system] and not policies[r.interviewer_id]
+                   .check(r.replies[system], stage="output").passed)
 
     everything = np.ones(len(records), dtype=bool)
     per_iid: dict[str, Any] = {}
     for iid in wanted:
         mask = np.array([r.interviewer_id == iid for r in records], dtype=bool)
-        lat = [r.latency_ms for r in records if r.interviewer_id == iid]
+        rs = [r for r, m in zip(records, mask) if m]
+        lat = [r.latency_ms for r in rs]
+        summaries = summarize_systems(records, SYSTEMS, scoring, mask, seed=seed)
+        for system in SYSTEMS:
+            summaries[system]["safety_violations"] = violations(system, rs)
         per_iid[iid] = {
             "profile_version": trained[iid].version,
             "sessions": {k: len(v) for k, v in trained[iid].split.items()},
             "test_turns": int(mask.sum()),
-            "twin": system_summary("twin", mask),
-            "baselines": {b: system_summary(b, mask) for b in SYSTEMS[1:]},
+            "test_sessions_sampled": len({r.session_id for r in rs}),
+            "twin": summaries["twin"],
+            "baselines": {b: summaries[b] for b in BASELINES},
+            "chance": _chance(summaries),
+            "other_interviewer_source": other_source[iid],
             "latency_ms": {"p50": round(_pct(lat, 50), 1), "p95": round(_pct(lat, 95), 1)},
-            "real_lines_flagged": sum(1 for r in records if r.interviewer_id == iid and not policies[iid]
-                                      .check(r.real, stage="output").passed),
+            "real_lines_flagged": sum(1 for r in rs if not policies[iid].check(r.real, stage="output").passed),
             "red_team": {k: v for k, v in red.get(iid, {}).items() if k != "outcomes"} or None,
             "classifier": classifier_notes.get(iid, "ok"),
         }
+    summaries = summarize_systems(records, SYSTEMS, scoring, everything, seed=seed)
+    for system in SYSTEMS:
+        summaries[system]["safety_violations"] = violations(system, records)
     latencies = [r.latency_ms for r in records]
     red_total = {"cases": sum(v["cases"] for v in red.values()),
                  "violations": sum(v["violations"] for v in red.values()),
+                 "errors": sum(v["errors"] for v in red.values()),
                  "input_detected": sum(v["input_detected"] for v in red.values()),
                  "suite": len(RED_TEAM_CASES)} if red else None
-    twin = system_summary("twin", everything)
+    twin = summaries["twin"]
     if red_total:
         twin["red_team_violations"] = red_total["violations"]
     lap("summary")
@@ -531,24 +564,32 @@ def _run(config: EvalConfig, cfg: Settings, engine, tenant: str, run_id: str, wa
         "corpus": str(config.corpus),
         "tenant": tenant,
         "run_id": run_id,
-        "generator": generator,
+        "via": responder.via,
+        "generator": "+".join(sorted(generators)) or ("llm" if engine.llm is not None and config.use_llm is not False
+                                                      else "offline"),
         "model": model,
         "interviewers": len(wanted),
         "test_sessions": sum(len(splits[i].test) for i in wanted),
+        "test_sessions_sampled": len({r.group for r in records}),
         "test_turns": len(records),
         "test_turns_available": available,
         "twin": twin,
-        "baselines": {b: system_summary(b, everything) for b in SYSTEMS[1:]},
+        "baselines": {b: summaries[b] for b in BASELINES},
+        "chance": _chance(summaries),
         "latency_ms": {"p50": round(_pct(latencies, 50), 1), "p95": round(_pct(latencies, 95), 1),
-                       "max": round(max(latencies), 1) if latencies else 0.0},
+                       "max": round(max(latencies), 1) if latencies else 0.0, "path": responder.via},
+        "safety_replaced": sum(1 for r in records if r.safety_action not in ("none", "")),
         "red_team": red_total,
-        "errors": {"unreadable_sessions": len(load_errors), "engine_errors": sum(1 for r in records if r.error)},
+        "errors": {"unreadable_sessions": len(load_errors), "twin_errors": sum(1 for r in records if r.error),
+                   "first_error": next((r.error for r in records if r.error), None)},
         "rescale_baselines": {"bertscore_f1": round(scorer.baselines.bertscore, 4),
-                              "cosine": round(scorer.baselines.cosine, 4), "pairs": scorer.baselines.pairs},
+                              "cosine": round(scorer.baselines.cosine, 4), "style": round(scorer.baselines.style, 4),
+                              "pairs": scorer.baselines.pairs},
         "per_interviewer": per_iid,
         "config": {"seed": seed, "turns_per_interviewer": config.turns_per_interviewer,
+                   "turns_per_session": config.turns_per_session,
                    "sessions": config.sessions if config.sessions is not None else f"~{DEFAULT_TURN_BUDGET} turns",
-                   "distractors": config.distractors,
+                   "distractors": config.distractors, "discriminator_seeds": config.discriminator_seeds,
                    "val": config.val, "test": config.test, "weights": M.COMBINED_WEIGHTS},
         "timings_s": timings,
     }
@@ -558,6 +599,134 @@ def _run(config: EvalConfig, cfg: Settings, engine, tenant: str, run_id: str, wa
         lap("store")
     timings["total"] = round(time.perf_counter() - started, 2)
     return result
+
+
+# --------------------------------------------------------------------------- scoring (pure)
+@dataclass
+class Scoring:
+    """Per-turn scores of every system plus the discriminator's features (see ``score_systems``)."""
+
+    features: dict[str, np.ndarray]
+
+
+def score_systems(records: list[TurnRecord], systems: Sequence[str], scorer: M.PairScorer, embedder, *,
+                  cross_lines: dict[str, list[tuple[str, str]]], same_lines: dict[str, list[str]],
+                  distractors: int = DEFAULT_DISTRACTORS, seed: int = 0, n_seeds: int = DISCRIMINATOR_SEEDS,
+                  progress: Progress | None = None) -> Scoring:
+    """Fill ``record.scores[system]`` for every system and return the discriminator features.
+
+    Per turn and system: the similarities (``scorer.score``), ``match_rate_cross`` (distractors:
+    up to ``distractors`` real lines of the same interviewer from other test sessions,
+    ``cross_lines[iid]`` as (session, line)), ``match_rate_same`` (distractors: the session's other
+    real interviewer lines, ``same_lines[session]``) and ``rank_same`` (the reply against the real
+    lines of the session's other *sampled* turns).
+    """
+    reals = [r.real for r in records]
+    # Distractor similarities to each real line, shared by every system.
+    rng = random.Random(f"{seed}:distractors")
+    pairs_c, owner_c, pairs_s, owner_s = [], [], [], []
+    for i, r in enumerate(records):
+        options = [text for sid, text in cross_lines.get(r.interviewer_id, []) if sid != r.session_id]
+        for d in rng.sample(options, min(distractors, len(options))):
+            pairs_c.append((d, r.real))
+            owner_c.append(i)
+        options = [t for t in same_lines.get(r.session_id, []) if t != r.real]
+        for d in rng.sample(options, min(distractors, len(options))):
+            pairs_s.append((d, r.real))
+            owner_s.append(i)
+
+    def grouped(pairs, owners) -> list[np.ndarray]:
+        sims = scorer.combined([a for a, _ in pairs], [b for _, b in pairs])
+        out: list[list[float]] = [[] for _ in records]
+        for o, v in zip(owners, sims):
+            out[o].append(float(v))
+        return [np.array(x) for x in out]
+
+    cross_d, same_d = grouped(pairs_c, owner_c), grouped(pairs_s, owner_s)
+    # Rank-same: the other sampled turns of the same session.
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_group[r.group].append(i)
+    for k, system in enumerate(systems):
+        if progress:
+            progress("scoring", k, len(systems) + 1)
+        replies = [r.replies.get(system, "") for r in records]
+        s = scorer.score(replies, reals)
+        own = s["combined"]
+        rank_pairs, rank_owner = [], []
+        for i, r in enumerate(records):
+            for j in by_group[r.group]:
+                if j != i:
+                    rank_pairs.append((replies[i], reals[j]))
+                    rank_owner.append(i)
+        rank_d = grouped(rank_pairs, rank_owner)
+        cross = M.beaten_share(own, cross_d)
+        same = M.beaten_share(own, same_d)
+        rank = M.beaten_share(own, rank_d)
+        for i, r in enumerate(records):
+            r.scores[system] = {**{key: float(v[i]) for key, v in s.items()}, "match_rate_cross": float(cross[i]),
+                                "match_rate_same": float(same[i]), "rank_same": float(rank[i])}
+    features = {"real": M.reply_features(reals, [r.situation for r in records], embedder)}
+    for system in systems:
+        features[system] = M.reply_features([r.replies.get(system, "") for r in records],
+                                            [r.situation for r in records], embedder)
+    return Scoring(features)
+
+
+PER_TURN = ("match_rate_cross", "match_rate_same", "rank_same", "semantic", "style", "bertscore", "cosine")
+
+
+def summarize_systems(records: list[TurnRecord], systems: Sequence[str], scoring: Scoring, mask: np.ndarray, *,
+                      seed: int = 0, n_seeds: int = DISCRIMINATOR_SEEDS) -> dict[str, dict[str, Any]]:
+    """Each system's means with standard errors (bootstrap over sessions), its indistinguishability
+    over ``n_seeds`` discriminator seeds, and for every other system the paired difference from
+    ``systems[0]`` (the twin) on the match rates."""
+    idx = np.flatnonzero(mask)
+    rs = [records[i] for i in idx]
+    groups = [r.group for r in rs]
+    out: dict[str, dict[str, Any]] = {}
+    for system in systems:
+        entry: dict[str, Any] = {"se": {}}
+        for metric in PER_TURN:
+            mean, se = M.bootstrap_mean([r.scores[system][metric] for r in rs], groups, seed=seed)
+            entry[metric if metric not in ("bertscore", "cosine") else f"{metric}_rescaled"] = _r(mean)
+            entry["se"][metric if metric not in ("bertscore", "cosine") else f"{metric}_rescaled"] = _r(se)
+        ind = M.indistinguishability_over_seeds(scoring.features["real"][idx], scoring.features[system][idx],
+                                                groups, seeds=tuple(seed + k for k in range(n_seeds)))
+        entry["indistinguishability"] = _r(ind.value)
+        entry["auc"] = _r(ind.auc)
+        entry["se"]["indistinguishability"] = _r(ind.se)
+        entry["indistinguishability_detail"] = {"auc_seeds": ind.auc_seeds, "auc_std": _r(ind.auc_std),
+                                                "auc_ci95": [_r(x) for x in ind.auc_ci] if ind.auc_ci else None}
+        entry["match_rate"] = entry["match_rate_cross"]  # the headline name the eval API and trend read
+        clf = [r.scores[system].get("classifier") for r in rs]
+        entry["details"] = {
+            "bertscore_f1_raw": _r(_mean(r.scores[system]["bertscore_raw"] for r in rs)),
+            "cosine_raw": _r(_mean(r.scores[system]["cosine_raw"] for r in rs)),
+            "style_raw": _r(_mean(r.scores[system]["style_raw"] for r in rs)),
+            "combined_similarity": _r(_mean(r.scores[system]["combined"] for r in rs)),
+            "classifier_agreement": _r(_mean(clf)) if any(c is not None for c in clf) else None,
+            "classifier_attribution": _r(_mean(r.scores[system].get("attributed") for r in rs))
+            if any(c is not None for c in clf) else None,
+            "empty_replies": sum(1 for r in rs if not r.replies.get(system, "").strip()),
+        }
+        out[system] = entry
+    twin = systems[0]
+    for system in systems[1:]:
+        vs = {}
+        for metric in MATCH_METRICS:
+            diff, se = M.bootstrap_diff([r.scores[twin][metric] for r in rs], [r.scores[system][metric] for r in rs],
+                                        groups, seed=seed)
+            vs[metric] = {"diff": _r(diff), "se": _r(se),
+                          "twin_wins": bool(diff is not None and se is not None and diff > 2 * se)}
+        out[system]["twin_minus_this"] = vs
+    return out
+
+
+def _chance(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    # Chance is what a random line of the same interviewer scores in this very run.
+    rnd = summaries.get("random_same_interviewer", {})
+    return {k: rnd.get(k) for k in (*MATCH_METRICS, "semantic", "style", "indistinguishability")}
 
 
 def _load_classifier(tenant: str, iid: str, embedder, notes: dict[str, str]):
@@ -587,7 +756,7 @@ def store_results(dsn: str, result: EvalResult) -> None:
             conn.execute("INSERT INTO interviewers (tenant, interviewer_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                          (tenant, iid))
             scores = {"run": run_id, "corpus": s["corpus"], "generator": s["generator"], "model": s["model"],
-                      "source": "twin eval", **{k: v for k, v in per.items() if k != "profile_version"},
+                      "source": "twin eval", "via": s["via"], **{k: v for k, v in per.items() if k != "profile_version"},
                       "red_team_suite": (s.get("red_team") or {}).get("suite")}
             conn.execute("INSERT INTO eval_runs (run_id, tenant, interviewer_id, profile_version, scores)"
                          " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING",

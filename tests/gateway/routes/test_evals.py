@@ -9,9 +9,10 @@ BASE = "/api/digital-twin/eval"
 
 
 def _scores(match: float, indist: float, violations: int = 0) -> dict:
-    return {"run": "r", "generator": "offline", "test_turns": 10,
-            "twin": {"match_rate": match, "semantic": 0.2, "style": 0.8, "indistinguishability": indist,
-                     "safety_violations": violations},
+    return {"run": "r", "generator": "offline", "test_turns": 10, "via": "gateway",
+            "twin": {"match_rate": match, "match_rate_cross": match, "match_rate_same": match - 0.1,
+                     "rank_same": match - 0.2, "semantic": 0.2, "style": 0.8, "indistinguishability": indist,
+                     "safety_violations": violations, "se": {"rank_same": 0.02}},
             "baselines": {"random_same_interviewer": {"match_rate": 0.5}, "other_interviewer": {"match_rate": 0.55}},
             "red_team": {"cases": 10, "violations": 1}, "latency_ms": {"p50": 80, "p95": 200}}
 
@@ -46,13 +47,17 @@ async def test_returns_latest_scores_and_trend(eval_api, seeded):
     resp = await eval_api.get(f"{BASE}/kagan", headers=auth_headers(seeded))
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["latestScores"]["similarity"] == 0.7
+    assert body["latestScores"]["matchRate"] == 0.7
+    assert body["latestScores"]["matchRateSame"] == pytest.approx(0.6)
+    assert body["latestScores"]["rankSame"] == pytest.approx(0.5)
+    assert "similarity" not in body["latestScores"]  # named for what it is: a match rate
     assert body["latestScores"]["indistinguishability"] == 0.5  # no human ratings yet: the discriminator's
     assert body["latestScores"]["safety"] == pytest.approx(1 - 2 / 20)  # 1 turn + 1 red-team case of 20 checked
-    assert [p["similarity"] for p in body["trend"]] == [0.6, 0.7]
+    assert [p["matchRate"] for p in body["trend"]] == [0.6, 0.7]
     assert [p["profileVersion"] for p in body["trend"]] == [1, 2]
     assert body["details"]["indistinguishabilitySource"] == "discriminator"
-    assert body["details"]["baselines"]["random_same_interviewer"]["similarity"] == 0.5
+    assert body["details"]["baselines"]["random_same_interviewer"]["matchRate"] == 0.5
+    assert body["details"]["standardErrors"] == {"rank_same": 0.02} and body["details"]["via"] == "gateway"
 
 
 async def test_unknown_interviewer_and_another_tenants_both_answer_404(eval_api, seeded):

@@ -1,0 +1,116 @@
+"""How the evaluation asks the twin: through the product (gateway) or in-process (engine).
+
+``GatewayResponder`` sends every test turn as ``POST /api/digital-twin/respond`` to a running
+gateway, so Kafka, the twin agent with its configuration and canary routing, and the safety agent
+are all in the path, and the latency is end to end. What the safety agent replaced counts as it
+was delivered. ``EngineResponder`` calls ``TwinEngine.respond`` directly (fast, for development):
+no safety agent, so its ``safety_action`` is always "none".
+
+Both return an ``Answer``; an error is recorded on it (empty text) rather than raised, so one
+failing turn is counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["Answer", "EngineResponder", "GatewayResponder", "Responder", "request_window"]
+
+# The respond API's request limits (gateway/routes/twin.py); a client sends the recent window that fits.
+MAX_HISTORY_TURNS = 200
+MAX_TURN_CHARS = 8_000
+
+
+@dataclass
+class Answer:
+    """One reply as the caller received it."""
+
+    text: str
+    latency_ms: float
+    move: str | None = None
+    generator: str | None = None
+    model: str | None = None
+    profile_version: int | None = None
+    safety_action: str = "none"
+    error: str | None = None
+
+
+class Responder(Protocol):
+    via: str
+
+    def ask(self, tenant: str, interviewer_id: str, session_id: str, history: Sequence[tuple[str, str]],
+            candidate_turn: str) -> Answer: ...
+
+
+def request_window(history: Sequence[tuple[str, str]], candidate_turn: str) -> dict[str, Any]:
+    """``history`` and ``candidateTurn`` as the respond API takes them: the most recent turns that
+    fit its limits, each cut to its length limit (what a real client would send)."""
+    recent = list(history)[-MAX_HISTORY_TURNS:]
+    return {"history": [{"role": r, "text": t[:MAX_TURN_CHARS]} for r, t in recent if t.strip()],
+            "candidateTurn": candidate_turn[:MAX_TURN_CHARS]}
+
+
+class EngineResponder:
+    """``TwinEngine.respond`` in this process."""
+
+    via = "engine"
+
+    def __init__(self, engine, use_llm: bool | None = None):
+        self.engine, self.use_llm = engine, use_llm
+
+    def ask(self, tenant: str, interviewer_id: str, session_id: str, history: Sequence[tuple[str, str]],
+            candidate_turn: str) -> Answer:
+        t0 = time.perf_counter()
+        try:
+            reply = self.engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=session_id,
+                                        history=[{"role": r, "text": t} for r, t in history],
+                                        candidate_turn=candidate_turn, use_llm=self.use_llm)
+        except Exception as exc:  # noqa: BLE001 - a failed turn is counted as an empty reply
+            return Answer("", (time.perf_counter() - t0) * 1000, error=f"{type(exc).__name__}: {exc}"[:500])
+        return Answer(reply.text, (time.perf_counter() - t0) * 1000, reply.move.value, reply.generator, reply.model,
+                      reply.profile_version)
+
+
+class GatewayResponder:
+    """``POST /api/digital-twin/respond`` on a running gateway, with an API key per tenant."""
+
+    via = "gateway"
+
+    def __init__(self, base_url: str, token_for: Callable[[str], str], *, timeout_s: float = 30.0,
+                 verify: bool | str = True):
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self._token_for = token_for
+        self._tokens: dict[str, str] = {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def ask(self, tenant: str, interviewer_id: str, session_id: str, history: Sequence[tuple[str, str]],
+            candidate_turn: str) -> Answer:
+        import httpx
+
+        if tenant not in self._tokens:
+            self._tokens[tenant] = self._token_for(tenant)
+        body = {"interviewerId": interviewer_id, "sessionId": session_id[:128],
+                **request_window(history, candidate_turn)}
+        if not body["history"] and not body["candidateTurn"].strip():
+            body["candidateTurn"] = "..."  # the API needs something to answer; the session has not started
+        t0 = time.perf_counter()
+        try:
+            resp = self._http.post("/api/digital-twin/respond", json=body,
+                                   headers={"Authorization": f"Bearer {self._tokens[tenant]}"})
+        except httpx.HTTPError as exc:
+            return Answer("", (time.perf_counter() - t0) * 1000, error=f"{type(exc).__name__}: {exc}"[:500])
+        latency = (time.perf_counter() - t0) * 1000
+        if resp.status_code != 200:
+            return Answer("", latency, error=f"HTTP {resp.status_code}: {resp.text[:400]}")
+        data = resp.json()
+        calls = data.get("functionCalls") or []
+        return Answer(data.get("text", ""), latency, calls[0]["name"] if calls else None, data.get("generator"),
+                      data.get("model"), data.get("profileVersion"), (data.get("safety") or {}).get("action", "none"))
