@@ -66,8 +66,15 @@ def scotus_slice() -> Path:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(cfg: Settings) -> str:
+    """The broker; this run's topics (TOPIC_PREFIX=test-<id>.) are deleted at the end, and those of runs
+    that crashed more than a day ago at the start."""
     _require("kafka")
-    return cfg.KAFKA_BOOTSTRAP
+    from tests.namespace import delete_stale_topics, delete_topics, keep_namespace
+
+    asyncio.run(delete_stale_topics(cfg, NAMESPACE.run_id))
+    yield cfg.KAFKA_BOOTSTRAP
+    if not keep_namespace():
+        asyncio.run(delete_topics(cfg))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ and gateway subprocesses the tests start inherit them:
 store                       setting                          value
 ==========================  ===============================  ==================================================
 Kafka topics                ``TOPIC_PREFIX``                 ``test-<id>.`` (and with it the consumer groups: the
-                                                             Faust app id is the prefix + the agent set)
+                                                             Faust app id is the prefix + the agent set); topics
+                                                             deleted at the end
 PostgreSQL                  ``POSTGRES_DB``                  ``twin_test_<id>``: created with the migrations when
                                                              a test first needs PostgreSQL, dropped at the end
 Redis                       ``REDIS_KEY_PREFIX``             ``twintest-<id>:``: keys deleted at the end
@@ -40,10 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["RunNamespace", "STALE_AFTER_S", "create_database", "drop_database", "drop_stale_databases",
            "delete_redis_keys", "delete_stale_redis_keys", "delete_weaviate_collections",
-           "delete_stale_weaviate_collections", "keep_namespace"]
+           "delete_stale_weaviate_collections", "delete_topics", "delete_stale_topics", "keep_namespace"]
 
 STALE_AFTER_S = 86_400.0  # another run's leftovers older than this are removed
 _ID = r"[0-9a-f]{14}"
+TOPIC_RE = re.compile(rf"^test-({_ID})\.")
 DB_RE = re.compile(rf"^twin_test_({_ID})$")
 REDIS_RE = re.compile(rf"^twintest-({_ID}):")
 WEAVIATE_RE = re.compile(rf"^TestRun({_ID})_", re.IGNORECASE)
@@ -245,3 +247,31 @@ def delete_stale_weaviate_collections(client, own_run: str) -> list[str]:
     for name in gone:
         client.collections.delete(name)
     return gone
+
+
+# --------------------------------------------------------------------------- Kafka
+async def _delete_topics(cfg: "Settings", keep) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.KAFKA_BOOTSTRAP, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        gone = sorted(t for t in await admin.list_topics() if not keep(t))
+        for start in range(0, len(gone), 100):
+            await admin.delete_topics(gone[start:start + 100], timeout_ms=30_000)
+        return gone
+    finally:
+        await admin.close()
+
+
+async def delete_topics(cfg: "Settings") -> list[str]:
+    """Delete every topic under this run's ``TOPIC_PREFIX`` (sub-prefixes and Faust's own topics too)."""
+    if not TOPIC_RE.match(cfg.TOPIC_PREFIX):
+        raise ValueError(f"{cfg.TOPIC_PREFIX!r} is not a test run's topic prefix; refusing to delete under it")
+    return await _delete_topics(cfg, lambda topic: not topic.startswith(cfg.TOPIC_PREFIX))
+
+
+async def delete_stale_topics(cfg: "Settings", own_run: str) -> list[str]:
+    """Delete the topics of test runs older than a day."""
+    now = time.time()
+    return await _delete_topics(cfg, lambda t: not ((m := TOPIC_RE.match(t)) and _stale(m[1], own_run, now)))

@@ -6,6 +6,7 @@ Every look into the default namespace here only reads: a test must not change a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -130,10 +131,12 @@ def _run_id(age_s: float) -> str:
     return f"{int(time.time() - age_s):08x}{uuid.uuid4().hex[:6]}"
 
 
-def test_leftovers_of_runs_older_than_a_day_are_removed_and_live_runs_kept(cfg, postgres_dsn, redis_url,
-                                                                           weaviate_client):
+def test_leftovers_of_runs_older_than_a_day_are_removed_and_live_runs_kept(cfg, kafka_bootstrap, postgres_dsn,
+                                                                           redis_url, weaviate_client):
     import redis
 
+    from infra.kafka_admin import create_topics
+    from schemas.topics import TWIN_REQUESTS
     from sinks.weaviate import TURN_CHUNKS, WeaviateSink
 
     old, live = _run_id(2 * ns.STALE_AFTER_S), _run_id(60)
@@ -144,11 +147,15 @@ def test_leftovers_of_runs_older_than_a_day_are_removed_and_live_runs_kept(cfg, 
             ns.create_database(cfg.model_copy(update={"POSTGRES_DB": space.postgres_db}))
             r.set(f"{space.redis_key_prefix}t:config-version", 1)
             WeaviateSink(weaviate_client, TURN_CHUNKS, prefix=space.weaviate_prefix).ensure_collection()
+            create_topics(cfg.model_copy(update={"TOPIC_PREFIX": space.topic_prefix}), [TWIN_REQUESTS])
 
         assert old in ns.drop_stale_databases(cfg, NAMESPACE.run_id)
         assert ns.delete_stale_redis_keys(cfg, NAMESPACE.run_id) >= 1
         assert f"{runs[old].weaviate_prefix}{TURN_CHUNKS.name}" in ns.delete_stale_weaviate_collections(
             weaviate_client, NAMESPACE.run_id)
+        gone = asyncio.run(ns.delete_stale_topics(cfg, NAMESPACE.run_id))
+        assert f"{runs[old].topic_prefix}{TWIN_REQUESTS.name}" in gone
+        assert not any(t.startswith((runs[live].topic_prefix, cfg.TOPIC_PREFIX)) for t in gone)
 
         with psycopg.connect(postgres_dsn) as conn:
             dbs = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
@@ -163,6 +170,8 @@ def test_leftovers_of_runs_older_than_a_day_are_removed_and_live_runs_kept(cfg, 
         ns.drop_database(live_cfg)
         ns.delete_redis_keys(live_cfg)
         ns.delete_weaviate_collections(weaviate_client, runs[live].weaviate_prefix)
+        live_cfg = live_cfg.model_copy(update={"TOPIC_PREFIX": runs[live].topic_prefix})
+        assert asyncio.run(ns.delete_topics(live_cfg)) == [f"{runs[live].topic_prefix}{TWIN_REQUESTS.name}"]
         r.close()
 
 
@@ -173,3 +182,5 @@ def test_cleanup_refuses_names_outside_a_test_namespace(cfg, weaviate_client):
         ns.delete_redis_keys(cfg.model_copy(update={"REDIS_KEY_PREFIX": "twin:"}))
     with pytest.raises(ValueError):
         ns.delete_weaviate_collections(weaviate_client, "")
+    with pytest.raises(ValueError):
+        asyncio.run(ns.delete_topics(cfg.model_copy(update={"TOPIC_PREFIX": ""})))
