@@ -530,6 +530,8 @@ class Stack:
         env = {"TOPIC_PREFIX": self.cfg.TOPIC_PREFIX, "GATEWAY_PORT": str(self.cfg.GATEWAY_PORT),
                # The local worker serves Prometheus metrics on 9464 unless told otherwise (0: off).
                "WORKER_METRICS_PORT": str(self.cfg.WORKER_METRICS_PORT or 9464), **(extra_env or {})}
+        if not gateway.pid():  # before the worker starts: a busy port must not leave a worker behind
+            gateway.ensure_port_free("GATEWAY_PORT")
         if not worker.pid():
             self.echo(f"{worker.name}: starting the Faust agents")
             worker.log.unlink(missing_ok=True)
