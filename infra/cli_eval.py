@@ -144,11 +144,18 @@ def eval_command(
                   console=_err, transient=False) as bar:
         tasks: dict[str, int] = {}
 
+        logged: dict[str, int] = {}
+
         def progress(stage: str, done: int, total: int) -> None:
             key = stage.split(" ")[0]
             if key not in tasks:
                 tasks[key] = bar.add_task(stage, total=max(total, 1))
             bar.update(tasks[key], completed=done, total=max(total, 1), description=stage)
+            if not _err.is_terminal:  # a log file sees no bar: one line per stage and per tenth of it
+                tenth = 10 * done // max(total, 1)
+                if logged.get(stage) != tenth:
+                    logged[stage] = tenth
+                    _err.print(f"{time.perf_counter() - started:7.1f}s  {stage}: {done}/{total}")
 
         # Libraries may print; stdout belongs to the one JSON object.
         with contextlib.redirect_stdout(sys.stderr):

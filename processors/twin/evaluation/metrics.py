@@ -356,7 +356,8 @@ def reply_features(replies: Sequence[str], situations: Sequence[Situation], embe
     r = embedder.embed_cached(replies)
     cand = embedder.embed_cached([s.candidate_turn or "." for s in sits])
     prev = embedder.embed_cached([s.previous_line or "." for s in sits])
-    sess = embedder.embed_cached([(s.session_so_far or ".")[-2000:] for s in sits])
+    # The model reads 256 word pieces (~1,000 characters): the end of the session is what matters.
+    sess = embedder.embed_cached([(s.session_so_far or ".")[-1000:] for s in sits])
     rows = []
     for text, sit, rv, cv, pv, sv_ in zip(replies, sits, r, cand, prev, sess):
         st = extract_style(text)
@@ -412,9 +413,15 @@ def discriminator_oof(real: np.ndarray, fake: np.ndarray, groups: Sequence[str],
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC as the Mann-Whitney statistic (ties count half); numpy only, fast enough to bootstrap."""
+    from scipy.stats import rankdata
 
-    return float(roc_auc_score(y, p))
+    y = np.asarray(y, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def discriminator_auc(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *, seed: int = 0,

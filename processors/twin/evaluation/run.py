@@ -225,6 +225,7 @@ def build_engine(cfg: Settings, *, weaviate_prefix: str = "", embedder=None):
     engine = TwinEngine(ProfileStore(cfg.POSTGRES_DSN), memory, embedder, llm, tools_enabled=cfg.TWIN_TOOLS_ENABLED)
 
     def close() -> None:
+        engine.close()
         client.close()
         if hasattr(embedder, "close"):
             embedder.close()
