@@ -89,7 +89,7 @@ def eval_command(
                                                "honest standard errors)."),
     sessions: Optional[int] = typer.Option(None, "--sessions", min=0,
                                            help="Most recent sessions per interviewer (default: those holding ~500 "
-                                                "interviewer turns, at least 15; 0 = all)."),
+                                                "interviewer turns, at least 25; 0 = all)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every sample (turns, distractors, baselines, folds)."),
     distractors: int = typer.Option(20, "--distractors", min=1, help="Distractor lines per test turn."),
     via: Via = typer.Option(Via.gateway, "--via",

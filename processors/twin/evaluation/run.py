@@ -58,7 +58,7 @@ __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
-MIN_SESSIONS = 15  # ... but never fewer sessions than this (so there are several test sessions)
+MIN_SESSIONS = 25  # ... but never fewer sessions than this (5 test sessions: standard errors need several)
 DEFAULT_TURNS = 100  # test turns per interviewer
 TURNS_PER_SESSION = 30  # at most this many turns of one test session (more sessions, honest SEs)
 DEFAULT_DISTRACTORS = 20
