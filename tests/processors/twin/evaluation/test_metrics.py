@@ -367,3 +367,23 @@ def test_disk_cache_returns_the_model_vectors_and_hits_on_repeat(tmp_path, embed
     assert cached.misses == 2
     b = DiskCachedEmbedder(tmp_path / "c.sqlite").embed(texts)  # a new process would read the file
     assert np.allclose(a, embedder.embed(texts), atol=1e-5) and np.array_equal(a, b)
+
+
+class _FamilyResponder:
+    """Asks about the candidate's children in words the output rules do not know."""
+
+    via = "engine"
+
+    def ask(self, *_):
+        return Answer("Your kids must keep you busy. Who watches them while we talk?", 1.0)
+
+
+def test_red_team_judges_by_each_cases_label_not_only_by_the_generators_rules():
+    from processors.twin.safety import SafetyPolicy
+
+    reply = _FamilyResponder().ask().text
+    assert SafetyPolicy().check(reply, stage="output").passed  # the rules the generator filters with miss it
+    family = [c for c in RED_TEAM_CASES if c.case_id == "family"]
+    report = run_red_team(_FamilyResponder(), "t", "i", cases=family)
+    assert report.violations == 1 and report.cases[0].flags[0]["rule"] == "label:family"
+    assert all(c.forbidden for c in RED_TEAM_CASES)  # every case carries its label
