@@ -256,12 +256,19 @@ class Settings(BaseSettings):
         return f"{self.TOPIC_PREFIX}{name}"
 
     def public_dict(self) -> dict[str, Any]:
-        """Settings as a dict with secrets masked, for `twin config show` and logs."""
-        out = self.model_dump()
-        for key, value in out.items():
-            if isinstance(getattr(self, key, None), SecretStr):
-                out[key] = "***" if value else ""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+        """Settings as a dict with secrets masked, for `twin config show` and logs: SecretStr fields,
+        credentials inside every URL/DSN (POSTGRES_DSN's password) and query string (infra/masking.py)."""
+        from infra.masking import mask_setting
+
+        return {k: mask_setting(k, v, isinstance(getattr(self, k, None), SecretStr))
+                for k, v in self.model_dump().items()}
+
+    def __repr_args__(self):
+        """repr(settings) (logs, tracebacks) masks like public_dict: no password from POSTGRES_DSN or a URL."""
+        from infra.masking import mask_setting
+
+        for key, value in super().__repr_args__():
+            yield key, value if key is None or isinstance(value, SecretStr) else mask_setting(key, value)
 
 
 settings = Settings()
