@@ -8,7 +8,8 @@ removes every trace, so a rejected or failed upload leaves nothing half-stored.
 Encryption at rest:
 
 - local store: envelope encryption. Each object gets a fresh 256-bit data key (AES-256-GCM over
-  the stream, the object key as associated data); the data key is wrapped by the active key of the
+  segments of 64 KiB, each authenticated on its own, the object key as associated data: format
+  ``TWENC3``, see :class:`EnvelopeCipher`); the data key is wrapped by the active key of the
   key ring (``infra.crypto``: ``DATA_ENCRYPTION_KEYS``/``DATA_ENCRYPTION_ACTIVE_KEY``, with
   ``OBJECT_STORE_ENCRYPTION_KEY`` as key id ``object-store``) and stored, with that key's id, in the
   object's header. ``rewrap()`` moves an object to the active key (``twin crypto rotate``).
@@ -24,6 +25,8 @@ Usage::
         await writer.write(chunk)
     stored = await writer.commit()          # or: await writer.abort()
     data = await store.read(stored.key)     # decrypted
+    async for chunk in store.stream(stored.key):   # decrypted, authenticated chunk by chunk
+        ...
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import secrets
 import shutil
 import struct
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,10 +65,18 @@ __all__ = [
 
 _MAGIC_V1 = b"TWENC1"  # before the key ring: no key id, the data key was wrapped by OBJECT_STORE_ENCRYPTION_KEY
 _HEADER_V1 = struct.Struct(">6sH12s12s")  # magic, wrapped-key length, key nonce, data nonce; then the wrapped key
-_MAGIC = b"TWENC2"
-_HEADER = struct.Struct(">6sBH12s12s")  # magic, key-id length, wrapped-key length, key nonce, data nonce;
-#                                          then the key id and the wrapped key
+_MAGIC_V2 = b"TWENC2"  # one AES-GCM tag over the whole object, checked only at its end
+_HEADER_V2 = struct.Struct(">6sBH12s12s")  # magic, key-id length, wrapped-key length, key nonce, data nonce;
+#                                            then the key id and the wrapped key
+_MAGIC = b"TWENC3"  # chunked: every segment authenticated on its own (STREAM), see EnvelopeCipher
+_HEADER = struct.Struct(">6sBH12sI7s")  # magic, key-id length, wrapped-key length, key nonce, segment size,
+#                                         nonce prefix; then the key id and the wrapped key
 _TAG_BYTES = 16
+_NONCE_PREFIX = 7
+SEGMENT_BYTES = 64 * 1024  # plaintext bytes per authenticated segment of new objects
+_MIN_SEGMENT, _MAX_SEGMENT = 1024, 8 * 1024**2  # what a reader accepts from a header (bounds its memory)
+_MAX_SEGMENTS = 2**32 - 1  # the segment counter is 32 bits
+_SPOOL_BYTES = 8 * 1024**2  # old-format objects are verified first; their ciphertext spills to disk past this
 _READ_CHUNK = 1024 * 1024
 _HEAD_BYTES = 1024  # enough for any header (key ids are at most 64 bytes)
 
@@ -88,38 +100,93 @@ class StoredObject:
 # --------------------------------------------------------------------------- envelope encryption
 
 
+def _wrap_aad(version: int, aad: bytes) -> bytes:
+    """Associated data of the data key's wrap: the object key, and (from version 3) the format, so a
+    chunked object's data key cannot be relabelled as an old single-tag object's."""
+    return (b"dek:" if version < 3 else b"dek:TWENC3:") + aad
+
+
+def _stream_aad(segment: int, prefix: bytes, aad: bytes) -> bytes:
+    """Associated data of every segment: the format, the segment size, the nonce prefix, the object key."""
+    return _MAGIC + struct.pack(">I", segment) + prefix + aad
+
+
+def _segment_nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    """prefix (7 bytes) | segment counter (4 bytes, big-endian) | 1 for the final segment else 0."""
+    if index > _MAX_SEGMENTS:
+        raise ObjectStoreError("object too large for its segment size (2^32 segments)")
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
 class _StreamEncryptor:
-    """AES-256-GCM over a stream with a fresh data key; see :class:`EnvelopeCipher`."""
+    """Chunked AES-256-GCM with a fresh data key (format ``TWENC3``); see :class:`EnvelopeCipher`.
 
-    def __init__(self, ring: KeyRing, aad: bytes):
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    ``update`` returns whole encrypted segments (possibly none), ``finalize`` the final one: a
+    segment is only sealed once it is known whether more plaintext follows it.
+    """
 
+    def __init__(self, ring: KeyRing, aad: bytes, segment: int = SEGMENT_BYTES):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not _MIN_SEGMENT <= segment <= _MAX_SEGMENT:
+            raise ObjectStoreError(f"segment size must be {_MIN_SEGMENT}..{_MAX_SEGMENT} bytes")
         dek = secrets.token_bytes(32)
-        data_nonce = secrets.token_bytes(12)
-        self.header = _pack_header(ring, dek, data_nonce, aad)
-        self._enc = Cipher(algorithms.AES(dek), modes.GCM(data_nonce)).encryptor()
-        self._enc.authenticate_additional_data(aad)
+        self._prefix = secrets.token_bytes(_NONCE_PREFIX)
+        self._segment = segment
+        self._aead = AESGCM(dek)
+        self._aad = _stream_aad(segment, self._prefix, aad)
+        self._buf = bytearray()
+        self._index = 0
+        self._done = False
+        self.header = _pack_header(ring, dek, segment, self._prefix, aad)
+
+    def _seal(self, plaintext: bytes, last: bool) -> bytes:
+        nonce = _segment_nonce(self._prefix, self._index, last)
+        self._index += 1
+        return self._aead.encrypt(nonce, plaintext, self._aad)
 
     def update(self, chunk: bytes) -> bytes:
-        return self._enc.update(chunk)
+        if self._done:
+            raise ObjectStoreError("encryptor already finalized")
+        self._buf += chunk
+        out = []
+        seg = self._segment
+        taken = 0
+        while len(self._buf) - taken > seg:  # strictly more: this segment is not the last
+            out.append(self._seal(bytes(self._buf[taken:taken + seg]), last=False))
+            taken += seg
+        del self._buf[:taken]
+        return b"".join(out)
 
     def finalize(self) -> bytes:
-        """The last ciphertext bytes followed by the 16-byte authentication tag."""
-        return self._enc.finalize() + self._enc.tag
+        """The final segment (0 to segment-size plaintext bytes, flagged as the last)."""
+        if self._done:
+            raise ObjectStoreError("encryptor already finalized")
+        self._done = True
+        last, self._buf = bytes(self._buf), bytearray()
+        return self._seal(last, last=True)
 
 
-def _pack_header(ring: KeyRing, dek: bytes, data_nonce: bytes, aad: bytes) -> bytes:
-    kid, key_nonce, wrapped = ring.wrap(dek, b"dek:" + aad)
-    return _HEADER.pack(_MAGIC, len(kid), len(wrapped), key_nonce, data_nonce) + kid.encode() + wrapped
+def _pack_header(ring: KeyRing, dek: bytes, segment: int, prefix: bytes, aad: bytes) -> bytes:
+    kid, key_nonce, wrapped = ring.wrap(dek, _wrap_aad(3, aad))
+    return _HEADER.pack(_MAGIC, len(kid), len(wrapped), key_nonce, segment, prefix) + kid.encode() + wrapped
+
+
+def _pack_header_v2(ring: KeyRing, dek: bytes, data_nonce: bytes, aad: bytes) -> bytes:
+    kid, key_nonce, wrapped = ring.wrap(dek, _wrap_aad(2, aad))
+    return _HEADER_V2.pack(_MAGIC_V2, len(kid), len(wrapped), key_nonce, data_nonce) + kid.encode() + wrapped
 
 
 @dataclass(frozen=True)
 class _Header:
+    version: int  # 1, 2: one GCM tag over the whole object; 3: authenticated segments
     kid: str | None  # None: a version-1 header (no key id)
     key_nonce: bytes
-    data_nonce: bytes
     wrapped: bytes
     size: int  # bytes of the header, wrapped key included
+    data_nonce: bytes = b""  # versions 1 and 2
+    segment: int = 0  # version 3: plaintext bytes per segment
+    prefix: bytes = b""  # version 3: nonce prefix
 
 
 def _read_header(it, buf: bytes = b"") -> tuple[_Header, bytes]:
@@ -133,58 +200,92 @@ def _read_header(it, buf: bytes = b"") -> tuple[_Header, bytes]:
                 raise ObjectStoreError(f"encrypted object is truncated (no {what})") from None
 
     need(6, "header")
+    extra: dict = {}
     if buf[:6] == _MAGIC_V1:
         need(_HEADER_V1.size, "header")
         _, wrapped_len, key_nonce, data_nonce = _HEADER_V1.unpack_from(buf)
-        kid, fixed, kid_len = None, _HEADER_V1.size, 0
-    elif buf[:6] == _MAGIC:
-        need(_HEADER.size, "header")
-        _, kid_len, wrapped_len, key_nonce, data_nonce = _HEADER.unpack_from(buf)
-        fixed = _HEADER.size
+        version, kid, fixed, kid_len = 1, None, _HEADER_V1.size, 0
+        extra["data_nonce"] = data_nonce
+    elif buf[:6] in (_MAGIC_V2, _MAGIC):
+        version = 2 if buf[:6] == _MAGIC_V2 else 3
+        fmt = _HEADER_V2 if version == 2 else _HEADER
+        need(fmt.size, "header")
+        if version == 2:
+            _, kid_len, wrapped_len, key_nonce, data_nonce = fmt.unpack_from(buf)
+            extra["data_nonce"] = data_nonce
+        else:
+            _, kid_len, wrapped_len, key_nonce, segment, prefix = fmt.unpack_from(buf)
+            if not _MIN_SEGMENT <= segment <= _MAX_SEGMENT:
+                raise ObjectStoreError("encrypted object has a corrupt header (segment size)")
+            extra.update(segment=segment, prefix=prefix)
+        fixed = fmt.size
         need(fixed + kid_len, "key id")
         kid = buf[fixed:fixed + kid_len].decode("ascii", "replace")
     else:
         raise ObjectStoreError("not an envelope-encrypted object")
     size = fixed + kid_len + wrapped_len
     need(size, "data key")
-    return _Header(kid, key_nonce, data_nonce, buf[fixed + kid_len:size], size), buf[size:]
+    return _Header(version, kid, key_nonce, buf[fixed + kid_len:size], size, **extra), buf[size:]
 
 
 class EnvelopeCipher:
     """Envelope encryption of streams: per-object data keys wrapped by the key ring's active key.
 
-    Layout of an encrypted object: ``header | ciphertext | tag``, where the header holds a magic
-    string, the id of the key-encryption key, the wrapped data key and both nonces. The object key
-    is bound in as associated data, so a ciphertext copied under another key does not decrypt.
-    Objects written before the ring (``TWENC1`` headers, no key id) still decrypt: every key of the
-    ring is tried, ``object-store`` (OBJECT_STORE_ENCRYPTION_KEY) first. :meth:`rewrap_header`
-    moves an object to the active key without touching its ciphertext (``twin crypto rotate``).
+    Layout of an object written now (format ``TWENC3``, a chunked "STREAM" construction as in Tink's
+    streaming AEAD)::
+
+        header   "TWENC3" | key-id length (1) | wrapped-key length (2) | key nonce (12)
+                 | segment size S (4) | nonce prefix P (7) | key id | wrapped data key
+        segments C_0 | C_1 | ... | C_n      C_i = AES-256-GCM(data key, N_i, plaintext_i, A)
+                 N_i = P | i (4 bytes, big-endian) | 1 if i == n else 0
+                 A   = "TWENC3" | S (4) | P | object key
+
+    Every segment but the last holds exactly S plaintext bytes (S + 16 stored); the last holds 0..S
+    (an empty object is one empty final segment). A reader releases a segment's plaintext only after
+    its tag verifies, so a tampered object yields nothing of the bad segment; the counter in the nonce
+    rejects reordered, duplicated or dropped segments, the final flag a truncated object (cut at a
+    segment boundary, the new last segment was sealed as not-final), the fresh data key per object
+    and the object key in ``A`` segments moved between objects or an object moved to another key.
+    The data key is wrapped by the ring's active key with ``"dek:TWENC3:" | object key`` (and the key
+    id) as associated data; the other header fields are bound through ``N_i`` and ``A``.
+
+    Older formats still decrypt: ``TWENC2`` (key id, one GCM tag over the whole object) and
+    ``TWENC1`` (before the ring: every key is tried, ``object-store`` first). Their tag is only at the
+    end, so their ciphertext is verified in full before the first plaintext byte is released (spooled
+    to a temporary file past 8 MiB: ciphertext only, never plaintext). :meth:`rewrap_header` moves
+    an object of any format to the active key without touching its ciphertext (``twin crypto rotate``).
 
     :param ring: an :class:`infra.crypto.KeyRing`, or one 32-byte key-encryption key.
+    :param segment_bytes: plaintext bytes per segment of new objects.
     """
 
     name = "envelope:aes-256-gcm"
 
-    def __init__(self, ring: KeyRing | bytes):
+    def __init__(self, ring: KeyRing | bytes, segment_bytes: int = SEGMENT_BYTES):
         if isinstance(ring, (bytes, bytearray)):
             if len(ring) != 32:
                 raise ObjectStoreError("the object store encryption key must be 32 bytes (base64 of 32 random bytes)")
             ring = KeyRing({LEGACY_OBJECT_STORE_KEY_ID: bytes(ring)}, LEGACY_OBJECT_STORE_KEY_ID)
+        if not _MIN_SEGMENT <= segment_bytes <= _MAX_SEGMENT:
+            raise ObjectStoreError(f"segment size must be {_MIN_SEGMENT}..{_MAX_SEGMENT} bytes")
         self.ring = ring
+        self.segment_bytes = segment_bytes
 
     def encryptor(self, aad: bytes) -> _StreamEncryptor:
         """A new stream encryptor; write ``.header``, then ``update()`` per chunk, then ``finalize()``."""
-        return _StreamEncryptor(self.ring, aad)
+        return _StreamEncryptor(self.ring, aad, self.segment_bytes)
 
-    def overhead(self) -> int:
-        """Bytes an encrypted object has beyond its plaintext."""
-        return _HEADER.size + len(self.ring.active) + 32 + 16 + _TAG_BYTES
+    def overhead(self, size: int = 0) -> int:
+        """Bytes an encrypted object of ``size`` plaintext bytes has beyond its plaintext."""
+        segments = max(1, -(-size // self.segment_bytes))
+        return _HEADER.size + len(self.ring.active) + 32 + 16 + segments * _TAG_BYTES
 
     def _unwrap(self, header: _Header, aad: bytes) -> tuple[str, bytes]:
+        wrap_aad = _wrap_aad(header.version, aad)
         try:
             if header.kid is None:
-                return self.ring.unwrap_unlabelled(header.key_nonce, header.wrapped, b"dek:" + aad)
-            return header.kid, self.ring.unwrap(header.kid, header.key_nonce, header.wrapped, b"dek:" + aad)
+                return self.ring.unwrap_unlabelled(header.key_nonce, header.wrapped, wrap_aad)
+            return header.kid, self.ring.unwrap(header.kid, header.key_nonce, header.wrapped, wrap_aad)
         except CryptoError as exc:
             raise ObjectStoreError(f"the data key does not unwrap: wrong key-encryption key or object key ({exc})") \
                 from None
@@ -195,54 +296,134 @@ class EnvelopeCipher:
         header, _ = _read_header(iter([head]))
         return header.kid if header.kid is not None else self._unwrap(header, aad)[0]
 
+    def format_version(self, head: bytes) -> int:
+        """1, 2 (one tag at the end of the object) or 3 (authenticated segments), from its first bytes."""
+        return _read_header(iter([head]))[0].version
+
     def rewrap_header(self, head: bytes, aad: bytes) -> tuple[bytes, int, str] | None:
         """For an object's first bytes (at least its header): ``(new header, old header size, old key id)``
         with the data key wrapped by the active key, or None when it already is. The rest of the
-        object (ciphertext and tag) stays as it is after the new header."""
+        object (ciphertext and tags) stays as it is after the new header."""
         header, _ = _read_header(iter([head]))
         kid, dek = self._unwrap(header, aad)
         if header.kid == self.ring.active:
             return None
-        return _pack_header(self.ring, dek, header.data_nonce, aad), header.size, kid
+        if header.version == 3:
+            return _pack_header(self.ring, dek, header.segment, header.prefix, aad), header.size, kid
+        return _pack_header_v2(self.ring, dek, header.data_nonce, aad), header.size, kid
 
     def decrypt(self, data: bytes, aad: bytes) -> bytes:
-        """Decrypt a whole object (verifies the tag; raises ObjectStoreError when tampered with)."""
+        """Decrypt a whole object (raises ObjectStoreError when tampered with)."""
         return b"".join(self.decrypt_chunks(iter([data]), len(data), aad))
 
-    def decrypt_chunks(self, chunks, total: int, aad: bytes):
-        """Decrypt an object read as ``chunks`` (an iterator of bytes) of ``total`` bytes.
+    def decrypt_chunks(self, chunks, total: int | None, aad: bytes):
+        """Decrypt an object read as ``chunks`` (an iterable of bytes) of ``total`` bytes.
 
-        Plaintext is yielded as it is decrypted; the tag is checked at the end, and a mismatch
-        raises ObjectStoreError (callers must discard what they got).
+        Yields plaintext that has been authenticated, and only that: a ``TWENC3`` object segment by
+        segment (memory: one segment plus one read chunk), an older one after its whole ciphertext
+        verified. Tampering, truncation, reordering or trailing bytes raise ObjectStoreError before any
+        plaintext of the bad part is yielded; a stream that ends without raising is the whole object.
+        ``total`` (the stored size) is required for the older formats only.
         """
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
         it = iter(chunks)
         header, pending = _read_header(it)
         _, dek = self._unwrap(header, aad)
-        dec = Cipher(algorithms.AES(dek), modes.GCM(header.data_nonce)).decryptor()
-        dec.authenticate_additional_data(aad)
+        if header.version == 3:
+            yield from self._open_segments(header, dek, pending, it, aad)
+        else:
+            if total is None:
+                raise ObjectStoreError("reading an old-format (single tag) object needs its stored size")
+            yield from self._open_single_tag(header, dek, pending, it, total, aad)
+
+    @staticmethod
+    def _open_segments(header: _Header, dek: bytes, pending: bytes, it, aad: bytes):
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aead = AESGCM(dek)
+        stream_aad = _stream_aad(header.segment, header.prefix, aad)
+        sealed = header.segment + _TAG_BYTES
+        buf, pos, index, exhausted = bytes(pending), 0, 0, False
+
+        def open_segment(ciphertext: bytes, last: bool) -> bytes:
+            try:
+                return aead.decrypt(_segment_nonce(header.prefix, index, last), ciphertext, stream_aad)
+            except InvalidTag:
+                what = "the final segment (truncated, or tampered)" if last else f"segment {index}"
+                raise ObjectStoreError(f"encrypted object failed authentication at {what}: tampered, truncated, "
+                                       "reordered or corrupt") from None
+
+        while True:
+            # A segment is the last one when nothing follows it: keep reading until more than one
+            # sealed segment is buffered, or the object ends.
+            while not exhausted and len(buf) - pos <= sealed:
+                try:
+                    block = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                if block:
+                    buf = buf[pos:] + bytes(block)
+                    pos = 0
+            if len(buf) - pos > sealed:
+                plaintext = open_segment(buf[pos:pos + sealed], last=False)
+                pos += sealed
+                index += 1
+                yield plaintext
+                continue
+            rest = buf[pos:]
+            if len(rest) < _TAG_BYTES:
+                raise ObjectStoreError("encrypted object is truncated (no final segment)")
+            plaintext = open_segment(rest, last=True)
+            if plaintext:
+                yield plaintext
+            return
+
+    @staticmethod
+    def _open_single_tag(header: _Header, dek: bytes, pending: bytes, it, total: int, aad: bytes):
+        """Formats 1 and 2: verify the one tag over the whole ciphertext first (spooling it), then
+        decrypt the verified copy."""
+        import tempfile
+
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        def decryptor():
+            dec = Cipher(algorithms.AES(dek), modes.GCM(header.data_nonce)).decryptor()
+            dec.authenticate_additional_data(aad)
+            return dec
+
         body_left = total - header.size - _TAG_BYTES
         if body_left < 0:
             raise ObjectStoreError("encrypted object is truncated (no tag)")
-        tail = b""
-        while True:
-            take = pending[:body_left]
-            tail += pending[len(take):]
-            body_left -= len(take)
-            if take:
-                yield dec.update(take)
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+            check = decryptor()
+            tail = b""
+            while True:
+                take = pending[:body_left]
+                tail += pending[len(take):]
+                body_left -= len(take)
+                if take:
+                    check.update(take)  # the plaintext is dropped: nothing is released before the tag
+                    spool.write(take)
+                try:
+                    pending = next(it)
+                except StopIteration:
+                    break
+            if body_left or len(tail) != _TAG_BYTES:
+                raise ObjectStoreError("encrypted object is truncated or has trailing bytes")
             try:
-                pending = next(it)
-            except StopIteration:
-                break
-        if body_left or len(tail) != _TAG_BYTES:
-            raise ObjectStoreError("encrypted object is truncated or has trailing bytes")
-        try:
-            yield dec.finalize_with_tag(tail)
-        except InvalidTag:
-            raise ObjectStoreError("encrypted object failed authentication (tampered or corrupt)") from None
+                check.finalize_with_tag(tail)
+            except InvalidTag:
+                raise ObjectStoreError("encrypted object failed authentication (tampered or corrupt)") from None
+            spool.seek(0)
+            dec = decryptor()
+            while block := spool.read(_READ_CHUNK):
+                yield dec.update(block)
+            try:
+                dec.finalize_with_tag(tail)
+            except InvalidTag:  # pragma: no cover - the spool changed under us
+                raise ObjectStoreError("encrypted object failed authentication (tampered or corrupt)") from None
 
 
 def object_store_ring(cfg: "Settings") -> KeyRing:
@@ -301,6 +482,12 @@ class ObjectStore(abc.ABC):
     async def read(self, key: str) -> bytes:
         """The whole object's plaintext (for tests and small objects)."""
 
+    async def stream(self, key: str) -> AsyncIterator[bytes]:
+        """The object's plaintext, chunk by chunk with bounded memory; every chunk has been
+        authenticated before it is yielded, and a tampered or truncated object raises
+        ObjectStoreError instead of ending (what was yielded before it is authentic)."""
+        yield await self.read(key)
+
     @abc.abstractmethod
     async def exists(self, key: str) -> bool:
         """Whether a committed object exists under ``key``."""
@@ -326,6 +513,19 @@ class ObjectStore(abc.ABC):
         """Key rotation: rewrite the object's header so that the active key wraps its data key (the
         ciphertext is copied unchanged). Returns the previous key id, or None when nothing changed."""
         return None
+
+
+async def _in_thread(make_chunks) -> AsyncIterator[bytes]:
+    """An async iterator over a blocking one (built by ``make_chunks()`` in a worker thread)."""
+    chunks = await asyncio.to_thread(make_chunks)
+    done = object()
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
 
 def _check_key(key: str) -> str:
@@ -405,24 +605,31 @@ class LocalObjectStore(ObjectStore):
     async def begin(self, key: str, content_type: str) -> ObjectWriter:
         return _LocalWriter(self, _check_key(key), content_type)
 
-    def _read(self, key: str) -> bytes:
+    def _chunks(self, key: str):
         path = self.path(key)
-        if not self.cipher:
-            return path.read_bytes()
-        size = path.stat().st_size
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            raise ObjectStoreError(f"no object {key!r}") from None
 
-        def chunks():
-            with open(path, "rb") as fh:
+        def blocks():
+            with fh:
                 while block := fh.read(_READ_CHUNK):
                     yield block
 
-        return b"".join(self.cipher.decrypt_chunks(chunks(), size, key.encode()))
+        if not self.cipher:
+            return blocks()
+        return self.cipher.decrypt_chunks(blocks(), os.fstat(fh.fileno()).st_size, key.encode())
+
+    def _read(self, key: str) -> bytes:
+        return b"".join(self._chunks(key))
 
     async def read(self, key: str) -> bytes:
-        try:
-            return await asyncio.to_thread(self._read, key)
-        except FileNotFoundError:
-            raise ObjectStoreError(f"no object {key!r}") from None
+        return await asyncio.to_thread(self._read, key)
+
+    async def stream(self, key: str) -> AsyncIterator[bytes]:
+        async for chunk in _in_thread(lambda: self._chunks(key)):
+            yield chunk
 
     def _head(self, key: str) -> bytes:
         with open(self.path(key), "rb") as fh:
@@ -622,20 +829,27 @@ class S3ObjectStore(ObjectStore):
     async def begin(self, key: str, content_type: str) -> ObjectWriter:
         return _S3Writer(self, _check_key(key), content_type)
 
-    def _read(self, key: str) -> bytes:
+    def _chunks(self, key: str):
         from botocore.exceptions import ClientError
 
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))
         except ClientError as exc:
             raise ObjectStoreError(f"no object {key!r}: {exc}") from exc
-        body = obj["Body"]
+        blocks = obj["Body"].iter_chunks(_READ_CHUNK)
         if not self.cipher:
-            return body.read()
-        return b"".join(self.cipher.decrypt_chunks(body.iter_chunks(_READ_CHUNK), obj["ContentLength"], key.encode()))
+            return blocks
+        return self.cipher.decrypt_chunks(blocks, obj["ContentLength"], key.encode())
+
+    def _read(self, key: str) -> bytes:
+        return b"".join(self._chunks(key))
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)
+
+    async def stream(self, key: str) -> AsyncIterator[bytes]:
+        async for chunk in _in_thread(lambda: self._chunks(key)):
+            yield chunk
 
     def _head(self, key: str) -> bytes:
         obj = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), Range=f"bytes=0-{_HEAD_BYTES - 1}")
