@@ -35,7 +35,8 @@ from processors.twin.policy import Controls, Move, PolicyDecision, decide_next_m
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
-from processors.twin.tools.code_runner import run_snippet
+from processors.twin.safety import SafetyPolicy
+from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
@@ -205,7 +206,8 @@ class TwinEngine:
 
         def run_tool(name: str, args: dict[str, Any]) -> ToolResult:
             with step(f"tool.{name}") as d:
-                result = self._run_tool(name, args, tenant, interviewer_id, profile, vector, turns, candidate_turn)
+                result = self._run_tool(name, args, tenant, interviewer_id, profile, vector, turns, candidate_turn,
+                                        policy=SafetyPolicy.from_config(conf))
                 d.update(tool=name, ok=result.ok)
             tool_results.append(result)
             return result
@@ -291,7 +293,8 @@ class TwinEngine:
         return {"answer": candidate_turn}
 
     def _run_tool(self, name: str, args: dict[str, Any], tenant: str, interviewer_id: str,
-                  profile: InterviewerProfile, vector, turns: Sequence[Turn], candidate_turn: str) -> ToolResult:
+                  profile: InterviewerProfile, vector, turns: Sequence[Turn], candidate_turn: str,
+                  policy: SafetyPolicy | None = None) -> ToolResult:
         started = time.perf_counter()
         if name == "run_code":
             code = str(args.get("code") or "")
@@ -299,9 +302,10 @@ class TwinEngine:
             # Run what the candidate wrote, not what a model may have rewritten.
             if m:
                 code = m.group(1)
+            # In the bubblewrap sandbox (or refused when there is none); what it printed goes back to the
+            # caller and the LLM only after the safety output check (a flagged stream is withheld).
             outcome = run_snippet(code)
-            result = {"status": outcome.status, "exitCode": outcome.exit_code, "stdout": outcome.stdout[-2000:],
-                      "stderr": outcome.stderr[-2000:]}
+            result = code_tool_result(outcome, policy or SafetyPolicy())
             ok = outcome.status in ("ok", "error")
         elif name == "fact_lookup":
             query = str(args.get("query") or candidate_turn)
