@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Callable
 
@@ -83,23 +84,49 @@ def _unauthenticated(message: str) -> ApiError:
 
 
 class KeyCache:
-    """Verified tokens for ``AUTH_CACHE_TTL_S`` seconds, so a hot respond path does not query
-    PostgreSQL per request. A revoked key stops working within that TTL."""
+    """Verified tokens for ``AUTH_CACHE_TTL_S`` seconds (never past the key's expiry), so a hot
+    respond path does not query PostgreSQL per request. A revocation is announced on Redis and drops
+    the key's entries at once in every gateway (gateway/revocations.py); the TTL only bounds how long
+    a revoked key works while a gateway cannot hear the announcements."""
+
+    _MAX_ENTRIES = 10_000
 
     def __init__(self, ttl_s: float):
         self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        # token digest -> (cached at, valid until, principal or None, key id); monotonic times
+        self._entries: dict[str, tuple[float, float, Principal | None, str]] = {}
+        self._revoked: dict[str, float] = {}  # key id -> when its revocation was heard
 
     def get(self, digest: str) -> tuple[bool, Principal | None]:
         hit = self._entries.get(digest)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return True, hit[1]
+        if hit and time.monotonic() < hit[1]:
+            return True, hit[2]
         return False, None
 
-    def put(self, digest: str, principal: Principal | None) -> None:
-        if len(self._entries) > 10_000:  # a flood of random tokens must not grow memory without bound
+    def put(self, digest: str, principal: Principal | None, key_id: str = "", looked_up_at: float | None = None,
+            expires_in_s: float | None = None) -> None:
+        """Cache a verification that started at ``looked_up_at`` (monotonic). Not cached when a
+        revocation of the key was heard since: the row read may predate it."""
+        if looked_up_at is not None and self._revoked.get(key_id, float("-inf")) >= looked_up_at:
+            return
+        if len(self._entries) > self._MAX_ENTRIES:  # a flood of random tokens must not grow memory without bound
             self._entries.clear()
-        self._entries[digest] = (time.monotonic(), principal)
+        now = time.monotonic()
+        until = now + self.ttl_s if expires_in_s is None else now + min(self.ttl_s, expires_in_s)
+        self._entries[digest] = (now, until, principal, key_id)
+
+    def invalidate(self, key_id: str) -> int:
+        """Forget every cached verification of ``key_id``; returns how many entries were dropped."""
+        if len(self._revoked) > self._MAX_ENTRIES:
+            self._revoked.clear()
+        self._revoked[key_id] = time.monotonic()
+        stale = [digest for digest, entry in self._entries.items() if entry[3] == key_id]
+        for digest in stale:
+            self._entries.pop(digest, None)
+        return len(stale)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 async def _principal_from_key(request: Request, token: str) -> Principal:
@@ -112,6 +139,7 @@ async def _principal_from_key(request: Request, token: str) -> Principal:
     found, principal = cache.get(digest)
     if not found:
         key_id, secret = parsed
+        looked_up_at = time.monotonic()
         try:
             async with state.pool.connection() as conn:
                 row = await (await conn.execute(
@@ -122,10 +150,13 @@ async def _principal_from_key(request: Request, token: str) -> Principal:
                            f"PostgreSQL is unreachable ({type(exc).__name__}); retry later.",
                            headers={"Retry-After": "5"}) from exc
         principal = None
+        expires_in_s = None
         if row is not None and verify_row(secret, row[4], row[5], row[6]):
             principal = Principal(tenant=row[0], actor=f"key:{key_id}:{row[1]}"[:128], scopes=frozenset(row[2]),
                                   interviewers=frozenset(row[3]) if row[3] is not None else None, name=row[1])
-        cache.put(digest, principal)
+            if row[5] is not None:
+                expires_in_s = (row[5] - datetime.now(timezone.utc)).total_seconds()
+        cache.put(digest, principal, key_id, looked_up_at, expires_in_s)
     if principal is None:
         raise _unauthenticated("The API key is unknown, revoked or expired.")
     # A fresh object per request: the audit resource is per request.
@@ -225,12 +256,23 @@ def _outcome(status: int) -> str:
                                                                            "rejected")
 
 
-class AuditMiddleware:
-    """Pure ASGI (streams request bodies untouched): after each response, queue one audit record.
+# Requests that change state: their audit record is acknowledged before the response is sent.
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    The record is produced without delaying the response; the producer is idempotent with acks=all,
-    so a record is lost only if the gateway process dies within the producer's linger window.
-    Publishing failures are logged and counted on ``app.state.audit_failures``.
+
+class AuditMiddleware:
+    """Pure ASGI (streams request bodies untouched): one audit record per request.
+
+    A state-changing request (POST/PUT/PATCH/DELETE) is answered only once its record is durable:
+    the response start is held until Kafka acknowledged the record (acks=all, idempotent producer);
+    when Kafka does not within ``AUDIT_ACK_TIMEOUT_S``, the record is inserted into PostgreSQL's
+    ``audit_log`` directly (the audit agent's own INSERT, idempotent by audit id, so a late Kafka copy
+    is harmless). A gateway killed right after answering has lost nothing. If both fail, the response
+    is still sent (the change itself is done) and the failure is logged and counted on
+    ``app.state.audit_failures``.
+
+    Reads are audited after the response, without delaying it: a read whose gateway dies within the
+    producer's linger window may go unaudited.
     """
 
     def __init__(self, app):
@@ -240,27 +282,36 @@ class AuditMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(_UNAUDITED):
             return await self.app(scope, receive, send)
         status_box = {"status": 500}
+        durable = scope["method"] in _STATE_CHANGING
+        audited = False
+        started = time.time()
 
         async def send_wrapper(message):
+            nonlocal audited
             if message["type"] == "http.response.start":
                 status_box["status"] = message["status"]
+                if durable and not audited:
+                    audited = True
+                    await self._audit_durably(scope, message["status"], started)
             await send(message)
 
-        started = time.time()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            try:
-                self._queue(scope, status_box["status"], started)
-            except Exception:  # noqa: BLE001 - auditing must never break the response
-                log.exception("could not queue an audit record")
+            if not audited:  # a read, or the app failed before it started a response
+                audited = True
+                if durable:
+                    await self._audit_durably(scope, status_box["status"], started)
+                else:
+                    try:
+                        self._queue(scope, status_box["status"], started)
+                    except Exception:  # noqa: BLE001 - auditing must never break the response
+                        log.exception("could not queue an audit record")
 
-    def _queue(self, scope, status: int, started: float) -> None:
+    def _record(self, scope, status: int, started: float):
         from infra.tracing import current_trace_id
         from schemas.models import AuditRecord
-        from schemas.topics import AUDIT_RECORDS
 
-        app = scope["app"]
         state = scope.get("state") or {}
         principal: Principal | None = state.get("principal")
         route = scope.get("route")
@@ -274,24 +325,63 @@ class AuditMiddleware:
         # A refused request has no principal: file it under the tenant it claimed, if any.
         claimed = dict(scope.get("headers") or []).get(b"x-tenant-id", b"").decode("latin-1")[:64]
         tenant = principal.tenant if principal else (claimed or "unknown")
-        record = AuditRecord(
+        return AuditRecord(
             auditId=uuid.uuid4().hex, tenant=tenant, actor=principal.actor if principal else "anonymous",
             action=f"{scope['method']} {template}"[:128], resourceType=str(resource_type)[:128],
             resourceId=str(resource_id)[:128] or "-", outcome=_outcome(status),
             detail={"status": status, "ms": round((time.time() - started) * 1000, 1)},
             traceId=current_trace_id())
-        publisher = app.state.publisher
+
+    def _publish_task(self, app, record) -> asyncio.Task:
+        """Start publishing ``record``; the task is kept in ``app.state.audit_pending`` (drained at shutdown)."""
+        from schemas.topics import AUDIT_RECORDS
+
         pending: set[asyncio.Task] = app.state.audit_pending
-        task = asyncio.get_running_loop().create_task(publisher.publish(AUDIT_RECORDS, record))
+        task = asyncio.get_running_loop().create_task(app.state.publisher.publish(AUDIT_RECORDS, record))
         pending.add(task)
+        task.add_done_callback(pending.discard)
+        return task
+
+    def _queue(self, scope, status: int, started: float) -> None:
+        app = scope["app"]
+        task = self._publish_task(app, self._record(scope, status, started))
 
         def done(task: asyncio.Task) -> None:
-            pending.discard(task)
             if not task.cancelled() and task.exception() is not None:
                 app.state.audit_failures = getattr(app.state, "audit_failures", 0) + 1
                 log.warning("audit record not published: %s", task.exception())
 
         task.add_done_callback(done)
+
+    async def _audit_durably(self, scope, status: int, started: float) -> None:
+        """Return once the record is acknowledged by Kafka or written to PostgreSQL; never raises."""
+        app = scope["app"]
+        try:
+            record = self._record(scope, status, started)
+            # Not cancelled on timeout: a late acknowledgement only duplicates the row's INSERT, which is
+            # idempotent; cancelling mid-send could leave the producer half started.
+            task = self._publish_task(app, record)
+            await asyncio.wait({task}, timeout=app.state.settings.AUDIT_ACK_TIMEOUT_S)
+            if task.done() and not task.cancelled() and task.exception() is None:
+                return
+            why = type(task.exception()).__name__ if task.done() and not task.cancelled() else "no acknowledgement"
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved"
+        except Exception:  # noqa: BLE001 - auditing must never break the response
+            log.exception("could not audit a state-changing request")
+            app.state.audit_failures = getattr(app.state, "audit_failures", 0) + 1
+            return
+        try:
+            from infra.audit import record_async
+
+            async with app.state.pool.connection() as conn:
+                await record_async(conn, record.tenant, record.actor, record.action, record.resourceType,
+                                   record.resourceId, record.outcome, record.detail, audit_id=record.auditId,
+                                   trace_id=record.traceId)
+            log.warning("audit record %s written to PostgreSQL directly (Kafka: %s)", record.auditId, why)
+        except Exception as exc:  # noqa: BLE001
+            app.state.audit_failures = getattr(app.state, "audit_failures", 0) + 1
+            log.error("audit record %s of %s lost: Kafka (%s) and PostgreSQL (%s) both failed", record.auditId,
+                      record.action, why, type(exc).__name__)
 
 
 async def drain_audit(app, timeout: float = 5.0) -> None:

@@ -21,6 +21,7 @@ from gateway.errors import install_error_handlers
 from gateway.metrics import MetricsMiddleware
 from gateway.publisher import Publisher
 from gateway.replies import ReplyRouter
+from gateway.revocations import RevocationListener
 from gateway.routes import health, twin
 from gateway.routes import training
 from gateway.routes import recordings, sessions, telemetry
@@ -40,7 +41,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        setup_tracing("twin-gateway")
+        setup_tracing("twin-gateway", cfg)
         key_ring(cfg)  # a missing or malformed encryption key (infra/crypto.py) stops the start, not a request
         app.state.settings = cfg
         app.state.publisher = Publisher(cfg)
@@ -48,6 +49,7 @@ def create_app(cfg: Settings = settings) -> FastAPI:
         app.state.pool = pg_pool(cfg)
         app.state.directory = InterviewerDirectory(app.state.pool)
         app.state.key_cache = KeyCache(cfg.AUTH_CACHE_TTL_S)
+        app.state.revocations = RevocationListener(cfg, app.state.key_cache)
         app.state.audit_pending = set()
         # Neither Kafka nor PostgreSQL being down may stop the gateway from starting: it answers
         # 503 until they are back.
@@ -55,9 +57,12 @@ def create_app(cfg: Settings = settings) -> FastAPI:
         await app.state.replies.start()
         with contextlib.suppress(Exception):
             await app.state.pool.open(wait=False)
+        # Revoked keys are forgotten at once (Redis pub/sub); without Redis the gateway still starts.
+        await app.state.revocations.start()
         try:
             yield
         finally:
+            await app.state.revocations.stop()
             await drain_audit(app)
             await app.state.replies.stop()
             await app.state.publisher.stop()

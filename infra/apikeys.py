@@ -6,6 +6,11 @@ are 256 random bits, which is why a plain (fast) hash is enough: there is nothin
 
 The gateway verifies tokens (gateway/auth.py); the CLI (`twin keys`) and the admin API create and
 revoke them; tests and benchmarks call :func:`create_api_key`.
+
+Gateways cache a verified key for ``AUTH_CACHE_TTL_S``. A revocation, once committed, is announced on
+the Redis channel ``<REDIS_KEY_PREFIX>apikeys.revoked`` (:func:`announce_revocation`): every gateway
+listens there (gateway/revocations.py) and forgets the key at once. Only when Redis is unreachable
+does the TTL bound how long a revoked key keeps working.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Iterable, Sequence
 from infra.settings import Settings
 
 __all__ = ["SCOPES", "ApiKey", "Credential", "create_api_key", "issue_key", "parse_token", "hash_secret",
-           "list_keys", "revoke_key", "bearer_headers", "verify_row", "normalise_scopes", "InvalidScope"]
+           "list_keys", "revoke_key", "bearer_headers", "verify_row", "normalise_scopes", "InvalidScope",
+           "revocation_channel", "announce_revocation"]
 
 # capture: sessions, telemetry, recordings · respond: twin replies · train: training jobs ·
 # eval: evaluation results · rater: the blinded rating page · admin: keys, config, audit, retention, erasure.
@@ -144,6 +150,31 @@ def revoke_key(conn, key_id: str, tenant: str | None = None) -> ApiKey | None:
         f"UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND (%s::text IS NULL OR tenant = %s)"
         f" AND revoked_at IS NULL RETURNING {_COLUMNS}", (key_id, tenant, tenant)).fetchone()
     return _key(row) if row else None
+
+
+def revocation_channel(cfg: Settings) -> str:
+    """The Redis pub/sub channel revoked key ids are announced on (per REDIS_KEY_PREFIX)."""
+    return f"{cfg.REDIS_KEY_PREFIX}apikeys.revoked"
+
+
+def announce_revocation(cfg: Settings, key_id: str) -> bool:
+    """Tell every gateway to forget ``key_id`` now; call it after the revocation is committed.
+
+    False when Redis could not be reached: gateways then stop accepting the key within
+    ``AUTH_CACHE_TTL_S`` (and at once when their subscription comes back, which clears their cache).
+    """
+    import redis
+
+    from infra.clients import redis_sync_client
+
+    client = redis_sync_client(cfg)
+    try:
+        client.publish(revocation_channel(cfg), key_id)
+        return True
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
 
 
 def create_api_key(cfg: Settings, tenant: str, scopes: Iterable[str] | None = None, name: str = "key",

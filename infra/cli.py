@@ -11,7 +11,6 @@ Every subcommand has --help. Settings come from the environment or .env (see `tw
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
 
@@ -172,7 +171,7 @@ def worker(ctx: typer.Context,
            loglevel: str = typer.Option("info", "-l", "--loglevel", help="crit|error|warn|info|debug")) -> None:
     """Run a Faust worker with the agents (extra arguments go to `faust worker`)."""
     if agents:
-        os.environ["TWIN_AGENTS"] = agents
+        settings.TWIN_AGENTS = agents  # read by processors.engine.app at import, just below
     from processors.engine.app import app as faust_app
 
     sys.argv = ["twin-worker", "worker", "-l", loglevel, "--without-web", *ctx.args]

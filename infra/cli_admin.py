@@ -76,7 +76,9 @@ def keys_list(tenant: Optional[str] = typer.Option(None, help="Only this tenant.
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the part after twk_ and before the dot)."),
                 tenant: Optional[str] = typer.Option(None, help="Refuse unless the key belongs to this tenant.")) -> None:
-    """Revoke a key; gateways stop accepting it within AUTH_CACHE_TTL_S seconds."""
+    """Revoke a key; every gateway stops accepting it at once (announced on Redis)."""
+    from infra.settings import settings
+
     with connect_db() as conn:
         key = apikeys.revoke_key(conn, key_id, tenant)
         if key is None:
@@ -85,6 +87,9 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the part aft
         record(conn, key.tenant, cli_actor(), "keys.revoke", "api_key", key_id)
         conn.commit()
     console.print(f"revoked {key_id} ({key.tenant}/{key.name})")
+    if not apikeys.announce_revocation(settings, key_id):
+        err.print(f"[yellow]warning:[/] Redis unreachable ({settings.REDIS_URL}): gateways keep accepting the key"
+                  f" for up to AUTH_CACHE_TTL_S={settings.AUTH_CACHE_TTL_S}s")
 
 
 def _when(value: Optional[str]) -> Optional[datetime]:

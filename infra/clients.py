@@ -17,6 +17,7 @@ from infra.settings import Settings
 if TYPE_CHECKING:  # heavy imports stay lazy: the gateway must start fast
     import ssl
 
+    import redis
     import redis.asyncio as aredis
     import weaviate
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,6 +29,7 @@ __all__ = [
     "kafka_consumer",
     "pg_pool",
     "redis_client",
+    "redis_sync_client",
     "weaviate_client",
     "check_services",
 ]
@@ -94,13 +96,26 @@ def pg_pool(cfg: Settings, min_size: int = 1, max_size: int = 10) -> "AsyncConne
                                kwargs={"autocommit": False}, name="twin")
 
 
-def redis_client(cfg: Settings) -> "aredis.Redis":
+def redis_client(cfg: Settings, **overrides) -> "aredis.Redis":
     """An asyncio Redis client with bytes responses decoded to str."""
     import redis.asyncio as aredis
 
     tls = {"ssl": True, "ssl_ca_certs": cfg.REDIS_TLS_CA or None} if cfg.REDIS_TLS else {}
-    return aredis.Redis(host=cfg.REDIS_HOST, port=cfg.REDIS_PORT, db=cfg.REDIS_DB, decode_responses=True,
-                        socket_timeout=5, socket_connect_timeout=2, health_check_interval=30, **tls)
+    options = dict(host=cfg.REDIS_HOST, port=cfg.REDIS_PORT, db=cfg.REDIS_DB, decode_responses=True,
+                   socket_timeout=5, socket_connect_timeout=2, health_check_interval=30, **tls)
+    options.update(overrides)
+    return aredis.Redis(**options)
+
+
+def redis_sync_client(cfg: Settings, **overrides) -> "redis.Redis":
+    """A synchronous Redis client (CLI commands), configured like :func:`redis_client`."""
+    import redis
+
+    tls = {"ssl": True, "ssl_ca_certs": cfg.REDIS_TLS_CA or None} if cfg.REDIS_TLS else {}
+    options = dict(host=cfg.REDIS_HOST, port=cfg.REDIS_PORT, db=cfg.REDIS_DB, decode_responses=True,
+                   socket_timeout=5, socket_connect_timeout=2, **tls)
+    options.update(overrides)
+    return redis.Redis(**options)
 
 
 def weaviate_client(cfg: Settings) -> "weaviate.WeaviateClient":

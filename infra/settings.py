@@ -216,6 +216,19 @@ class Settings(BaseSettings):
     CANARY_SCORE_MARGIN: float = Field(default=0.05, ge=0, le=1)  # roll back when the mean online score is lower by more
     CANARY_SAFETY_MARGIN: float = Field(default=0.0, ge=0, le=1)  # ... or the safety-intervention rate higher by more
 
+    # Loose ends of issue 15: variables the code used to read from os.environ directly (a test keeps
+    # it that way: tests/test_settings_only.py), and the durability of audit records and revocations.
+    TWIN_AGENTS: str = ""  # comma-separated agents a worker runs (empty: all); `twin worker --agents` sets it
+    TWIN_TRACE_FILE: Path | None = None  # spans as JSON lines without OTLP (None: TWIN_VAR_DIR/traces/spans.jsonl)
+    # Export spans over OTLP/HTTP (opentelemetry-exporter-otlp-proto-http) to <endpoint>/v1/traces, or to the
+    # traces endpoint as given. The SDK's other OTEL_* variables (headers, timeout, resource) are read by it.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = ""
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: str = ""
+    # A state-changing request (POST/PUT/PATCH/DELETE) is answered only after its audit record is
+    # acknowledged by Kafka, or, when Kafka does not acknowledge within this, written to PostgreSQL's
+    # audit_log directly. Reads are audited without delaying the response.
+    AUDIT_ACK_TIMEOUT_S: float = Field(default=3.0, gt=0)
+
     @field_validator("TWIN_CACHE_DIR", "TWIN_VAR_DIR", "TWIN_KEYS_DIR", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

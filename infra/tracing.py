@@ -1,8 +1,9 @@
 """OpenTelemetry set-up and W3C trace-context propagation across Kafka.
 
-Every process calls :func:`setup_tracing` once. Spans go to the OTLP endpoint in
-``OTEL_EXPORTER_OTLP_ENDPOINT`` when set (and the exporter package is installed), otherwise to a
-JSON-lines file under ``var/traces/`` (``TWIN_TRACE_FILE``), which tests read back.
+Every process calls :func:`setup_tracing` once. Spans go to the OTLP endpoint in the settings
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` when set (and the exporter
+package is installed), otherwise to a JSON-lines file under ``var/traces/`` (``TWIN_TRACE_FILE``),
+which tests read back.
 
 Context crosses Kafka twice over: in message headers (``traceparent``), for any consumer, and in
 each record's ``traceContext`` map, which survives re-serialisation by agents.
@@ -11,10 +12,9 @@ each record's ``traceContext`` map, which survives re-serialisation by agents.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -22,8 +22,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
+if TYPE_CHECKING:
+    from infra.settings import Settings
+
 __all__ = [
     "setup_tracing",
+    "otlp_traces_endpoint",
     "tracer",
     "inject",
     "extract",
@@ -64,14 +68,16 @@ class JsonFileSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def setup_tracing(service_name: str) -> None:
-    """Install the tracer provider once per process."""
+def setup_tracing(service_name: str, cfg: "Settings | None" = None) -> None:
+    """Install the tracer provider once per process (``cfg``: the process's settings by default)."""
     global _configured
     with _lock:
         if _configured:
             return
+        if cfg is None:
+            from infra.settings import settings as cfg
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        endpoint = otlp_traces_endpoint(cfg)
         if endpoint:
             try:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -79,15 +85,23 @@ def setup_tracing(service_name: str) -> None:
                 raise RuntimeError(
                     "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-exporter-otlp-proto-http is not installed"
                 ) from exc
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         else:
-            from infra.settings import settings
-
-            path = Path(os.environ.get("TWIN_TRACE_FILE", settings.TWIN_VAR_DIR / "traces" / "spans.jsonl"))
+            path = cfg.TWIN_TRACE_FILE or cfg.TWIN_VAR_DIR / "traces" / "spans.jsonl"
             # Simple (synchronous) processor: a span is on disk when it ends, so tests can read it.
-            provider.add_span_processor(SimpleSpanProcessor(JsonFileSpanExporter(path)))
+            provider.add_span_processor(SimpleSpanProcessor(JsonFileSpanExporter(Path(path))))
         trace.set_tracer_provider(provider)
         _configured = True
+
+
+def otlp_traces_endpoint(cfg: "Settings") -> str:
+    """Where OTLP/HTTP spans go, as the SDK would derive it: the traces endpoint as given, else
+    ``<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces``; empty when neither is set (spans go to a file)."""
+    if cfg.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:
+        return cfg.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    if cfg.OTEL_EXPORTER_OTLP_ENDPOINT:
+        return cfg.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"
+    return ""
 
 
 def tracer(name: str = "interviewer-twin") -> trace.Tracer:

@@ -6,6 +6,8 @@ connection in a thread (``sync_transaction``): it is rare, and shares one code p
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from gateway.errors import ApiError, error_responses
 from infra import apikeys
 from infra.audit import AuditQuery, query_async
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin", tags=["admin"], responses=error_responses(401, 403))
 
 class KeyCreate(BaseModel):
@@ -89,11 +92,18 @@ async def list_keys(principal: AdminAuth, request: Request,
 @router.delete("/keys/{keyId}", response_model=KeyPublic, responses=error_responses(404, 503))
 async def revoke_key(keyId: Annotated[str, Path(max_length=64)], principal: AdminAuth,  # noqa: N803
                      request: Request) -> Any:
-    """Revoke a key of this tenant; it stops working within AUTH_CACHE_TTL_S seconds."""
+    """Revoke a key of this tenant; every gateway stops accepting it at once (announced on Redis;
+    should Redis be unreachable, within AUTH_CACHE_TTL_S seconds)."""
     principal.touch("api_key", keyId)
     key = await sync_transaction(request, lambda conn: apikeys.revoke_key(conn, keyId, principal.tenant))
     if key is None:
         raise ApiError(404, "unknown_key", f"No live key {keyId!r} in this tenant.")
+    # Committed: forget it here, then tell the other gateways (gateway/revocations.py).
+    state = request.app.state
+    state.key_cache.invalidate(keyId)
+    if not await asyncio.to_thread(apikeys.announce_revocation, state.settings, keyId):
+        log.warning("key %s revoked but not announced (Redis unreachable): other gateways accept it for up to"
+                    " AUTH_CACHE_TTL_S=%ss", keyId, state.settings.AUTH_CACHE_TTL_S)
     return KeyPublic(**key.public())
 
 

@@ -11,8 +11,6 @@ file (see STYLE.md). ``TWIN_AGENTS=pii_redaction,safety_filter`` limits a worker
 
 from __future__ import annotations
 
-import os
-
 import faust
 
 from infra.settings import settings
@@ -22,7 +20,7 @@ from processors.engine import avro_codec  # noqa: F401 - registers the twin_avro
 __all__ = ["app", "enabled"]
 
 setup_tracing("twin-worker")
-_ENABLED = {a.strip() for a in os.environ.get("TWIN_AGENTS", "").split(",") if a.strip()}
+_ENABLED = {a.strip() for a in settings.TWIN_AGENTS.split(",") if a.strip()}
 (settings.TWIN_VAR_DIR / "faust").mkdir(parents=True, exist_ok=True)
 
 # The app id is the consumer group. Workers running different agent sets must not share one, or they
