@@ -258,6 +258,9 @@ def _outcome(status: int) -> str:
 
 # Requests that change state: their audit record is acknowledged before the response is sent.
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that only ask for an answer and store nothing: audited like reads, so the respond path's
+# latency budget does not carry a second broker round trip.
+_ANSWER_ONLY = frozenset({"/api/digital-twin/respond"})
 
 
 class AuditMiddleware:
@@ -282,7 +285,7 @@ class AuditMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(_UNAUDITED):
             return await self.app(scope, receive, send)
         status_box = {"status": 500}
-        durable = scope["method"] in _STATE_CHANGING
+        durable = scope["method"] in _STATE_CHANGING and scope["path"] not in _ANSWER_ONLY
         audited = False
         started = time.time()
 
