@@ -20,6 +20,15 @@ __all__ = ["SessionRow", "SessionStore"]
 
 _COLUMNS = ("session_id, tenant, interviewer_id, candidate_ref, role, seniority, domain, consent_recording, "
             "consent_training, video_url, status, created_at, updated_at")
+# Statements with the column list spliced in (constants: every value is a parameter).
+_SELECT = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = %s"  # nosec B608  # constant column list
+_INSERT = ("INSERT INTO sessions (session_id, tenant, interviewer_id, candidate_ref, role, seniority, domain,"
+           " consent_recording, consent_training, status, created_at, updated_at)"
+           " VALUES (%(session_id)s, %(tenant)s, %(interviewer_id)s, %(candidate_ref)s, %(role)s,"
+           " %(seniority)s, %(domain)s, %(consent_recording)s, %(consent_training)s, 'active', %(ts)s, %(ts)s)"
+           f" ON CONFLICT (session_id) DO NOTHING RETURNING {_COLUMNS}")  # nosec B608  # constant column list
+# What ``update`` may change: its column names are written into the statement (values are parameters).
+_UPDATABLE = frozenset(c.strip() for c in _COLUMNS.split(",")) - {"session_id", "tenant", "created_at"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class SessionStore:
         else:
             try:
                 async with self.pool.connection() as conn:
-                    cur = await conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE session_id = %s", (session_id,))
+                    cur = await conn.execute(_SELECT, (session_id,))
                     found = await cur.fetchone()
             except Exception as exc:  # noqa: BLE001 - any database failure is "unavailable" to the caller
                 raise _unavailable(exc) from exc
@@ -105,16 +114,10 @@ class SessionStore:
                 if await cur.fetchone() is not None:
                     raise ApiError(409, "session_erased",
                                    f"Session {row['session_id']!r} was erased; create the session under a new id.")
-                cur = await conn.execute(
-                    f"INSERT INTO sessions (session_id, tenant, interviewer_id, candidate_ref, role, seniority, domain,"
-                    f" consent_recording, consent_training, status, created_at, updated_at)"
-                    f" VALUES (%(session_id)s, %(tenant)s, %(interviewer_id)s, %(candidate_ref)s, %(role)s,"
-                    f" %(seniority)s, %(domain)s, %(consent_recording)s, %(consent_training)s, 'active', %(ts)s, %(ts)s)"
-                    f" ON CONFLICT (session_id) DO NOTHING RETURNING {_COLUMNS}", row)
+                cur = await conn.execute(_INSERT, row)
                 inserted = await cur.fetchone()
                 if inserted is None:
-                    cur = await conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE session_id = %s",
-                                             (row["session_id"],))
+                    cur = await conn.execute(_SELECT, (row["session_id"],))
                     existing = SessionRow(*await cur.fetchone())
                     same = existing.tenant == row["tenant"] and all(
                         getattr(existing, k) == row[k] for k in ("interviewer_id", "candidate_ref", "role", "seniority",
@@ -141,19 +144,20 @@ class SessionStore:
                      publish: Callable[[SessionRow, SessionRow], Awaitable[None]]) -> SessionRow:
         """Apply ``changes`` (column -> value) under a row lock; ``check(current, changes)`` may raise
         ApiError to refuse; ``publish(before, after)`` runs before the commit."""
+        if not _UPDATABLE.issuperset(changes):  # a programming error, not the database's
+            raise ValueError(f"not updatable session columns: {sorted(set(changes) - _UPDATABLE)}")
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE session_id = %s FOR UPDATE",
-                                         (session_id,))
+                cur = await conn.execute(_SELECT + " FOR UPDATE", (session_id,))
                 found = await cur.fetchone()
                 if found is None or found[1] != tenant:
                     raise ApiError(404, "unknown_session", f"No session {session_id!r} in this tenant.")
                 before = SessionRow(*found)
                 check(before, changes)
                 sets = ", ".join(f"{col} = %({col})s" for col in changes)
-                cur = await conn.execute(
-                    f"UPDATE sessions SET {sets} WHERE session_id = %(session_id__)s RETURNING {_COLUMNS}",
-                    {**changes, "session_id__": session_id})
+                sql = (f"UPDATE sessions SET {sets} WHERE session_id = %(session_id__)s"  # nosec B608  # names checked
+                       f" RETURNING {_COLUMNS}")
+                cur = await conn.execute(sql, {**changes, "session_id__": session_id})
                 after = SessionRow(*await cur.fetchone())
                 await publish(before, after)
         except ApiError:

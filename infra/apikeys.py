@@ -32,7 +32,7 @@ __all__ = ["SCOPES", "ApiKey", "Credential", "create_api_key", "issue_key", "par
 # capture: sessions, telemetry, recordings · respond: twin replies · train: training jobs ·
 # eval: evaluation results · rater: the blinded rating page · admin: keys, config, audit, retention, erasure.
 SCOPES = ("capture", "respond", "train", "eval", "rater", "admin")
-TOKEN_PREFIX = "twk_"
+TOKEN_PREFIX = "twk_"  # nosec B105  # the public marker of our tokens, not a password
 
 
 class InvalidScope(ValueError):
@@ -131,14 +131,14 @@ def issue_key(conn, tenant: str, name: str, scopes: Iterable[str] | None = None,
     conn.execute("INSERT INTO tenants (tenant, name) VALUES (%s, %s) ON CONFLICT DO NOTHING", (tenant, tenant))
     row = conn.execute(
         f"INSERT INTO api_keys (key_id, tenant, name, secret_sha256, scopes, interviewers, expires_at)"
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",  # nosec B608  # constant column list
         (key_id, tenant, name, hash_secret(secret), list(scopes_t), interviewers_l, expires_at)).fetchone()
     return Credential(_key(row), f"{TOKEN_PREFIX}{key_id}.{secret}")
 
 
 def list_keys(conn, tenant: str | None = None, include_revoked: bool = False) -> list[ApiKey]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM api_keys WHERE (%(t)s::text IS NULL OR tenant = %(t)s)"
+        f"SELECT {_COLUMNS} FROM api_keys WHERE (%(t)s::text IS NULL OR tenant = %(t)s)"  # nosec B608  # constants
         " AND (%(all)s OR revoked_at IS NULL) ORDER BY tenant, created_at",
         {"t": tenant, "all": include_revoked}).fetchall()
     return [_key(r) for r in rows]
@@ -148,7 +148,8 @@ def revoke_key(conn, key_id: str, tenant: str | None = None) -> ApiKey | None:
     """Revoke a key (of ``tenant`` when given); None when there is no such live key."""
     row = conn.execute(
         f"UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND (%s::text IS NULL OR tenant = %s)"
-        f" AND revoked_at IS NULL RETURNING {_COLUMNS}", (key_id, tenant, tenant)).fetchone()
+        f" AND revoked_at IS NULL RETURNING {_COLUMNS}",  # nosec B608  # constant column list
+        (key_id, tenant, tenant)).fetchone()
     return _key(row) if row else None
 
 

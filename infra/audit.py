@@ -83,8 +83,10 @@ class AuditQuery:
             params["until"] = self.until
         params["limit"] = max(1, min(int(self.limit), 10_000))
         where = " AND ".join(clauses) or "true"
-        return (f"SELECT audit_id, tenant, actor, action, resource_type, resource_id, outcome, detail, trace_id, ts"
-                f" FROM audit_log WHERE {where} ORDER BY ts DESC, audit_id LIMIT %(limit)s", params)
+        sql = ("SELECT audit_id, tenant, actor, action, resource_type, resource_id, outcome, detail, trace_id, ts"
+               f" FROM audit_log WHERE {where}"  # nosec B608  # where: the constant clauses above, values are parameters
+               " ORDER BY ts DESC, audit_id LIMIT %(limit)s")
+        return sql, params
 
 
 _FIELDS = ("auditId", "tenant", "actor", "action", "resourceType", "resourceId", "outcome", "detail", "traceId", "ts")

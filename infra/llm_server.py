@@ -8,7 +8,7 @@ importlib without importing the package.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
+import subprocess  # nosec B404  # runs the llama.cpp server module with our interpreter, no shell
 import sys
 import time
 from pathlib import Path
@@ -48,7 +48,7 @@ class LlamaServer:
 
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # nosec B603  # our interpreter, fixed module, argv list, no shell
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
                  "--chat_format", "chatml-function-calling", "--host", self.host, "--port", str(self.port),
                  "--n_ctx", str(self.n_ctx), "--n_threads", "2"],

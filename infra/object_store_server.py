@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # runs moto's S3 server module with our interpreter, no shell
 import sys
 import time
 from pathlib import Path
@@ -101,7 +101,7 @@ def start_object_store_server(cfg: Settings, echo: Callable[[str], None] = print
         raise ObjectStoreServerError("moto's server is not installed: pip install 'moto[server]'") from exc
     echo(f"object-store: starting moto S3 server on {endpoint(cfg)}")
     with open(log, "ab") as fh:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # nosec B603  # our interpreter, fixed module, argv list, no shell
             [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             # Credentials are not checked by moto; region only matters for bucket locations.

@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts the local stack's own programs, argument lists only, no shell
 import sys
 import time
 from dataclasses import dataclass
@@ -86,7 +86,7 @@ def _wait(what: str, check: Callable[[], bool], timeout: float, log: Path | None
 
 def _run(cmd: list[str], what: str, fix: str, **kwargs) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # nosec B603  # our argv, no shell
     except FileNotFoundError as exc:
         raise StackError(f"{what}: {exc.filename} not found; {fix}") from exc
     if proc.returncode != 0:
@@ -160,9 +160,9 @@ class Stack:
         "subprocess is still running" ResourceWarning is printed when this process exits."""
         svc.log.parent.mkdir(parents=True, exist_ok=True)
         with open(svc.log, "ab") as log:
-            launcher = subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCH, *cmd], stdout=subprocess.PIPE,
-                                      stderr=log, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                                      cwd=cwd)
+            launcher = subprocess.run(  # nosec B603  # our interpreter and launcher; cmd is our argv, no shell
+                [sys.executable, "-I", "-S", "-c", _LAUNCH, *cmd], stdout=subprocess.PIPE,
+                stderr=log, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd)
         if launcher.returncode != 0:
             raise StackError(f"{svc.name} could not be started ({cmd[0]}); see {svc.log}")
         pid = int(launcher.stdout)
@@ -381,7 +381,7 @@ class Stack:
         if not (data / "postmaster.pid").exists():
             return False
         subprocess.run(self._as_pg_user([self._pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                       capture_output=True)
+                       capture_output=True)  # nosec B603  # pg_ctl of our cluster, argv, no shell
         return True
 
     # ------------------------------------------------------------------ Redis
@@ -554,8 +554,10 @@ class Stack:
             if "twin engine ready" not in log:
                 return False
             try:
-                # A loopback probe of our own process: the certificate is the operator's to verify.
-                return httpx.get(f"{url}/readyz", timeout=1, verify=False).status_code == 200
+                # A readiness probe of the gateway this process just started: it sends no credential and
+                # reads only the status; the certificate is the operator's (often for another name) to verify.
+                return httpx.get(f"{url}/readyz", timeout=1,
+                                 verify=False).status_code == 200  # nosec B501  # no credential sent
             except httpx.HTTPError:
                 return False
 

@@ -54,7 +54,7 @@ def is_sampled(correlation_id: str, rate: float) -> bool:
 
 def sample_id_for(tenant: str, correlation_id: str) -> str:
     """The sample's id: one per (tenant, correlation id), so writing it twice stores it once."""
-    return "live-" + hashlib.sha1(f"{tenant}/{correlation_id}".encode()).hexdigest()[:28]
+    return "live-" + hashlib.sha1(f"{tenant}/{correlation_id}".encode(), usedforsecurity=False).hexdigest()[:28]
 
 
 def build_sample(reply: TwinReply, history: list[dict[str, str]] | None = None) -> EvalSample:

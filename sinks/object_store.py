@@ -34,6 +34,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -766,7 +767,8 @@ class _S3Writer(ObjectWriter):
                 await asyncio.to_thread(self.store.client.abort_multipart_upload, Bucket=self.store.bucket,
                                         Key=self.store.full_key(self.key), UploadId=upload_id)
             except Exception:  # noqa: BLE001 - best effort; S3 lifecycle rules expire leftovers too
-                pass
+                logging.getLogger(__name__).warning("S3 multipart upload %s of %s not aborted", upload_id, self.key,
+                                                    exc_info=True)
 
 
 class S3ObjectStore(ObjectStore):

@@ -128,7 +128,7 @@ def _question_only(text: str) -> str:
 
 def paraphrase(text: str, kind: str, style: StyleProfile | None = None, rng: random.Random | None = None) -> str:
     """One paraphrase of ``text`` of the given kind ("" when that kind does not apply)."""
-    rng = rng or random.Random(0)
+    rng = rng or random.Random(0)  # nosec B311  # seeded augmentation, not secrets
     if kind == "strip":
         return _strip(text, style)
     if kind == "formal":
@@ -147,7 +147,7 @@ def paraphrase_negatives(lines: Sequence[str], style: StyleProfile | None = None
     A paraphrase identical to its source (after normalising case and punctuation) or shorter
     than three words is dropped: it would be a positive wearing a negative label.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311  # seeded augmentation, not secrets
     out: list[Augmented] = []
     for i, line in enumerate(lines):
         kinds = list(PARAPHRASE_KINDS)
@@ -168,7 +168,7 @@ def paraphrase_negatives(lines: Sequence[str], style: StyleProfile | None = None
 
 def perturb_candidate(text: str, kind: str, rng: random.Random | None = None) -> str:
     """The candidate turn rewritten by one perturbation (see ``PERTURBATION_KINDS``)."""
-    rng = rng or random.Random(0)
+    rng = rng or random.Random(0)  # nosec B311  # seeded augmentation, not secrets
     if kind == "filler":
         ws = text.split()
         if len(ws) < 4:
@@ -192,7 +192,7 @@ def candidate_perturbations(lines: Sequence[str], seed: int = 0,
                             kinds: Sequence[str] = ("hedged", "truncated", "filler"),
                             max_items: int | None = None) -> list[Augmented]:
     """Perturbed candidate lines (hard negatives for the classifier: still the candidate speaking)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311  # seeded augmentation, not secrets
     out = []
     for i, line in enumerate(lines):
         kind = kinds[i % len(kinds)]
@@ -236,7 +236,7 @@ def policy_stress_set(transcripts: Sequence[Transcript], seed: int = 0, max_item
     """Moments from ``transcripts`` with the candidate turn perturbed, one kind per moment in turn."""
     from processors.twin.policy import label_move
 
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311  # seeded augmentation, not secrets
     moments = [ex for t in transcripts for ex in exchanges(t, max_context_turns=max_context_turns)
                if ex.candidate_turn is not None and len(words(ex.candidate_turn.text)) >= 8]
     rng.shuffle(moments)

@@ -201,7 +201,7 @@ def _ensure_dataset(conn: psycopg.Connection, tenant: str, dataset_ref: str, kin
         # An attestation is recorded when given and never cleared by a later import without one.
         conn.execute(
             "INSERT INTO datasets (tenant, dataset_ref, name, kind, source, consent_attested_by, consent_attested_at,"
-            f" consent_note) VALUES (%s, %s, %s, %s, %s, %s, {attested_at}, %s)"
+            f" consent_note) VALUES (%s, %s, %s, %s, %s, %s, {attested_at}, %s)"  # nosec B608  # now() or NULL
             " ON CONFLICT (tenant, dataset_ref) DO UPDATE SET updated_at = now(),"
             " source = coalesce(EXCLUDED.source, datasets.source),"
             " consent_attested_by = coalesce(EXCLUDED.consent_attested_by, datasets.consent_attested_by),"

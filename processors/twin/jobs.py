@@ -154,10 +154,11 @@ class JobRunner:
         return dict(zip([d.name for d in cur.description], row)) if row else None
 
     def _update(self, conn: psycopg.Connection, job_id: str, publish: bool = True, **fields: Any) -> None:
+        # Column names are this method's keyword arguments (always literal in the calls); values are parameters.
         sets = "".join(f"{k}=%({k})s, " for k in fields)
         params = {k: (json.dumps(v) if k == "result" and v is not None else v) for k, v in fields.items()}
-        conn.execute(f"UPDATE training_jobs SET {sets}updated_at=now() WHERE job_id=%(job_id)s",
-                     {**params, "job_id": job_id})
+        sql = f"UPDATE training_jobs SET {sets}updated_at=now() WHERE job_id=%(job_id)s"  # nosec B608  # kwarg names
+        conn.execute(sql, {**params, "job_id": job_id})
         if publish:
             row = self._row(conn, job_id)
             if row:
@@ -177,7 +178,8 @@ class JobRunner:
                 " VALUES (%s, %s, %s, %s, %s, 'queued', %s) ON CONFLICT (job_id) DO NOTHING",
                 (job.jobId, job.tenant, job.interviewerId, job.datasetRef, json.dumps(job.options), job.requestedAt))
             row = conn.execute(
-                f"SELECT tenant, status, attempts, version, {_STALE} FROM training_jobs WHERE job_id=%s FOR UPDATE",
+                f"SELECT tenant, status, attempts, version, {_STALE} FROM training_jobs"  # nosec B608  # a constant
+                " WHERE job_id=%s FOR UPDATE",
                 (self.cfg.TRAINING_STALE_AFTER_S, job.jobId)).fetchone()
             tenant, status, attempts, version, stale = row
             if tenant != job.tenant:
@@ -313,7 +315,7 @@ class JobRunner:
             with conn.transaction():
                 rows = conn.execute(
                     "SELECT job_id, tenant, interviewer_id, dataset_ref, options, attempts, version, worker,"
-                    f" heartbeat_at FROM training_jobs WHERE status='running' AND {_STALE}"
+                    f" heartbeat_at FROM training_jobs WHERE status='running' AND {_STALE}"  # nosec B608  # a constant
                     " AND starts_with(coalesce(worker, ''), %s) FOR UPDATE SKIP LOCKED",
                     (self.cfg.TRAINING_STALE_AFTER_S, self.cfg.TOPIC_PREFIX)).fetchall()
                 for job_id, tenant, iid, ref, options, attempts, version, worker, beat in rows:

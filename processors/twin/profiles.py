@@ -104,7 +104,8 @@ class ProfileStore:
         params: tuple = (tenant, interviewer_id) + ((version,) if version is not None else ())
         row = self._conn().execute(
             f"SELECT version, style_profile, policy_stats, artefacts FROM interviewer_profiles"
-            f" WHERE tenant=%s AND interviewer_id=%s AND {cond}", params).fetchone()
+            f" WHERE tenant=%s AND interviewer_id=%s AND {cond}",  # nosec B608  # cond: one of two constants
+            params).fetchone()
         if row is None:
             return None
         return InterviewerProfile(tenant, interviewer_id, int(row[0]), StyleProfile.from_dict(row[1]),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 import shutil
@@ -44,6 +45,8 @@ from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.style import StyleProfile
 
 __all__ = ["TrainResult", "TrainingError", "artefact_dir", "derive_persona_docs", "train_interviewer"]
+
+log = logging.getLogger(__name__)
 
 MAX_OTHER_LINES = 1500  # lines of other interviewers used as classifier negatives
 MAX_STRESS_ITEMS = 200
@@ -87,7 +90,7 @@ def _safe(name: str) -> str:
     """A path segment for a tenant or interviewer id (no traversal; a hash keeps mapped names unique)."""
     cleaned = _SAFE_RE.sub("_", name).strip(".") or "_"
     if cleaned != name:
-        cleaned += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+        cleaned += "-" + hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
     return cleaned[:100]
 
 
@@ -139,7 +142,7 @@ def _lines(transcripts: Sequence[Transcript], role: str) -> list[str]:
 def _sample(items: list[str], n: int, seed: int) -> list[str]:
     if len(items) <= n:
         return items
-    return random.Random(seed).sample(items, n)
+    return random.Random(seed).sample(items, n)  # nosec B311  # a reproducible sample, not a secret
 
 
 def _classifier(interviewer_id: str, split: Split, others: Sequence[Transcript], style: StyleProfile, memory,
@@ -279,7 +282,8 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
             try:
                 undo()
             except Exception:  # noqa: BLE001 - cleanup is best effort; the original error matters
-                pass
+                log.warning("training %s/%s v%s failed and a clean-up step failed too", tenant, interviewer_id,
+                            version, exc_info=True)
         raise TrainingError(f"training {tenant}/{interviewer_id} v{version} failed: {type(exc).__name__}: {exc}") from exc
     report("done", 1.0)
     return TrainResult(tenant, interviewer_id, version, split_ids, written, ndocs, style.to_dict(), artefacts,

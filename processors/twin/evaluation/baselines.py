@@ -103,7 +103,7 @@ class BaselineSystems:
     def fit(cls, embedder, train: Sequence[Transcript], others: Sequence[Transcript], *, seed: int = 0
             ) -> "BaselineSystems":
         """``train``: this interviewer's train sessions; ``others``: another interviewer's sessions."""
-        rng = random.Random(f"{seed}:baselines")
+        rng = random.Random(f"{seed}:baselines")  # nosec B311  # seeded for reproducible baselines, not secrets
         own_lines = [t.text for s in train for t in s.turns if t.role == "interviewer"]
         if not own_lines:
             raise ValueError("the train split has no interviewer line")
@@ -125,7 +125,7 @@ class BaselineSystems:
                                                       m.candidate_turn) for m in moments])
         own_best = (queries @ self.own_vectors.T).argmax(axis=1)
         other_best = (queries @ self.other_vectors.T).argmax(axis=1) if self.other_pool else None
-        rng = random.Random(f"{self.seed}:random:{key}")
+        rng = random.Random(f"{self.seed}:random:{key}")  # nosec B311  # seeded for reproducible baselines
         for i, m in enumerate(moments):
             out["previous_line"].append(m.previous_line or self.medoid_line)
             out["echo"].append(echo_question(m.candidate_turn) or self.medoid_line)

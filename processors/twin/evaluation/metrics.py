@@ -233,7 +233,7 @@ class PairScorer:
         spk = [list(speakers)[i] for i in keep] if speakers is not None else [0] * len(lines)
         idf = idf_table(lines, embedder.model.tokenizer) if use_idf else None
         store = TokenStore(embedder)
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # nosec B311  # seeded for reproducible pairs, not secrets
         a_idx, b_idx = _random_pairs(len(lines), grp, rng, n_pairs, lines)
         if not a_idx:  # one group only: pairs of different lines
             for _ in range(n_pairs):
@@ -377,7 +377,7 @@ def reply_features(replies: Sequence[str], situations: Sequence[Situation], embe
 def _group_folds(groups: Sequence[str], folds: int, seed: int) -> list[np.ndarray]:
     # Sessions shuffled by the seed and dealt round-robin into folds: each seed cuts differently.
     uniq = sorted(set(groups))
-    random.Random(seed).shuffle(uniq)
+    random.Random(seed).shuffle(uniq)  # nosec B311  # seeded for reproducible folds, not secrets
     fold_of = {g: i % folds for i, g in enumerate(uniq)}
     assign = np.array([fold_of[g] for g in groups])
     return [np.flatnonzero(assign == k) for k in range(folds)]
