@@ -61,13 +61,13 @@ COLUMNS = (("match cross", "match_rate_cross"), ("match same", "match_rate_same"
 def _table(summary: dict) -> Table:
     table = Table(title=f"twin eval via {summary['via']}: {summary['interviewers']} interviewer(s), "
                         f"{summary['test_sessions_sampled']} test sessions, {summary['test_turns']} turns "
-                        f"({summary['generator']}); ± is one standard error (bootstrap over sessions)")
-    table.add_column("system")
+                        f"({summary['generator']}); · baselines; ± one standard error (bootstrap over sessions)")
+    table.add_column("system", no_wrap=True)
     for col, _ in COLUMNS:
         table.add_column(col, justify="right")
     table.add_column("AUC", justify="right")
     table.add_column("safety viol.", justify="right")
-    rows = [("twin", summary["twin"]), *((f"baseline: {k}", v) for k, v in summary["baselines"].items())]
+    rows = [("twin", summary["twin"]), *((f"· {k}", v) for k, v in summary["baselines"].items())]
     for name, s in rows:
         table.add_row(name, *(_with_se(s.get(key), s["se"].get(key)) for _, key in COLUMNS), _fmt(s.get("auc")),
                       _fmt(s["safety_violations"]))
