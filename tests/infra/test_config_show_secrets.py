@@ -81,9 +81,13 @@ def test_public_dict_masks_every_secret_and_every_credential_in_urls(secret_env)
 
 
 def test_config_show_prints_no_secret(secret_env, monkeypatch):
+    from rich.console import Console
+
     from infra import cli
 
     monkeypatch.setattr(cli, "settings", secret_env)
+    # Wide enough that no row wraps, whatever terminal (or none) the suite runs under.
+    monkeypatch.setattr(cli, "console", Console(width=4000))
     result = CliRunner().invoke(cli.app, ["config", "show"])
     assert result.exit_code == 0, result.output
     assert "postgresql://twin:***@db-zq9.internal:5433/twin_zq9" in result.output, "the DSN row is printed whole"
