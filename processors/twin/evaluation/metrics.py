@@ -59,7 +59,6 @@ __all__ = [
     "idf_table",
     "indistinguishability",
     "indistinguishability_over_seeds",
-    "match_rates",
     "reply_features",
     "rescale",
     "style_agreement",
@@ -291,8 +290,6 @@ def beaten_share(system: np.ndarray, distractors: Sequence[np.ndarray]) -> np.nd
     return out
 
 
-match_rates = beaten_share  # the name the match rates were first published under
-
 
 # --------------------------------------------------------------------------- statistics
 def bootstrap_mean(values: Sequence[float], groups: Sequence[Any], *, n: int = 1000, seed: int = 0
@@ -451,10 +448,6 @@ class Indistinguishability:
     auc_std: float | None
     auc_ci: tuple[float, float] | None
     se: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "auc": self.auc, "auc_seeds": self.auc_seeds, "auc_std": self.auc_std,
-                "auc_ci95": list(self.auc_ci) if self.auc_ci else None, "se": self.se}
 
 
 def indistinguishability_over_seeds(real: np.ndarray, fake: np.ndarray, groups: Sequence[str], *,

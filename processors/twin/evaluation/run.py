@@ -512,8 +512,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     same_lines = {s.session_id: [t.text for t in s.turns if t.role == "interviewer"]
                   for iid in wanted for s in splits[iid].test}
     scoring = score_systems(records, SYSTEMS, scorer, embedder, cross_lines=cross_lines, same_lines=same_lines,
-                            distractors=config.distractors, seed=seed, n_seeds=config.discriminator_seeds,
-                            progress=report)
+                            distractors=config.distractors, seed=seed, progress=report)
     report("scoring", 1, 1)
     lap("scoring")
 
@@ -553,7 +552,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         mask = np.array([r.interviewer_id == iid for r in records], dtype=bool)
         rs = [r for r, m in zip(records, mask) if m]
         lat = [r.latency_ms for r in rs]
-        summaries = summarize_systems(records, SYSTEMS, scoring, mask, seed=seed)
+        summaries = summarize_systems(records, SYSTEMS, scoring, mask, seed=seed,
+                                      n_seeds=config.discriminator_seeds)
         for system in SYSTEMS:
             summaries[system]["safety_violations"] = violations(system, rs)
         per_iid[iid] = {
@@ -570,7 +570,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
             "red_team": {k: v for k, v in red.get(iid, {}).items() if k != "outcomes"} or None,
             "classifier": classifier_notes.get(iid, "ok"),
         }
-    summaries = summarize_systems(records, SYSTEMS, scoring, everything, seed=seed)
+    summaries = summarize_systems(records, SYSTEMS, scoring, everything, seed=seed,
+                                  n_seeds=config.discriminator_seeds)
     for system in SYSTEMS:
         summaries[system]["safety_violations"] = violations(system, records)
     latencies = [r.latency_ms for r in records]
@@ -634,7 +635,7 @@ class Scoring:
 
 def score_systems(records: list[TurnRecord], systems: Sequence[str], scorer: M.PairScorer, embedder, *,
                   cross_lines: dict[str, list[tuple[str, str]]], same_lines: dict[str, list[str]],
-                  distractors: int = DEFAULT_DISTRACTORS, seed: int = 0, n_seeds: int = DISCRIMINATOR_SEEDS,
+                  distractors: int = DEFAULT_DISTRACTORS, seed: int = 0,
                   progress: Progress | None = None) -> Scoring:
     """Fill ``record.scores[system]`` for every system and return the discriminator features.
 
