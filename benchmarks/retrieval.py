@@ -17,7 +17,7 @@ latency (p50/p95/p99 ms) each method reports how many of its hits belong to the 
 (``own``), its overlap with the twin's hits, and ``move@1``: whether its top hit's move (follow up,
 probe, ...) equals the move the interviewer actually made next, the signal the twin's policy reads.
 
-The corpus is the in-repo SCOTUS test fixture (tests/fixtures/corpora/scotus_oyez_slice.jsonl: three
+The corpus is the in-repo SCOTUS slice (infra/samples/scotus_oyez_slice.jsonl: three
 justices, 14 to 24 sessions each) unless ``--corpus`` or ``TWIN_BENCH_CORPUS`` names a larger JSONL
 file; on the 80-session SCOTUS dev set, ``--sessions 15 --held-out 10`` index and ask more.
 

@@ -5,7 +5,7 @@ Starts an isolated gateway and worker (own topic prefix, free port, only the age
 sessions, and has concurrent clients post telemetry batches at a target rate for a fixed time:
 about 70% ``code_edit``/``run`` events (some runs with short stdout/stderr previews) and 30% turns
 of ~30 words cut from real transcripts, a few with injected names, e-mails and phone numbers.
-The transcripts are the in-repo SCOTUS test fixture (tests/fixtures/corpora/scotus_oyez_slice.jsonl)
+The transcripts are the in-repo SCOTUS slice (infra/samples/scotus_oyez_slice.jsonl)
 unless ``--corpus`` or ``TWIN_BENCH_CORPUS`` names larger JSONL files (several joined by ``:``).
 Each event's ``ts`` is the moment its batch was built, so end-to-end lag is PostgreSQL's
 ``received_at`` minus ``ts`` (one clock: everything is on loopback).
@@ -54,7 +54,7 @@ from infra.settings import Settings  # noqa: E402
 console = Console()
 # Turn texts come from real transcripts: the repository's SCOTUS fixture unless --corpus or
 # TWIN_BENCH_CORPUS (JSONL files in the format of processors/twin/corpus.py, joined by os.pathsep) say otherwise.
-DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"
+DEFAULT_CORPUS = ROOT / "infra" / "samples" / "scotus_oyez_slice.jsonl"
 CORPUS_ENV = "TWIN_BENCH_CORPUS"
 AGENTS = "pii_redaction,telemetry_storage"
 NAMES = ["Priya Raman", "John Smith", "Maria Lopez", "Wei Zhang", "Olusegun Adeyemi"]

@@ -108,7 +108,7 @@ def eval_command(
     other_corpus: Optional[Path] = typer.Option(None, "--other-corpus", exists=True, dir_okay=False,
                                                 help="Other real interviewers for the persona-less baseline when "
                                                      "the corpus has one interviewer (default: the SCOTUS slice in "
-                                                     "tests/fixtures)."),
+                                                     "infra/samples)."),
     red_team: bool = typer.Option(True, "--red-team/--no-red-team", help="Run the red-team suite."),
     store: bool = typer.Option(True, "--store/--no-store", help="Write eval_runs/eval_samples rows."),
 ) -> None:

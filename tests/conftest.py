@@ -37,8 +37,8 @@ from infra.clients import ServiceUnavailable, check_services  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The transcripts the tests read: in the repository, never beside it (tests/fixtures/corpora/README.md).
-SCOTUS_SLICE = REPO_ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"
+# The transcripts the tests read: in the repository, never beside it (infra/samples/README.md).
+SCOTUS_SLICE = REPO_ROOT / "infra" / "samples" / "scotus_oyez_slice.jsonl"
 
 
 def _require(*names: str) -> None:

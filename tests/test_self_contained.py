@@ -1,8 +1,8 @@
 """The suite and the benchmarks run from a clone alone: none of their files reads a corpus folder beside
 the repository. A newcomer has no such folder; a test that reads it fails for them (issue 16).
 
-They read ``tests/fixtures/corpora/`` and ``infra/samples/`` instead; larger corpora go through
-``make eval`` (or a benchmark's ``--corpus``), never through ``make test``.
+They read ``infra/samples/`` (the public-record SCOTUS slice and the synthetic sample) instead; larger
+corpora go through ``make eval`` (or a benchmark's ``--corpus``), never through ``make test``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ FORBIDDEN = [
     # The same path built with pathlib: parent / "shared" / "corpora", "shared" / ...
     (re.compile(r"/\s*[\"']" + _SHARED + r"[\"']|[\"']" + _SHARED + r"[\"']\s*/"), "a path through a 'shared' folder"),
     # The folders of the shared set by name (corpora_dir / "scotus_oyez" / "dev.jsonl"); the in-repo
-    # fixture is scotus_oyez_slice.jsonl. The podcast corpus is never read, nor copied into the repository.
+    # slice is infra/samples/scotus_oyez_slice.jsonl. The podcast corpus is never read, nor copied into the
+    # repository.
     (re.compile(r"[\"']scotus_oyez[\"']|scotus_oyez/"), "a corpus folder of the shared set"),
     (re.compile("lennys" + "_podcast"), "the podcast corpus"),
 ]
@@ -45,8 +46,7 @@ def test_no_test_or_benchmark_reads_outside_the_repository():
             for pattern, what in FORBIDDEN:
                 if pattern.search(line):
                     found.append(f"{path.relative_to(ROOT)}:{n}: {what}: {line.strip()}")
-    assert not found, ("tests and benchmarks must read only the repository (tests/fixtures/corpora, "
-                       "infra/samples):\n" + "\n".join(found))
+    assert not found, ("tests and benchmarks must read only the repository (infra/samples):\n" + "\n".join(found))
 
 
 def test_the_patterns_catch_what_they_are_for():
@@ -60,11 +60,13 @@ def test_the_patterns_catch_what_they_are_for():
     for line in caught:
         assert any(p.search(line) for p, _ in FORBIDDEN), line
     for line in ("a shared MiniLM embedder", "the shared error shape", "shared_state = {}",
-                 'SCOTUS_SLICE = REPO_ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"'):
+                 'SCOTUS_SLICE = REPO_ROOT / "infra" / "samples" / "scotus_oyez_slice.jsonl"'):
         assert not any(p.search(line) for p, _ in FORBIDDEN), line
 
 
-def test_the_fixture_corpora_are_in_the_repository():
-    fixture = ROOT / "tests" / "fixtures" / "corpora"
-    assert (fixture / "scotus_oyez_slice.jsonl").is_file() and (fixture / "README.md").is_file()
-    assert (ROOT / "infra" / "samples" / "sample_interviews.jsonl").is_file()
+def test_the_corpora_are_in_the_repository():
+    samples = ROOT / "infra" / "samples"
+    # The SCOTUS slice ships with its README (source and licence) beside it; `twin demo` replays it.
+    assert (samples / "scotus_oyez_slice.jsonl").is_file() and (samples / "README.md").is_file()
+    assert (samples / "sample_interviews.jsonl").is_file()
+    assert not (ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl").exists(), "one copy only"

@@ -1,7 +1,7 @@
 """`twin import`, `twin train`, `twin profile ...`, `twin datasets list` through typer's CliRunner, on real services.
 
 The data is the first 12 sessions of one justice in the in-repo SCOTUS fixture
-(tests/fixtures/corpora/scotus_oyez_slice.jsonl), written to a temporary file.
+(infra/samples/scotus_oyez_slice.jsonl), written to a temporary file.
 """
 
 import json

@@ -25,7 +25,7 @@ about ``DEFAULT_TURN_BUDGET`` interviewer turns (at least ``MIN_SESSIONS`` sessi
 by time; from the test sessions, in a seeded order, up to ``TURNS_PER_SESSION`` turns of each
 session until ``DEFAULT_TURNS`` turns per interviewer. Usage::
 
-    result = run_evaluation(EvalConfig(corpus=Path("tests/fixtures/corpora/scotus_oyez_slice.jsonl")))
+    result = run_evaluation(EvalConfig(corpus=Path("infra/samples/scotus_oyez_slice.jsonl")))
     print(result.summary["twin"]["rank_same"])
 """
 
@@ -68,7 +68,7 @@ MAX_IDF_LINES = 6000
 CONTEXT_TURNS_STORED = 8  # turns of history kept with each stored sample (what a rater sees)
 # Real interviewers for the persona-less baseline when the corpus has only one: public-record
 # transcripts that ship with the repository (never synthetic lines).
-OTHER_CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpora" / "scotus_oyez_slice.jsonl"
+OTHER_CORPUS = REPO_ROOT / "infra" / "samples" / "scotus_oyez_slice.jsonl"
 SYSTEMS: tuple[str, ...] = ("twin", *BASELINES)
 MATCH_METRICS = ("match_rate_cross", "match_rate_same", "rank_same")
 

@@ -1,7 +1,7 @@
 """Fixtures for the twin engine tests: real transcripts from the repository and one shared MiniLM embedder.
 
-``scotus``: the SCOTUS oral-argument fixture (``tests/fixtures/corpora``, see its README: 54 sessions of
-elena_kagan, antonin_scalia and ruth_bader_ginsburg). ``dana``: the synthetic technical interviewer of
+``scotus``: the SCOTUS oral-argument slice (``infra/samples/scotus_oyez_slice.jsonl``, see its README:
+54 sessions of elena_kagan, antonin_scalia and ruth_bader_ginsburg). ``dana``: the synthetic technical interviewer of
 ``infra/samples/sample_interviews.jsonl`` (6 sessions), an interviewer of another register than a
 justice. The tests read nothing outside the repository; larger corpora are for ``make eval``. A
 missing or unreadable file fails the tests that need it rather than skipping them.

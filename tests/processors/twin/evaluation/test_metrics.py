@@ -1,6 +1,6 @@
 """Each evaluation metric on hand-made cases, so that a metric that cannot fail would show up here.
 
-Real lines come from the SCOTUS fixture in the repository (tests/fixtures/corpora) and the
+Real lines come from the SCOTUS slice in the repository (infra/samples) and the
 synthetic sample interviewer `dana` (another register than a justice).
 """
 
