@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     REDIS_TLS_CA: str = ""
     WEAVIATE_SECURE: bool = False   # https + gRPC over TLS
     RESPOND_TIMEOUT_MS: int = 5000  # default deadline of a respond request
+    # Text budget of a respond request: UTF-8 bytes of its history texts plus candidateTurn (any number
+    # of turns; schemas/respond_limits.py measures it). The twin merges the stored transcript under the
+    # same budget. At most 320 KiB: the request is one Kafka message (1 MiB), and a history of one-byte
+    # turns costs three Avro bytes per text byte.
+    RESPOND_MAX_BYTES: int = Field(default=262_144, ge=1_024, le=327_680)
     DEFAULT_TENANT: str = "default"  # used when a request names no tenant (single-tenant installs)
 
     # Object storage for recordings: file:// (default) or s3://bucket.

@@ -1,4 +1,10 @@
-"""The twin's respond endpoint: publish a request, wait on the reply topic, answer."""
+"""The twin's respond endpoint: publish a request, wait on the reply topic, answer.
+
+A request is bounded by the bytes of its texts (``RESPOND_MAX_BYTES``, measured by
+``schemas.respond_limits``), not by its number of turns: over the budget it is refused with 422
+``history_too_large`` (rule ``max_text_bytes``, with the limit and the size). A client may send only
+a recent window: the twin merges the session's earlier turns from the stored transcript.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,10 @@ from gateway.deps import DirectoryDep, PublisherDep, RepliesDep, SettingsDep
 from gateway.errors import ApiError, error_responses
 from infra.tracing import inject, tracer
 from schemas.models import FunctionCall, HistoryTurn, Prosody, SafetyOutcome, Traces, TwinControls, TwinRequest
+from schemas.respond_limits import MAX_TURN_CHARS, RespondLimits
 from schemas.topics import TWIN_REQUESTS
 
 router = APIRouter(prefix="/api/digital-twin", tags=["twin"], responses=error_responses(401, 403))
-
-MAX_HISTORY_TURNS = 200
-MAX_TURN_CHARS = 8_000
 
 
 class RespondTurn(BaseModel):
@@ -32,7 +36,8 @@ class RespondTurn(BaseModel):
 
 
 class RespondRequest(BaseModel):
-    """Spec §8 request: everything the twin needs for one reply (the service keeps no session state)."""
+    """The turns the twin answers. ``history`` may be the whole session or only a recent
+    window: the twin puts the session's earlier stored turns (``sessionId``) in front of it."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -45,7 +50,11 @@ class RespondRequest(BaseModel):
     )
     interviewerId: Annotated[str, Field(min_length=1, max_length=128)]
     sessionId: Annotated[str, Field(min_length=1, max_length=128)]
-    history: Annotated[list[RespondTurn], Field(max_length=MAX_HISTORY_TURNS)] = Field(default_factory=list)
+    history: list[RespondTurn] = Field(
+        default_factory=list,
+        description="Earlier turns, oldest first: any number, as long as their texts and candidateTurn total at "
+                    "most RESPOND_MAX_BYTES bytes (UTF-8; 262144 by default). Earlier turns of the session that "
+                    "the capture pipeline stored are merged in front by the twin.")
     candidateTurn: Annotated[str, Field(max_length=MAX_TURN_CHARS)] = ""
     controls: TwinControls | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
@@ -75,6 +84,19 @@ class RespondResponse(BaseModel):
         default=None, description="The interviewer profile version that answered (a canary's candidate or the active one).")
 
 
+def _check_size(body: RespondRequest, limits: RespondLimits) -> None:
+    """Refuse a request whose texts exceed the byte budget, saying the limit and the size."""
+    size = limits.request_bytes((t.text for t in body.history), body.candidateTurn)
+    if size > limits.max_bytes:
+        raise ApiError(
+            422, "history_too_large",
+            f"history and candidateTurn hold {size} bytes of text (UTF-8); at most {limits.max_bytes} are accepted. "
+            "Send the most recent turns that fit: the twin reads the session's earlier turns from its stored "
+            "transcript.",
+            details=[{"loc": ["body", "history"], "rule": "max_text_bytes", "limit": limits.max_bytes,
+                      "actual": size}])
+
+
 @router.post(
     "/respond",
     response_model=RespondResponse,
@@ -87,6 +109,7 @@ async def respond(body: RespondRequest, principal: RespondAuth, settings: Settin
     tenant = principal.tenant
     principal.require_interviewer(body.interviewerId)
     timeout_ms = body.timeoutMs or settings.RESPOND_TIMEOUT_MS
+    _check_size(body, RespondLimits.of(settings))
     if not await directory.exists(tenant, body.interviewerId):
         raise ApiError(404, "unknown_interviewer",
                        f"No trained twin for interviewer {body.interviewerId!r} in this tenant.")
