@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Answer", "EngineResponder", "GatewayResponder", "Responder", "request_window"]
+from infra.settings import settings
+from schemas.respond_limits import RespondLimits
 
-# The respond API's request limits (gateway/routes/twin.py); a client sends the recent window that fits.
-MAX_HISTORY_TURNS = 200
-MAX_TURN_CHARS = 8_000
+__all__ = ["Answer", "EngineResponder", "GatewayResponder", "Responder", "request_window"]
 
 
 @dataclass
@@ -45,12 +44,17 @@ class Responder(Protocol):
             candidate_turn: str) -> Answer: ...
 
 
-def request_window(history: Sequence[tuple[str, str]], candidate_turn: str) -> dict[str, Any]:
-    """``history`` and ``candidateTurn`` as the respond API takes them: the most recent turns that
-    fit its limits, each cut to its length limit (what a real client would send)."""
-    recent = list(history)[-MAX_HISTORY_TURNS:]
-    return {"history": [{"role": r, "text": t[:MAX_TURN_CHARS]} for r, t in recent if t.strip()],
-            "candidateTurn": candidate_turn[:MAX_TURN_CHARS]}
+def request_window(history: Sequence[tuple[str, str]], candidate_turn: str,
+                   limits: RespondLimits | None = None) -> dict[str, Any]:
+    """``history`` and ``candidateTurn`` as the respond API takes them (``limits``: the API's, from the
+    settings, when not given): each turn cut to the per-turn limit, then the most recent turns whose
+    texts fit the byte budget beside the candidate's turn (what a real client would send; the twin
+    reads earlier turns of a captured session from its stored transcript)."""
+    limits = limits or RespondLimits.of(settings)
+    cap = limits.max_turn_chars
+    candidate = candidate_turn[:cap]
+    turns = [{"role": r, "text": t[:cap]} for r, t in history if t.strip()]
+    return {"history": limits.window(turns, candidate, lambda t: t["text"]), "candidateTurn": candidate}
 
 
 class EngineResponder:
@@ -80,10 +84,11 @@ class GatewayResponder:
     via = "gateway"
 
     def __init__(self, base_url: str, token_for: Callable[[str], str], *, timeout_s: float = 30.0,
-                 verify: bool | str = True):
+                 verify: bool | str = True, limits: RespondLimits | None = None):
         import httpx
 
         self.base_url = base_url.rstrip("/")
+        self.limits = limits or RespondLimits.of(settings)  # the gateway's (same settings) unless told
         self._token_for = token_for
         self._tokens: dict[str, str] = {}
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, verify=verify)
@@ -98,7 +103,7 @@ class GatewayResponder:
         if tenant not in self._tokens:
             self._tokens[tenant] = self._token_for(tenant)
         body = {"interviewerId": interviewer_id, "sessionId": session_id[:128],
-                **request_window(history, candidate_turn)}
+                **request_window(history, candidate_turn, self.limits)}
         if not body["history"] and not body["candidateTurn"].strip():
             body["candidateTurn"] = "..."  # the API needs something to answer; the session has not started
         t0 = time.perf_counter()
