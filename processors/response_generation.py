@@ -2,7 +2,9 @@
 
 Each request is answered by the shared ``TwinEngine`` in a worker thread (CPU-bound; the event
 loop keeps heart-beating). A request already past its deadline is dropped and counted: nobody is
-waiting for it any more.
+waiting for it any more. The engine answers the whole session so far: the request's window after
+the session's earlier stored turns (``processors/twin/session_history.py``), within the request
+byte budget (``RESPOND_MAX_BYTES``); the reply's trace ends with a ``history`` step counting them.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter, send_dead_letter
 from processors.engine.metrics import handling
 from processors.twin.safety import SafetyPolicy
+from processors.twin.session_history import SessionTranscripts, session_history
 from schemas import topics as catalogue
-from schemas.models import SafetyVerdict, Traces, TwinDraft, TwinRequest
+from schemas.models import SafetyVerdict, TraceStep, Traces, TwinDraft, TwinRequest
 
 __all__ = ["draft_reply", "generate_response"]
 
@@ -69,11 +72,22 @@ def get_router():
     return _router
 
 
-def _respond(request: TwinRequest, engine, router):
-    """Run the engine with the version the canary router picks; a failing candidate falls back to the
-    baseline (spec §10: canary traffic with fallback)."""
+_transcripts = None
+
+
+def get_transcripts() -> SessionTranscripts:
+    """The worker's reader of stored session transcripts (the history before a request's window)."""
+    global _transcripts
+    if _transcripts is None:
+        _transcripts = SessionTranscripts(settings.POSTGRES_DSN)
+    return _transcripts
+
+
+def _respond(request: TwinRequest, engine, router, history: list[dict[str, str]]):
+    """Run the engine on ``history`` with the version the canary router picks; a failing candidate falls
+    back to the baseline (spec §10: canary traffic with fallback)."""
     kwargs = dict(tenant=request.tenant, interviewer_id=request.interviewerId, session_id=request.sessionId,
-                  history=[t.model_dump() for t in request.history], candidate_turn=request.candidateTurn,
+                  history=history, candidate_turn=request.candidateTurn,
                   controls=request.controls, temperature=request.temperature)
     route = router.route(engine.profiles, request.tenant, request.interviewerId, request.sessionId) if router else None
     if route is None or route.profile is None:
@@ -91,11 +105,20 @@ def _respond(request: TwinRequest, engine, router):
     return reply, route
 
 
-def draft_reply(request: TwinRequest, engine, router=None) -> tuple[TwinDraft, SafetyVerdict]:
-    """The plain job: check the input, run the engine (on the version the canary ``router`` picks, when
+def draft_reply(request: TwinRequest, engine, router=None,
+                transcripts: SessionTranscripts | None = None) -> tuple[TwinDraft, SafetyVerdict]:
+    """The plain job: merge the session's stored turns (from ``transcripts``, when given) before the
+    request's window, check the input, run the engine (on the version the canary ``router`` picks, when
     given), wrap the result as a draft tagged with that version."""
     started_ms = int(time.time() * 1000)
-    reply, _ = _respond(request, engine, router)
+    t0 = time.perf_counter()
+    with tracer().start_as_current_span("twin.history") as span:
+        merged = session_history(request, transcripts, settings.RESPOND_MAX_BYTES)
+        for key, value in merged.detail().items():
+            if value is not None:
+                span.set_attribute(f"twin.history.{key}", value)
+    history_step = TraceStep(name="history", ms=round((time.perf_counter() - t0) * 1000, 3), detail=merged.detail())
+    reply, _ = _respond(request, engine, router, merged.turns)
     # The input check runs under the configuration the reply was made with (its guardrails flag).
     policy = SafetyPolicy.from_config(reply.config) if reply.config is not None else SafetyPolicy()
     verdict = policy.check(request.candidateTurn, stage="input")
@@ -103,7 +126,8 @@ def draft_reply(request: TwinRequest, engine, router=None) -> tuple[TwinDraft, S
         correlationId=request.correlationId, tenant=request.tenant, interviewerId=request.interviewerId,
         sessionId=request.sessionId, candidateTurn=request.candidateTurn, text=reply.text,
         functionCalls=reply.function_calls, prosody=reply.prosody,
-        traces=Traces(traceId=current_trace_id(), steps=reply.steps), generator=reply.generator, model=reply.model,
+        traces=Traces(traceId=current_trace_id(), steps=[*reply.steps, history_step]), generator=reply.generator,
+        model=reply.model,
         deadlineMs=request.deadlineMs, replyTopic=request.replyTopic, traceContext=inject(), startedAtMs=started_ms,
         profileVersion=reply.profile_version,
     )
@@ -135,7 +159,8 @@ if enabled(AGENT):
                 try:
                     # copy_context: the engine's spans (in the worker thread) join this trace.
                     draft, verdict = await loop.run_in_executor(
-                        _executor, contextvars.copy_context().run, draft_reply, request, get_engine(), get_router())
+                        _executor, contextvars.copy_context().run, draft_reply, request, get_engine(), get_router(),
+                        get_transcripts())
                 except LookupError as exc:  # unknown interviewer (trained away since the gateway checked)
                     unit.fail()
                     await send_dead_letter(event, f"{type(exc).__name__}: {exc}", AGENT)
