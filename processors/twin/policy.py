@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -33,6 +33,7 @@ __all__ = [
     "DECIDABLE_MOVES",
     "EMBEDDING_SHIFT_THRESHOLD",
     "HEURISTIC_WEIGHT",
+    "HIGH_COACHING",
     "LEXICAL_SHIFT_THRESHOLD",
     "CandidateModel",
     "Controls",
@@ -40,6 +41,7 @@ __all__ = [
     "Move",
     "PolicyDecision",
     "PolicyStats",
+    "adjust_for_rubric",
     "decide",
     "decide_next_move",
     "embedding_similarity",
@@ -308,6 +310,8 @@ class ConversationState:
         )
 
 
+# CandidateModel re-reads every past answer on each turn (live requests and move-model features).
+@lru_cache(maxsize=8192)
 def _answer_quality(text: str) -> tuple[float, float, float, bool]:
     """(quality, confidence, specificity, struggling) of one candidate answer, each in [0, 1]."""
     wc = len(words(text))
@@ -548,13 +552,16 @@ def decide(
     seed: int | None = None,
     temperature: float = 0.0,
     heuristic_weight: float | None = None,
+    move_probs: Mapping[Move | str, float] | None = None,
 ) -> PolicyDecision:
     """Choose the next move: the interviewer's learned rates in this situation, nudged by
     general interviewing heuristics (scaled by ``heuristic_weight``) and by the controls.
 
-    With ``temperature`` 0 the most probable move wins (ties in ``DECIDABLE_MOVES`` order);
-    above 0 the move is drawn from the softened distribution with ``seed``, so the same inputs
-    and seed always give the same move.
+    ``move_probs`` (a ``MoveModel``'s prediction) replaces the rates and the heuristics as the
+    base distribution, since the model has learned both from the interviewer; the controls
+    still steer it. With ``temperature`` 0 the most probable move wins (ties in
+    ``DECIDABLE_MOVES`` order); above 0 the move is drawn from the softened distribution with
+    ``seed``, so the same inputs and seed always give the same move.
     """
     stats = stats or PolicyStats()
     controls = controls or Controls()
@@ -564,6 +571,58 @@ def decide(
         return PolicyDecision(move=Move.OPEN, confidence=1.0, reasons=["nothing said yet"],
                               scores={Move.OPEN.value: 1.0})
 
+    reasons: list[str] = []
+    if move_probs is not None:
+        base = _model_distribution(move_probs)
+        score = {m: math.log(base[m]) for m in DECIDABLE_MOVES}
+        top = max(DECIDABLE_MOVES, key=lambda m: base[m])
+        reasons.append(f"move model p={base[top]:.2f} for {top.value}")
+    else:
+        score = _heuristic_scores(state, candidate, stats, reasons, heuristic_weight)
+    _apply_controls(score, reasons, controls)
+
+    logits = np.array([score[m] for m in DECIDABLE_MOVES], dtype=np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    if temperature and temperature > 0:
+        soft = np.exp((logits - logits.max()) / temperature)
+        soft /= soft.sum()
+        idx = int(np.random.default_rng(seed).choice(len(DECIDABLE_MOVES), p=soft))
+    else:
+        idx = int(np.argmax(probs))
+    move = DECIDABLE_MOVES[idx]
+    return PolicyDecision(
+        move=move,
+        confidence=round(float(probs[idx]), 4),
+        reasons=reasons,
+        scores={m.value: round(float(p), 4) for m, p in zip(DECIDABLE_MOVES, probs)},
+    )
+
+
+def _model_distribution(move_probs: Mapping[Move | str, float]) -> dict[Move, float]:
+    """A move model's probabilities over ``DECIDABLE_MOVES``, floored and renormalised."""
+    raw = {m: 0.0 for m in DECIDABLE_MOVES}
+    for key, p in move_probs.items():
+        move = Move(key)
+        if move in raw:  # "open" is decided by rule, not by the model
+            raw[move] = max(0.0, float(p))
+    # The floor keeps a move the model rules out reachable by an explicit control.
+    floored = {m: max(p, 1e-6) for m, p in raw.items()}
+    total = sum(floored.values())
+    return {m: p / total for m, p in floored.items()}
+
+
+def _bump(score: dict[Move, float], reasons: list[str], move: Move, amount: float, why: str) -> None:
+    score[move] += amount
+    if why and why not in reasons:
+        reasons.append(why)
+
+
+def _heuristic_scores(
+    state: ConversationState, candidate: CandidateModel, stats: PolicyStats, reasons: list[str],
+    heuristic_weight: float | None,
+) -> dict[Move, float]:
+    """Log-scores from the interviewer's learned rates in this situation plus general heuristics."""
     p50 = stats.session_turns.get("p50", 0.0)
     p90 = stats.session_turns.get("p90", 0.0)
     where = situation(state.turns_on_topic, candidate.answer_words, candidate.confidence,
@@ -571,15 +630,11 @@ def decide(
                       (state.interviewer_turns + 1) / p50 if p50 else None)
     prior = stats.prior(where)
     score = {m: math.log(max(prior[m], 1e-6)) for m in DECIDABLE_MOVES}
-    reasons: list[str] = []
 
     h = HEURISTIC_WEIGHT if heuristic_weight is None else heuristic_weight
 
-    def bump(move: Move, amount: float, why: str, scale: float | None = None) -> None:
-        # Heuristics are scaled by h; controls pass scale=1.0 because they are explicit requests.
-        score[move] += amount * (h if scale is None else scale)
-        if why and why not in reasons:
-            reasons.append(why)
+    def bump(move: Move, amount: float, why: str) -> None:
+        _bump(score, reasons, move, amount * h, why)  # heuristics are scaled by h
 
     top_prior = max(prior, key=lambda m: prior[m])
     reasons.append(f"interviewer usually does {top_prior.value} here ({prior[top_prior]:.0%})")
@@ -617,38 +672,26 @@ def decide(
     elif p50 and state.interviewer_turns < 0.5 * p50:
         bump(Move.WRAP_UP, -2.0, "")
 
+    return score
+
+
+def _apply_controls(score: dict[Move, float], reasons: list[str], controls: Controls) -> None:
+    """The per-interviewer controls, at full strength: they are explicit requests."""
     if controls.challenge_level is not None:
         delta = controls.challenge_level - 0.5
-        bump(Move.PROBE_DEEPER, 2.5 * delta,
-             f"challengeLevel {controls.challenge_level:.2f}" if abs(delta) > 0.05 else "", scale=1.0)
-        bump(Move.GIVE_HINT, -1.0 * delta, "", scale=1.0)
+        _bump(score, reasons, Move.PROBE_DEEPER, 2.5 * delta,
+              f"challengeLevel {controls.challenge_level:.2f}" if abs(delta) > 0.05 else "")
+        _bump(score, reasons, Move.GIVE_HINT, -1.0 * delta, "")
     if controls.coaching_ratio is not None:
         delta = controls.coaching_ratio - 0.5
-        bump(Move.GIVE_HINT, 3.0 * delta,
-             f"coachingRatio {controls.coaching_ratio:.2f}" if abs(delta) > 0.05 else "", scale=1.0)
+        _bump(score, reasons, Move.GIVE_HINT, 3.0 * delta,
+              f"coachingRatio {controls.coaching_ratio:.2f}" if abs(delta) > 0.05 else "")
     if controls.tone_kind == "warm":
-        bump(Move.GIVE_HINT, 0.3, "warm tone", scale=1.0)
-        bump(Move.PROBE_DEEPER, -0.2, "", scale=1.0)
+        _bump(score, reasons, Move.GIVE_HINT, 0.3, "warm tone")
+        _bump(score, reasons, Move.PROBE_DEEPER, -0.2, "")
     elif controls.tone_kind == "firm":
-        bump(Move.PROBE_DEEPER, 0.3, "firm tone", scale=1.0)
-        bump(Move.GIVE_HINT, -0.3, "", scale=1.0)
-
-    logits = np.array([score[m] for m in DECIDABLE_MOVES], dtype=np.float64)
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    if temperature and temperature > 0:
-        soft = np.exp((logits - logits.max()) / temperature)
-        soft /= soft.sum()
-        idx = int(np.random.default_rng(seed).choice(len(DECIDABLE_MOVES), p=soft))
-    else:
-        idx = int(np.argmax(probs))
-    move = DECIDABLE_MOVES[idx]
-    return PolicyDecision(
-        move=move,
-        confidence=round(float(probs[idx]), 4),
-        reasons=reasons,
-        scores={m.value: round(float(p), 4) for m, p in zip(DECIDABLE_MOVES, probs)},
-    )
+        _bump(score, reasons, Move.PROBE_DEEPER, 0.3, "firm tone")
+        _bump(score, reasons, Move.GIVE_HINT, -0.3, "")
 
 
 def decide_next_move(
@@ -660,9 +703,47 @@ def decide_next_move(
     temperature: float = 0.0,
     similarity: Callable[[str, str], float] | None = None,
     heuristic_weight: float | None = None,
+    move_probs: Mapping[Move | str, float] | None = None,
 ) -> PolicyDecision:
-    """Build ``ConversationState`` and ``CandidateModel`` from the history, then ``decide``."""
+    """Build ``ConversationState`` and ``CandidateModel`` from the history, then ``decide``.
+
+    ``move_probs`` is a move model's prediction for this turn (``MoveModel.predict_proba``);
+    when given it is the base the controls steer, instead of the learned rates and heuristics.
+    """
     state = ConversationState.from_history(history, candidate_turn, similarity=similarity)
     candidate = CandidateModel.from_history(history, candidate_turn)
     return decide(state, candidate, stats, controls, seed=seed, temperature=temperature,
-                  heuristic_weight=heuristic_weight)
+                  heuristic_weight=heuristic_weight, move_probs=move_probs)
+
+
+# coachingRatio at or above this counts as an interviewer who coaches rather than presses.
+HIGH_COACHING = 0.6
+
+
+def adjust_for_rubric(
+    decision: PolicyDecision, rubric_result: Mapping[str, Any] | None, controls: Controls | None = None,
+) -> PolicyDecision:
+    """Revise a decision with a rubric check of the candidate's answer (``tools.rubric.rubric_check``).
+
+    A weak answer is not followed up but probed (or hinted at, when ``controls`` coach at
+    ``HIGH_COACHING`` or more); a strong answer is not followed up or probed but left, by moving
+    on or shifting topic, whichever the decision scored higher. Anything else, or a result
+    without a verdict, returns the decision unchanged. The input decision is not modified.
+    """
+    verdict = (rubric_result or {}).get("verdict")
+    new: Move | None = None
+    if verdict == "weak" and decision.move == Move.ASK_FOLLOWUP:
+        coaching = controls.coaching_ratio if controls is not None else None
+        new = Move.GIVE_HINT if coaching is not None and coaching >= HIGH_COACHING else Move.PROBE_DEEPER
+    elif verdict == "strong" and decision.move in (Move.ASK_FOLLOWUP, Move.PROBE_DEEPER):
+        # Ties go to move_on: it closes the answer without presuming what comes next.
+        new = max((Move.MOVE_ON, Move.SHIFT_TOPIC), key=lambda m: decision.scores.get(m.value, 0.0))
+    if new is None:
+        return decision
+    score = (rubric_result or {}).get("score")
+    why = f"rubric: {verdict} answer" + (f" (score {float(score):.2f})" if score is not None else "")
+    return decision.model_copy(update={
+        "move": new,
+        "confidence": decision.scores.get(new.value, decision.confidence),
+        "reasons": [*decision.reasons, f"{why}: {decision.move.value} -> {new.value}"],
+    })
