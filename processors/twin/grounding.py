@@ -37,7 +37,7 @@ from processors.twin.corpus import Role, Turn
 from processors.twin.text import (
     GENERIC,
     STOPWORDS,
-    WORD_RE,
+    VAGUE_NOUNS,
     content_words,
     salient_phrases,
     sentences,
@@ -46,11 +46,16 @@ from processors.twin.text import (
 )
 
 __all__ = [
+    "BENCH_TITLES",
     "PLACEHOLDER_RE",
+    "STANDALONE_TITLES",
+    "Address",
     "KeyTerm",
     "Mention",
     "SessionState",
     "find_mentions",
+    "is_vague_term",
+    "phrase_positions",
     "remove_placeholders",
     "rewrite_mentions",
 ]
@@ -321,7 +326,7 @@ class SessionState:
     ``self_names`` the names the other party gave themselves ("I'm Sarah"). ``key_terms`` are
     what the session is about, heaviest first; ``open_question`` is the interviewer's last
     question and ``claim`` the main claim of the candidate's new turn. The fields below the
-    line (``people``, ``interviewer_names``, ``questions``, ``vocabulary`` ...) are computed
+    line (``people``, ``interviewer_names``, ``questions``, ``lower_text`` ...) are computed
     on first use, since most requests never need them.
     """
 
@@ -467,29 +472,43 @@ class SessionState:
                      for q in _question_sentences(t))
 
     @cached_property
-    def vocabulary(self) -> frozenset[str]:
-        """Stems of every word the session used."""
-        return frozenset(stem(w) for w in set(WORD_RE.findall(self.lower_text)))
-
-    @cached_property
     def name_words(self) -> frozenset[str]:
         """Every word of a person's name the session used ("Prelogar", "Elizabeth"), titles left out."""
         return frozenset(w for p in self.people for w in p.split() if not re.fullmatch(_TITLE, w) and w[:1].isupper())
 
-    @cached_property
-    def entities(self) -> dict[str, list[str]]:
-        """Session terms by placeholder kind (PERSON, ORGANIZATION, LOCATION, DATE_TIME), best first."""
-        return _entities(self)
+    def entity_terms(self, kind: str) -> list[str]:
+        """Session terms of a placeholder kind (ORGANIZATION, LOCATION/GPE, DATE_TIME), best first.
+
+        People are not offered: a person not addressed could be anyone in the session.
+        """
+        return _entity_terms(self, kind)
 
     # -- queries ----------------------------------------------------------------------------
     def mentions(self, phrase: str) -> bool:
         """Whether the session used ``phrase`` (case-insensitive, whole words)."""
-        p = phrase.lower().replace("’", "'").strip()
-        return bool(p) and re.search(r"(?<![\w-])" + re.escape(p) + r"(?![\w-])", self.lower_text) is not None
+        return bool(phrase_positions(self.lower_text, phrase.lower().replace("’", "'").strip()))
 
     def uses_word(self, word: str) -> bool:
-        """Whether the session used any form of ``word`` ("prices" for "pricing")."""
-        return stem(word) in self.vocabulary
+        """Whether the session used any form of ``word`` ("prices" for "pricing").
+
+        Searches for the word's stem at word starts instead of stemming the whole session,
+        which would cost more than building the state.
+        """
+        low = word.lower().replace("’", "'")
+        root = stem(low)
+        text = self.lower_text
+        for prefix in {root, low}:
+            at = text.find(prefix)
+            while at >= 0:
+                if at == 0 or not text[at - 1].isalnum():
+                    end = at + len(prefix)
+                    while end < len(text) and (text[end].isalnum() or text[end] in "'-"):
+                        end += 1
+                    token = text[at:end]
+                    if token == low or stem(token) == root:
+                        return True
+                at = text.find(prefix, at + 1)
+        return False
 
     def terms(self, kind: Kind | None = None) -> list[KeyTerm]:
         """Key terms, heaviest first, optionally of one kind."""
@@ -516,6 +535,26 @@ def _unique(items) -> tuple[str, ...]:
         if x and x not in seen:
             seen[x] = None
     return tuple(seen)
+
+
+def phrase_positions(haystack: str, phrase: str) -> list[int]:
+    """Start offsets of ``phrase`` in ``haystack`` as whole words (exact case; lower both to ignore it).
+
+    Plain ``str.find``: a regex per phrase would be compiled per request, which costs more
+    than the search itself.
+    """
+    out: list[int] = []
+    if not phrase:
+        return out
+    at = haystack.find(phrase)
+    while at >= 0:
+        end = at + len(phrase)
+        before = haystack[at - 1] if at > 0 else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not (before.isalnum() or before in "-_") and not (after.isalnum() or after in "-_"):
+            out.append(at)
+        at = haystack.find(phrase, at + 1)
+    return out
 
 
 def _question_sentences(text: str) -> list[str]:
@@ -565,32 +604,67 @@ def _window(texts: list[str]) -> str:
     return PLACEHOLDER_RE.sub(" , ", "\n".join([opening, *reversed(recent)]))
 
 
+# Adjectives that hedge a noun rather than name a kind of it ("a certain extent", "the particular map").
+_HEDGES = frozenset("""certain general particular whole ordinary entire current real basic simple specific relevant
+    various mere usual normal typical actual main own other overall broad broader narrow big same""".split())
+# Words after which the last word of a run was a verb, not a noun ("the government agrees that").
+_AFTER_VERB = frozenset("that the a an it this these those them him her us me you we they he she its their his our "
+                        "your my".split())
+
+
+def is_vague_term(phrase: str) -> bool:
+    """True when no word of ``phrase`` says what a session is about ("certain extent", "the situation")."""
+    return all(w in GENERIC or w in STOPWORDS or w in VAGUE_NOUNS or w in _HEDGES
+               for w in (x.lower() for x in words(phrase)))
+
+
+def _as_term(phrase: str, window_lower: str) -> str | None:
+    """``phrase`` as a key term: hedges dropped from its front, a trailing verb cut; None if nothing is left."""
+    parts = phrase.split()
+    while len(parts) > 1 and parts[0] in _HEDGES:
+        parts = parts[1:]
+    phrase = " ".join(parts)
+    if len(parts) > 1 and not parts[-1][:1].isupper():
+        low = phrase.lower()
+        follow = [window_lower[at + len(low):at + len(low) + 12].split()[:1] for at in phrase_positions(window_lower, low)]
+        if follow and all(f and f[0] in _AFTER_VERB for f in follow):
+            phrase = " ".join(parts[:-1])
+    if phrase in STANDALONE_TITLES or phrase in _ADDRESS_WORDS or is_vague_term(phrase):
+        return None
+    return phrase
+
+
 def _key_terms(texts: list[str], person_words: set[str], common: Mapping[str, float] | None
                ) -> tuple[KeyTerm, ...]:
     """Salient noun phrases and names of the session, weighted by use and against commonness.
 
     Phrases come from the topic window (``_window``), ranked by ``salient_phrases``; repeated
-    use raises a term's weight, and ``common`` (stem -> share of the interviewer's sessions
-    using it) lowers it. Counting over the whole session would cost more than all the rest.
+    use raises a term's weight, so does being in the newest two turns (what is being talked
+    about now), and ``common`` (stem -> share of the interviewer's sessions using it) lowers it.
+    Counting over the whole session would cost more than all the rest of ``from_history``.
     """
     window = _window(texts)
     if not window.strip():
         return ()
     lower = window.lower()
-    out: list[KeyTerm] = []
-    for rank, phrase in enumerate(salient_phrases(window, max_phrases=MAX_KEY_TERMS, nouns_only=True)):
-        if phrase in STANDALONE_TITLES or phrase in _ADDRESS_WORDS:
+    latest = "\n".join(texts[-2:]).lower()
+    out: dict[str, KeyTerm] = {}
+    for rank, raw in enumerate(salient_phrases(window, max_phrases=MAX_KEY_TERMS, nouns_only=True)):
+        phrase = _as_term(raw, lower)
+        if phrase is None or phrase.lower() in out:
             continue
         count = max(1, lower.count(phrase.lower()))
         kind: Kind = "name" if all(w[:1].isupper() for w in phrase.split()) else "phrase"
         if kind == "name" and set(phrase.split()) <= person_words:
             kind = "person"
         weight = (1.0 + math.log(count)) / (1.0 + 0.15 * rank)
+        if phrase.lower() in latest:
+            weight *= 1.5
         if common:
             stems = [stem(w) for w in content_words(phrase)] or [phrase.lower()]
             weight *= max(0.05, 1.0 - sum(common.get(s, 0.0) for s in stems) / len(stems))
-        out.append(KeyTerm(phrase, kind, round(weight, 4), count))
-    return tuple(sorted(out, key=lambda t: -t.weight))
+        out[phrase.lower()] = KeyTerm(phrase, kind, round(weight, 4), count)
+    return tuple(sorted(out.values(), key=lambda t: -t.weight))
 
 
 # -- placeholder kinds --------------------------------------------------------------------------
@@ -618,20 +692,18 @@ _PLACES = frozenset(
      "United States", "United Kingdom", "District of Columbia"}
 
 
-def _entities(state: SessionState) -> dict[str, list[str]]:
-    names = [t.text for t in state.key_terms if t.kind == "name"]
-    places = [p for p in _PLACES if p in state.text]
-    places.sort(key=lambda p: -state.text.count(p))
-    dates = list(dict.fromkeys(m.group(0) for m in _DATE_RE.finditer(state.text)))
-    return {
-        "PERSON": list(state.people),
+def _entity_terms(state: SessionState, kind: str) -> list[str]:
+    if kind == "ORGANIZATION":
         # Only a name that says it is an organisation ("Federal Trade Commission"): an acronym
         # may as well be a statute, and "the Court" alone reads wrong without its article.
-        "ORGANIZATION": [n for n in names if len(n.split()) > 1 and _ORG_SUFFIX.search(n)],
-        "LOCATION": places,
-        "GPE": places,
-        "DATE_TIME": dates[-1:],  # the latest date said is the likeliest one still in play
-    }
+        return [t.text for t in state.key_terms
+                if t.kind == "name" and len(t.text.split()) > 1 and _ORG_SUFFIX.search(t.text)]
+    if kind in ("LOCATION", "GPE"):
+        return sorted((p for p in _PLACES if p in state.text), key=lambda p: -state.text.count(p))
+    if kind == "DATE_TIME":
+        # The latest date said is the likeliest one still in play.
+        return [m.group(0) for m in _DATE_RE.finditer(state.text)][-1:]
+    return []
 
 
 # -- removing placeholders ----------------------------------------------------------------------
@@ -726,7 +798,8 @@ def rewrite_mentions(text: str, mentions: Sequence[Mention], state: SessionState
     # Right to left, so earlier offsets stay valid.
     for m in sorted(mentions, key=lambda x: -x.start):
         if m.vocative:
-            fill = state.address_for(m.title)
+            # A bench title is a colleague spoken to ("Justice Breyer -- ..."), never the party here.
+            fill = None if m.title in BENCH_TITLES else state.address_for(m.title)
             if fill:
                 text = text[:m.start] + fill + text[m.end:]
                 swaps.append((m.surface, fill))
@@ -742,6 +815,11 @@ def rewrite_mentions(text: str, mentions: Sequence[Mention], state: SessionState
     return text, swaps, notes
 
 
+# Words that continue the clause an address interrupted ("the question, Mr. X, is ...").
+_CLAUSE_GOES_ON = frozenset("is are was were has have had does do did can could would will should that if whether "
+                            "isn't aren't wasn't doesn't don't didn't".split())
+
+
 def _drop_vocative(text: str, start: int, end: int) -> str:
     """Remove the address ``text[start:end]`` and the punctuation setting it off.
 
@@ -752,7 +830,13 @@ def _drop_vocative(text: str, start: int, end: int) -> str:
     a = after.lstrip()
     if b.endswith(",") and (not a or a[0] in ".?!;:"):
         return b[:-1].rstrip() + a  # "..., X?" -> "...?"
+    if b.endswith(",") and a.startswith(("--", "—")):
+        return b[:-1].rstrip() + " " + a  # "finish here, X -- I mean" -> "finish here -- I mean"
     if b.endswith(",") and a.startswith(","):
+        rest = a[1:].lstrip()
+        # "the question, X, is what" -> "the question is what": the commas only set off the name.
+        if rest.split()[:1] and rest.split()[0].lower() in _CLAUSE_GOES_ON:
+            return b[:-1].rstrip() + " " + rest
         return b + a[1:]  # "Well, X, how" -> "Well, how"
     if not b or b[-1] in ".?!:;\"“(" or b.endswith("--"):
         a = re.sub(r"^(?:,|--|—)\s*", "", a)
@@ -845,7 +929,7 @@ def remove_placeholders(text: str, state: SessionState) -> tuple[str, list[str]]
             break
         kind = m.group(1)
         # A person not spoken to is never named from elsewhere in the session: it could be anyone.
-        fill = None if kind == "PERSON" else (state.entities.get(kind) or [None])[0]
+        fill = next(iter(state.entity_terms(kind)), None)
         if fill:
             text = text[:m.start()] + fill + text[m.end():]
             notes.append(f"filled <{kind}> with the session's {fill!r}")

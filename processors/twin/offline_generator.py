@@ -24,6 +24,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from processors.twin.corpus import Exchange, Turn
+from processors.twin.editing import is_name as _is_name
+from processors.twin.editing import referenced_spans as _referenced_spans
+from processors.twin.editing import replace_phrase as _replace_phrase
 from processors.twin.policy import Controls, Move, PolicyDecision, label_move
 from processors.twin.safety import SafetyPolicy
 from processors.twin.style import StyleProfile, StyleVector, extract_style
@@ -452,10 +455,6 @@ class OfflineGenerator:
         return f"{lead} {body}"
 
 
-def _is_name(phrase: str) -> bool:
-    return all(w[:1].isupper() for w in phrase.split())
-
-
 def _tail(text: str, n: int = SIMILARITY_WORDS) -> str:
     parts = text.split()
     return " ".join(parts[-n:]) if len(parts) > n else text
@@ -463,50 +462,6 @@ def _tail(text: str, n: int = SIMILARITY_WORDS) -> str:
 
 def _contains_phrase(text: str, phrase: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text, re.I) is not None
-
-
-def _is_name_word(text: str, start: int, end: int) -> bool:
-    """True when ``text[start:end]`` is capitalised and not just capitalised for starting a sentence."""
-    word = text[start:end]
-    if not word[:1].isupper() or word == "I":
-        return False
-    return not re.search(r"(?:^|[.?!:\"“]\s*)$", text[:start].rstrip() + (" " if text[:start].strip() else ""))
-
-
-def _replace_phrase(text: str, old: str, new: str) -> tuple[str, int]:
-    """Replace the first free-standing ``old`` with ``new``, fixing a preceding "a"/"an".
-
-    An occurrence inside a longer name ("York" in "New York Times") is skipped.
-    """
-    for m in re.finditer(r"(?:\b(an?)\s+)?(?<!\w)" + re.escape(old) + r"(?!\w)", text, re.I):
-        before = re.search(r"(\w+)\W*$", text[: m.start()])
-        after = re.match(r"\W*?(\w+)", text[m.end() :])
-        if before and _is_name_word(text, before.start(1), before.end(1)):
-            continue
-        if after and _is_name_word(text, m.end() + after.start(1), m.end() + after.end(1)):
-            continue
-        break
-    else:
-        return text, 0
-    article = m.group(1)
-    if article:
-        fixed = "an" if new[:1].lower() in "aeiou" else "a"
-        if article[0].isupper():
-            fixed = fixed.capitalize()
-        replacement = f"{fixed} {new}"
-    else:
-        replacement = new
-    return text[: m.start()] + replacement + text[m.end() :], 1
-
-
-def _referenced_spans(reply: str, own_candidate_turn: str) -> list[str]:
-    """Noun phrases of the exemplar's candidate turn that its reply repeats as noun phrases, longest first."""
-    in_reply = {p.lower() for p in salient_phrases(reply, max_phrases=50, nouns_only=True)}
-    # Sub-spans count too: "the pricing page" in the reply contains "pricing page" and "page".
-    reply_spans = {" ".join(p.split()[i:]) for p in in_reply for i in range(len(p.split()))}
-    theirs = salient_phrases(own_candidate_turn, max_phrases=8, nouns_only=True)
-    spans = [p for p in theirs if p.lower() in reply_spans]
-    return sorted(spans, key=len, reverse=True)
 
 
 _QUESTION_STARTS = {"what", "why", "how", "when", "where", "which", "who", "is", "are", "do", "does", "did",

@@ -14,6 +14,7 @@ __all__ = [
     "DETERMINERS",
     "GENERIC",
     "STOPWORDS",
+    "VAGUE_NOUNS",
     "WORD_RE",
     "clean_transcript_text",
     "compile_cues",
@@ -86,6 +87,18 @@ DETERMINERS: frozenset[str] = frozenset(
 # Interjections and sentence adverbs that would otherwise pass as content words.
 GENERIC = GENERIC | frozenset(
     "sorry otherwise consider correct course indeed certainly absolutely okay least somewhat rather".split()
+)
+# Nouns that fit any conversation ("the situation", "a certain extent"): real content words, but
+# never what one session is about as against another, so a line keeps them when it is reused.
+VAGUE_NOUNS: frozenset[str] = frozenset(
+    """
+    matter matters extent bunch situation situations instance instances problem problems issue issues
+    argument arguments view views side sides term terms level levels number numbers type types context
+    world area areas concern concerns respect regard basis purpose purposes notion notions hypothetical
+    hypotheticals circumstance circumstances scenario scenarios aspect aspects factor factors approach
+    position positions response responses result results difference differences manner degree effect
+    effects step steps place places end start beginning middle sort kind lot lots couple deal
+    """.split()
 )
 
 _BRACKETED_NOTE_RE = re.compile(r"\[[^\]]{0,80}\]|\((?:Laughter|Laughs|Crosstalk|Inaudible|Applause)[^)]{0,40}\)", re.I)
