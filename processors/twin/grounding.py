@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 # A redaction placeholder: "<PERSON>", "<US_SSN>", and numbered variants ("<PERSON_1>").
-PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*?)(?:_\d+)?>")
+PLACEHOLDER_RE = re.compile(r"<([A-Z_][A-Z0-9_]*?)(?:_\d+)?>")
 _PERSON = r"<PERSON(?:_\d+)?>"
 
 # A surname or first name: "Prelogar", "McCarthy", "O'Connor", "Hallward-Driemeier".
@@ -111,7 +111,7 @@ _GREETED_NAME_RE = re.compile(
 # "Ken, what do you ...", "..., Ken?": a first name opening a request or closing a question.
 # Found from the punctuation after the name (a far rarer thing to scan for than capitals).
 _ASK_AFTER_NAME_RE = re.compile(
-    r"[?!]|,\s+(?:you|your|tell|what|how|why|where|when|which|can|could|would|will|do|did|does|let|let's|"
+    r"[?!]|,\s+(?:you|your|tell|what|how|why|can|could|would|will|do|did|does|let|let's|"
     r"walk|talk|give|help|thanks|thank|welcome|before|quick)\b"
 )
 _NAME_RE = re.compile(_NAME)
@@ -419,7 +419,7 @@ class SessionState:
         return cls(
             addressee=addressee.spoken if addressee else None,
             addressee_title=addressee.title if addressee else "",
-            addresses=_unique(a.spoken for a in reversed(spoken_to)),
+            addresses=_without_bare_titles(_unique(a.spoken for a in reversed(spoken_to))),
             self_names=_unique(n for _, n in reversed(intros)),
             key_terms=_key_terms(texts, person_words, common),
             open_question=open_question,
@@ -505,7 +505,8 @@ class SessionState:
                     while end < len(text) and (text[end].isalnum() or text[end] in "'-"):
                         end += 1
                     token = text[at:end]
-                    if token == low or stem(token) == root:
+                    # "regulate"/"regulation" for "regulating": the crude stems differ by an ending.
+                    if token == low or stem(token) == root or (len(root) >= 5 and len(token) - len(root) <= 3):
                         return True
                 at = text.find(prefix, at + 1)
         return False
@@ -535,6 +536,11 @@ def _unique(items) -> tuple[str, ...]:
         if x and x not in seen:
             seen[x] = None
     return tuple(seen)
+
+
+def _without_bare_titles(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop a bare "General" when "General Prelogar" is there too: it adds nothing."""
+    return tuple(a for a in addresses if not any(b != a and b.startswith(a + " ") for b in addresses))
 
 
 def phrase_positions(haystack: str, phrase: str) -> list[int]:
@@ -620,18 +626,29 @@ def is_vague_term(phrase: str) -> bool:
 
 def _as_term(phrase: str, window_lower: str) -> str | None:
     """``phrase`` as a key term: hedges dropped from its front, a trailing verb cut; None if nothing is left."""
-    parts = phrase.split()
+    parts = re.sub(r"['’]s$", "", phrase).split()  # "the Government's brief": the term is "Government"
     while len(parts) > 1 and parts[0] in _HEDGES:
         parts = parts[1:]
     phrase = " ".join(parts)
-    if len(parts) > 1 and not parts[-1][:1].isupper():
+    if not parts[-1][:1].isupper():
         low = phrase.lower()
-        follow = [window_lower[at + len(low):at + len(low) + 12].split()[:1] for at in phrase_positions(window_lower, low)]
-        if follow and all(f and f[0] in _AFTER_VERB for f in follow):
-            phrase = " ".join(parts[:-1])
+        follow = [_next_word(window_lower, at + len(low)) for at in phrase_positions(window_lower, low)]
+        if len(parts) > 1 and follow and all(
+                f in _AFTER_VERB or (parts[-1].endswith("s") and f and f not in STOPWORDS) for f in follow):
+            # "the government agrees that", "the statute covers tariffs": the last word is a verb.
+            parts = parts[:-1]
+            phrase = " ".join(parts)
+        elif len(parts) == 1 and follow and all(f and f not in STOPWORDS for f in follow):
+            return None  # always followed by its noun ("major questions doctrine"): a modifier
     if phrase in STANDALONE_TITLES or phrase in _ADDRESS_WORDS or is_vague_term(phrase):
         return None
     return phrase
+
+
+def _next_word(text: str, at: int) -> str:
+    """The word right after offset ``at`` ("" when punctuation comes first)."""
+    m = re.match(r" ([a-z][a-z'-]*)", text[at:at + 24])
+    return m.group(1) if m else ""
 
 
 def _key_terms(texts: list[str], person_words: set[str], common: Mapping[str, float] | None
