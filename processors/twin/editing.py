@@ -59,9 +59,10 @@ __all__ = [
 # More swaps than this and the line is about the other session, whatever its words say.
 MAX_SWAPS = 3
 # Below this cosine a session term is no counterpart of the exemplar's term. MiniLM puts
-# unrelated short phrases at 0.1-0.45 ("money"/"understanding" 0.42) and true counterparts
-# ("trademark license"/"patent license", "tribal court"/"state court") at 0.6-0.7.
-MIN_SWAP_SIMILARITY = 0.5
+# unrelated short phrases at 0.1-0.55 ("money"/"understanding" 0.42, "state"/"district" 0.51,
+# "state"/"government" 0.55) and counterparts at 0.6-0.9 ("tribal court"/"state court" 0.64,
+# "automobile"/"car" 0.86); it cannot tell opposite roles apart ("debtor"/"creditor" 0.80).
+MIN_SWAP_SIMILARITY = 0.6
 # Addresses that fit anyone in any session: kept as they are.
 GENERIC_ADDRESSES = frozenset({"Counsel", "Sir", "Ma'am", "Your Honor"})
 _CONTEXT_LABEL_RE = re.compile(r"^\s*(Interviewer|Candidate)\s*:\s*(.*)$", re.I)
@@ -99,11 +100,12 @@ def _is_name_word(text: str, start: int, end: int) -> bool:
 def replace_phrase(text: str, old: str, new: str) -> tuple[str, int]:
     """Replace the first free-standing ``old`` with ``new``, fixing a preceding "a"/"an".
 
-    An occurrence inside a longer name ("York" in "New York Times") is skipped.
+    An occurrence inside a longer name ("York" in "New York Times") is skipped; a name across
+    punctuation is another name ("license, General Prelogar").
     """
     for m in re.finditer(r"(?:\b(an?)\s+)?(?<!\w)" + re.escape(old) + r"(?!\w)", text, re.I):
-        before = re.search(r"(\w+)\W*$", text[: m.start()])
-        after = re.match(r"\W*?(\w+)", text[m.end() :])
+        before = re.search(r"(\w+)\s*$", text[: m.start()])
+        after = re.match(r"\s*(\w+)", text[m.end() :])
         if before and _is_name_word(text, before.start(1), before.end(1)):
             continue
         if after and _is_name_word(text, m.end() + after.start(1), m.end() + after.end(1)):
@@ -175,36 +177,39 @@ def _is_plural(phrase: str) -> bool:
     return last.endswith("s") and not last.endswith(("ss", "us", "is")) and stem(last) != last
 
 
+def _sub_spans(phrase: str) -> list[str]:
+    """Contiguous word spans of ``phrase``, longest first ("tribal court decides" -> ..., "tribal court", ...)."""
+    w = phrase.split()
+    return [" ".join(w[i:i + n]) for n in range(len(w), 0, -1) for i in range(len(w) - n + 1)]
+
+
 def _old_terms(reply: str, ex_state: SessionState, state: SessionState, people_words: set[str]
                ) -> list[tuple[str, str]]:
     """(term, kind) of the exemplar's session that the line uses and this session lacks, best first.
 
-    A term qualifies when it is a noun phrase or name of the line that is salient in the
-    exemplar's own context or candidate turn (or a name: names are always case-specific), is
-    absent from this session, and carries a word this session never used (so "the statute" in
-    both sessions is never touched). Person names are left to the address rewriting.
+    A term is the longest part of a noun phrase of the line that is a key term of the
+    exemplar's own context and candidate turn ("tribal court" of "the tribal court decides"),
+    or a name (names are case-specific wherever they come from). It must be absent from this
+    session and carry a word this session never used, so "the statute" said in both sessions is
+    never touched. Person names are left to the address rewriting.
     """
     # The exemplar's key terms are read from its context and candidate turn (the newest turn there).
     ex_terms = {t.text.lower() for t in ex_state.key_terms}
     out: list[tuple[str, str]] = []
     for phrase in salient_phrases(reply, max_phrases=20, nouns_only=True):
-        kind = "name" if is_name(phrase) else "phrase"
-        low = phrase.lower()
-        words_ = phrase.split()
-        if PLACEHOLDER_RE.search(phrase) or set(words_) & people_words:
+        if PLACEHOLDER_RE.search(phrase) or set(phrase.split()) & people_words:
             continue
-        # The phrase or one of its tails ("pricing page" in "new pricing page") is a term there.
-        salient_there = any(" ".join(low.split()[i:]) in ex_terms for i in range(len(words_)))
-        if not salient_there and kind != "name":
+        term = next((span for span in _sub_spans(phrase) if span.lower() in ex_terms), None)
+        if term is None and is_name(phrase):
+            term = phrase
+        if term is None or state.mentions(term) or any(term == t for t, _ in out):
             continue
-        if state.mentions(phrase):
-            continue
-        specific = [w for w in content_words(phrase) if not state.uses_word(w)]
+        specific = [w for w in content_words(term) if not state.uses_word(w)]
         if not specific or is_vague_term(" ".join(specific)):
             continue
-        if kind == "phrase" and len(words_) == 1 and len(low) < 5:
+        if not is_name(term) and " " not in term and len(term) < 5:
             continue  # short common nouns are not what a case is about
-        out.append((phrase, kind))
+        out.append((term, "name" if is_name(term) else "phrase"))
     return out
 
 

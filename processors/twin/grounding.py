@@ -631,18 +631,40 @@ def _as_term(phrase: str, window_lower: str) -> str | None:
         parts = parts[1:]
     phrase = " ".join(parts)
     if not parts[-1][:1].isupper():
+        # "the court lacks jurisdiction": a singular noun then an -s word inside a run is noun + verb.
+        for k in range(1, len(parts) - 1):
+            if _third_person(parts[k]) and not parts[k - 1].endswith("s"):
+                parts = parts[:k]
+                break
+        phrase = " ".join(parts)
         low = phrase.lower()
         follow = [_next_word(window_lower, at + len(low)) for at in phrase_positions(window_lower, low)]
-        if len(parts) > 1 and follow and all(
-                f in _AFTER_VERB or (parts[-1].endswith("s") and f and f not in STOPWORDS) for f in follow):
-            # "the government agrees that", "the statute covers tariffs": the last word is a verb.
+        shorter = " ".join(parts[:-1]).lower()
+        if len(parts) > 1 and follow and (all(
+                f in _AFTER_VERB or (_third_person(parts[-1]) and f and (f not in STOPWORDS or f in _VERB_PREPS))
+                for f in follow) or (_third_person(parts[-1])
+                                     and len(phrase_positions(window_lower, shorter)) > len(follow))):
+            # "the government agrees that", "the license ends with", "the license says ... the
+            # license controls": the last word is a verb.
             parts = parts[:-1]
             phrase = " ".join(parts)
-        elif len(parts) == 1 and follow and all(f and f not in STOPWORDS for f in follow):
-            return None  # always followed by its noun ("major questions doctrine"): a modifier
+        elif len(parts) == 1 and follow and all(f and (f not in STOPWORDS or f in _AFTER_VERB) for f in follow):
+            # Always followed by its noun ("major questions doctrine": a modifier) or its object
+            # ("to decide this": a verb).
+            return None
     if phrase in STANDALONE_TITLES or phrase in _ADDRESS_WORDS or is_vague_term(phrase):
         return None
     return phrase
+
+
+# Prepositions that follow a verb ("ends with", "applies to") more often than a plural noun.
+_VERB_PREPS = frozenset("with to by on from into".split())
+
+
+def _third_person(word: str) -> bool:
+    """Whether ``word`` could be a third-person verb ("covers", "lacks"): ends in a plain "s"."""
+    w = word.lower()
+    return len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is", "'s", "’s"))
 
 
 def _next_word(text: str, at: int) -> str:
@@ -757,6 +779,10 @@ _REDACTED_INTRO_RE = re.compile(
 )
 
 
+# Determiners before a name that only modifies the noun after it ("the Kennedy question").
+_ATTRIBUTIVE_AFTER = frozenset({"the", "a", "an", "this", "that"})
+
+
 def _agree(after: str) -> str:
     """Make the verb after a new "they" plural: "says" -> "say", "is" -> "are" (after adverbs)."""
     m = re.match(r"(\s+)((?:\w+\s+)*?)([A-Za-z'’]+)", after)
@@ -788,6 +814,8 @@ def _pronoun(text: str, start: int, end: int) -> tuple[str, int]:
     if poss:
         return "their", end + poss.end()
     prev = re.search(r"([A-Za-z'’]+)\W*$", text[:start])
+    if prev and prev.group(1).lower() in _ATTRIBUTIVE_AFTER and re.match(r"\s+[a-z]", text[end:]):
+        return "", end  # "the Justice Kennedy question" -> "the question": the name only modified it
     if prev and prev.group(1).lower() in _OBJECT_AFTER and not re.search(r"[.?!,;:]\s*$", text[:start]):
         return "them", end
     return "they", end
@@ -796,6 +824,8 @@ def _pronoun(text: str, start: int, end: int) -> tuple[str, int]:
 def _put_pronoun(text: str, start: int, end: int) -> tuple[str, str]:
     """Replace ``text[start:end]`` with the fitting pronoun, fixing case and verb agreement."""
     pronoun, end = _pronoun(text, start, end)
+    if not pronoun:
+        return text[:start].rstrip() + " " + text[end:].lstrip(), pronoun
     after = _agree(text[end:]) if pronoun == "they" else text[end:]
     if re.search(r"(?:^|[.?!]\s+|[\"“(]\s*)$", text[:start]):
         pronoun = pronoun.capitalize()
@@ -828,7 +858,7 @@ def rewrite_mentions(text: str, mentions: Sequence[Mention], state: SessionState
             continue
         text, said = _put_pronoun(text, m.start, m.end)
         swaps.append((m.surface, said))
-        notes.append(f"rephrased {m.surface!r} as {said!r}")
+        notes.append(f"rephrased {m.surface!r} as {said!r}" if said else f"left out {m.surface!r}")
     return text, swaps, notes
 
 
