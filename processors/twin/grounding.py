@@ -269,7 +269,9 @@ def find_mentions(text: str, turn_starts: Sequence[int] = (0,), first_names: fro
             continue  # "the General rule", "Justice Department", "Mr." with no name: not an address
         found.append(Mention(m.start(), end, title, name, is_vocative, text[m.start():end]))
         taken.append((m.start(), end))
-    for m in _BARE_ADDRESS_RE.finditer(text):
+    low = text.lower()
+    has_bare = any(w in low for w in ("counsel", "sir", "ma'am", "ma’am", "honor"))
+    for m in _BARE_ADDRESS_RE.finditer(text) if has_bare else ():
         if free(m.start(), m.end()) and vocative(m.start(), m.end()):
             title = m.group("title")
             title = "Counsel" if title.lower() == "counsel" else title.replace("’", "'")
@@ -290,7 +292,6 @@ def find_mentions(text: str, turn_starts: Sequence[int] = (0,), first_names: fro
         if start < end and text[start].isupper() and _NAME_RE.fullmatch(text, start, end):
             first_name_matches.append((start, end, False))
     mid_sentence: set[str] | None = None
-    low = text.lower()
     for greeting in _GREETINGS:
         at = low.find(greeting)
         while at >= 0:
@@ -360,21 +361,28 @@ class SessionState:
             roles.append("candidate")
             texts.append(candidate_turn.strip())
 
-        # Where a new person starts answering, and the names people gave themselves.
-        markers: list[int] = []
-        intros: list[tuple[int, str]] = []
-        for i, (role, text) in enumerate(zip(roles, texts)):
-            if role != "candidate":
-                continue
-            low = text.lower()
-            if any(formula in low for formula in _NEW_SPEAKER_FORMULAS):
-                markers.append(i)
-            # People introduce themselves when they start talking: the first turns, or a new speaker's.
-            if (i < INTRO_TURNS or (markers and markers[-1] == i) or i == len(texts) - 1) and (
-                    "i'm " in low or "i’m " in low or "i am " in low or "call me" in low or "my name" in low):
-                intros.extend((i, m.group("name")) for m in _SELF_INTRO_RE.finditer(text)
-                              if _is_name_word(m.group("name").split()[0]))
+        # Where a new person starts answering: found in one lower-cased pass over the other side.
+        cand_index = [i for i, r in enumerate(roles) if r == "candidate"]
+        cand_starts, pos = [], 0
+        for i in cand_index:
+            cand_starts.append(pos)
+            pos += len(texts[i]) + 1
+        cand_lower = "\n".join(texts[i] for i in cand_index).lower()
+        marker_set: set[int] = set()
+        for formula in _NEW_SPEAKER_FORMULAS:
+            at = cand_lower.find(formula)
+            while at >= 0:
+                marker_set.add(cand_index[bisect_right(cand_starts, at) - 1])
+                at = cand_lower.find(formula, at + 1)
+        markers = sorted(marker_set)
         last_marker = markers[-1] if markers else -1
+        # People introduce themselves when they start talking: the first turns, or a new speaker's.
+        intros: list[tuple[int, str]] = []
+        for i in sorted({*cand_index[:INTRO_TURNS], *markers[-1:], *cand_index[-1:]}):
+            low = texts[i].lower()
+            if "i'm " in low or "i’m " in low or "i am " in low or "call me" in low or "my name" in low:
+                intros.extend((i, m.group("name")) for m in _SELF_INTRO_RE.finditer(texts[i])
+                              if _is_name_word(m.group("name").split()[0]))
 
         # The interviewer's side, scanned once as one text (turns joined by newlines).
         iv_index = [i for i, r in enumerate(roles) if r == "interviewer"]

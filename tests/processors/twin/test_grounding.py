@@ -33,7 +33,8 @@ TARIFF_CASE = _turns(
     ("candidate", "It does not, Justice Kagan. The emergency powers are delegated in plain terms."),
     ("interviewer", "But Mr. Katyal says the major questions doctrine applies. Do you agree, General?"),
 )
-CANDIDATE = "No, Your Honor. The major questions doctrine has no role in foreign affairs, because tariffs are regulation."
+CANDIDATE = ("No, Your Honor. The major questions doctrine has no role in foreign affairs, "
+             "because tariffs are regulation.")
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,8 @@ def test_remove_placeholders(tariff_state, raw, expected):
         ("General <PERSON>, what do you make of Chevron?", "What do you make of Chevron?"),
         ("Is that right, Mr. <PERSON>?", "Is that right?"),
         ("Well, <PERSON>, how is that consistent?", "Well, how is that consistent?"),
-        ("I think the question, Mr. <PERSON>, is what the statute means.", "I think the question is what the statute means."),
+        ("I think the question, Mr. <PERSON>, is what the statute means.",
+         "I think the question is what the statute means."),
         ("I'll just finish here, General <PERSON> -- I mean, yes.", "I'll just finish here -- I mean, yes."),
         ("Mr. <PERSON>?", ""),
     ],
