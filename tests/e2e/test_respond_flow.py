@@ -79,7 +79,7 @@ def test_unsafe_draft_is_replaced_by_the_safety_agent(offline_app, cfg):
 @pytest.mark.parametrize("body, status, code", [
     ({"interviewerId": "nobody-trained"}, 404, "unknown_interviewer"),
     ({"history": [], "candidateTurn": "  "}, 422, "validation_failed"),
-    ({"history": [{"role": "candidate", "text": "x"}] * 201}, 422, "validation_failed"),
+    ({"history": [{"role": "candidate", "text": "é" * 8000}] * 17}, 422, "history_too_large"),
     ({"controls": {"challengeLevel": 2}}, 422, "validation_failed"),
     ({"controls": {"verbosity": "chatty"}}, 422, "validation_failed"),
     ({"history": [{"role": "moderator", "text": "x"}]}, 422, "validation_failed"),
