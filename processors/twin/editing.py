@@ -283,9 +283,9 @@ def edit_exemplar(reply: str, exemplar_context: str, exemplar_candidate_turn: st
 
     ``exemplar_context`` is the exemplar's context as ``Interviewer:``/``Candidate:`` lines and
     ``exemplar_candidate_turn`` the turn the reply answered. ``embedder``
-    (``processors.twin.embeddings.Embedder``) picks counterparts by meaning; without it the
-    heaviest session term of the same kind is used. The text may come back empty when the line
-    was nothing but an address to someone not here ("Mr. Clement?").
+    (``processors.twin.embeddings.Embedder``) also accepts counterparts close in meaning; without
+    it only a session term sharing a topical word is one. The text may come back empty when the
+    line was nothing but an address to someone not here ("Mr. Clement?").
     """
     ex_state = SessionState.from_history(context_turns(exemplar_context), exemplar_candidate_turn or "")
     text = reply

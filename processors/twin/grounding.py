@@ -78,7 +78,7 @@ _TITLED_RE = re.compile(
     rf"(?=[MCSAPGJDRO])(?<![\w<])(?P<title>{_TITLE})"
     rf"(?:\s+(?P<name>{_PERSON}|{_NAME})(?:\s+(?P<name2>{_PERSON}|{_NAME}))?)?(?![\w-])"
 )
-# Bare forms of address that need no name ("Counsel, ...", "..., General?").
+# Forms of address without a name or a title before one ("Counsel, ...", "..., sir?").
 _BARE_ADDRESS_RE = re.compile(r"(?=[CcSMmY])(?<![\w<])(?P<title>[Cc]ounsel|Sir|[Mm]a['’]am|Your Honor)(?![\w'’-])")
 # Titles that can be spoken without a name ("General, how ..."); "Mr." and "Ms." cannot.
 STANDALONE_TITLES = frozenset(
@@ -326,9 +326,9 @@ class SessionState:
     ``addresses`` are the forms the interviewer used for the other party, latest first;
     ``self_names`` the names the other party gave themselves ("I'm Sarah"). ``key_terms`` are
     what the session is about, heaviest first; ``open_question`` is the interviewer's last
-    question and ``claim`` the main claim of the candidate's new turn. The fields below the
-    line (``people``, ``interviewer_names``, ``questions``, ``lower_text`` ...) are computed
-    on first use, since most requests never need them.
+    question and ``claim`` the main claim of the candidate's new turn. The properties
+    (``people``, ``interviewer_names``, ``questions``, ``lower_text`` ...) are computed on first
+    use and kept on the instance, since most requests never need them.
     """
 
     addressee: str | None = None
@@ -840,6 +840,9 @@ def _put_pronoun(text: str, start: int, end: int) -> tuple[str, str]:
     return text[:start] + pronoun + after, pronoun
 
 
+_TITLE_RESTART_RE = re.compile(r"\b(?:Mrs?|Ms|Mister|Dr)\.?\s*(?:--|—)\s*$")
+
+
 def rewrite_mentions(text: str, mentions: Sequence[Mention], state: SessionState
                      ) -> tuple[str, list[tuple[str, str]], list[str]]:
     """Rewrite the person ``mentions`` of ``text`` for this session.
@@ -856,13 +859,16 @@ def rewrite_mentions(text: str, mentions: Sequence[Mention], state: SessionState
             # A bench title is a colleague spoken to ("Justice Breyer -- ..."), never the party here.
             fill = None if m.title in BENCH_TITLES else state.address_for(m.title)
             if fill:
-                text = text[:m.start] + fill + text[m.end:]
+                # A restart on the old title ("Mr. -- Mr. Geyser") goes with the old name.
+                before = _TITLE_RESTART_RE.sub("", text[:m.start])
+                text = before + fill + text[m.end:]
                 swaps.append((m.surface, fill))
                 notes.append(f"addressed {fill!r} instead of {m.surface!r}")
             else:
                 text = _drop_vocative(text, m.start, m.end)
                 swaps.append((m.surface, ""))
-                notes.append(f"dropped the address {m.surface!r}: nobody is addressed by name in this session")
+                why = "a colleague, not the party" if m.title in BENCH_TITLES else "nobody here to address by it"
+                notes.append(f"dropped the address {m.surface!r}: {why}")
             continue
         text, said = _put_pronoun(text, m.start, m.end)
         swaps.append((m.surface, said))

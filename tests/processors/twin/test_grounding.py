@@ -151,6 +151,9 @@ def test_presence_checks(tariff_state):
         ("Hi <PERSON>, I am <PERSON> from <ORGANIZATION>.", "Hi General Prelogar."),
         ("<REDACTED>", ""),
         ("So, <PERSON_1> -- what is it?", "So, General Prelogar -- what is it?"),
+        # A restart on the old title goes with the old name.
+        ("Mr. -- Mr. <PERSON>, the strength of your rule?", "General Prelogar, the strength of your rule?"),
+        ("Can I take you back to the Justice <PERSON> question?", "Can I take you back to the question?"),
     ],
 )
 def test_remove_placeholders(tariff_state, raw, expected):
