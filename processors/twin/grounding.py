@@ -115,6 +115,8 @@ _ASK_AFTER_NAME_RE = re.compile(
     r"walk|talk|give|help|thanks|thank|welcome|before|quick)\b"
 )
 _NAME_RE = re.compile(_NAME)
+_FIRST_NAME_RE = re.compile(r"[A-Z][a-z]+(?:-[A-Z][a-z]+)?")
+_LIST_BEFORE_RE = re.compile(r"[a-z,]\s+[A-Z][\w'’-]*,\s*$")
 # Capitalised words that open sentences as discourse markers, never as a name ("Awesome, ...").
 _DISCOURSE = frozenset(
     """awesome cool wow amazing sweet interesting perfect absolutely great nice excellent fantastic wonderful
@@ -220,6 +222,19 @@ def _is_vocative(text: str, start: int, end: int, lo: int = 0, hi: int | None = 
     return ok_before and ok_after
 
 
+def _has_full_name(text: str, first: str) -> bool:
+    """Whether ``text`` has ``first`` followed by a surname ("my guest is Ken Norton", "Ken Norton is")."""
+    at = text.find(first + " ")
+    while at >= 0:
+        nxt = text[at + len(first) + 1:at + len(first) + 3]
+        before = text[:at].rstrip()[-1:]
+        if len(nxt) == 2 and nxt[0].isupper() and nxt[1].islower() and (before in ("", ".", "?", "!", "\n")
+                                                                        or (before.isalpha() and before.islower())):
+            return True
+        at = text.find(first + " ", at + 1)
+    return False
+
+
 def _is_name_word(word: str) -> bool:
     low = word.lower().replace("’", "'")
     return not (low in STOPWORDS or low in GENERIC or low in _DISCOURSE or low.endswith("ly") or len(low) < 2)
@@ -291,7 +306,6 @@ def find_mentions(text: str, turn_starts: Sequence[int] = (0,), first_names: fro
             start -= 1
         if start < end and text[start].isupper() and _NAME_RE.fullmatch(text, start, end):
             first_name_matches.append((start, end, False))
-    mid_sentence: set[str] | None = None
     for greeting in _GREETINGS:
         at = low.find(greeting)
         while at >= 0:
@@ -306,12 +320,12 @@ def find_mentions(text: str, turn_starts: Sequence[int] = (0,), first_names: fro
         name = text[s:e]
         if not free(s, e) or not _is_name_word(name) or re.fullmatch(_TITLE, name) or not vocative(s, e):
             continue
-        # An unknown capitalised word is a name only if the session also uses it mid-sentence.
-        if not sure:
-            if mid_sentence is None:
-                mid_sentence = set(re.findall(r"[a-z,] ([A-Z][A-Za-z'’-]*)", text))
-            if name not in mid_sentence:
-                continue
+        # An unknown capitalised word is a first name only if it is spelt like one ("DoorDash" and
+        # "PMs" are not), does not end a list ("at Uber, Lyft?"), and the text also gives it with a
+        # surname ("my guest is Ken Norton"): "Lyft, you were there early" is a company.
+        if not sure and (not _FIRST_NAME_RE.fullmatch(name) or _LIST_BEFORE_RE.search(text, max(0, s - 40), s)
+                         or not _has_full_name(text, name)):
+            continue
         found.append(Mention(s, e, "", name, True, name))
         taken.append((s, e))
     return sorted(found, key=lambda x: x.start)
