@@ -89,6 +89,8 @@ def test_first_names_greeted_or_self_introduced():
     # A capitalised word before a comma is usually not a name at all.
     plain = _turns(("interviewer", "Awesome, that makes sense. Google, Instacart and Uber all did it?"))
     assert SessionState.from_history(plain, "").addressee is None
+    company = _turns(("interviewer", "You worked at Uber and Lyft. So Lyft, you were there super early?"))
+    assert SessionState.from_history(company, "").addressee is None
 
 
 def test_nobody_addressed():
