@@ -64,17 +64,25 @@ class PersonaMemory:
         return cls(sink, embedder)
 
     # -- writing ---------------------------------------------------------------------
+    def situation_vectors(self, items: Sequence[Exchange]) -> np.ndarray:
+        """The retrieval vectors of exchanges (what ``index_exchanges`` stores for them)."""
+        return self.embedder.embed([situation_text(e.context_turns, e.candidate_turn.text if e.candidate_turn else "")
+                                    for e in items])
+
     def index_exchanges(self, tenant: str, interviewer_id: str, version: int, items: Iterable[Exchange],
-                        batch_size: int = 256, progress=None) -> int:
-        """Embed and upsert context→reply exemplars; returns how many were written."""
+                        batch_size: int = 256, progress=None, vectors: np.ndarray | None = None) -> int:
+        """Embed and upsert context→reply exemplars; returns how many were written.
+
+        :param vectors: their ``situation_vectors`` when the caller already computed them (training
+            fits the response selector on the same vectors).
+        """
         items = list(items)
         written = 0
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            texts = [situation_text(e.context_turns, e.candidate_turn.text if e.candidate_turn else "") for e in chunk]
-            vectors = self.embedder.embed(texts)
+            chunk_vectors = self.situation_vectors(chunk) if vectors is None else vectors[start:start + batch_size]
             objs = []
-            for ex, vec in zip(chunk, vectors):
+            for ex, vec in zip(chunk, chunk_vectors):
                 exemplar = Exemplar.from_exchange(ex)
                 objs.append(VectorObject(
                     key=f"{tenant}/{interviewer_id}/v{version}/{exemplar.key}",

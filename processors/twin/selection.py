@@ -1,0 +1,369 @@
+"""Learned response selection: which of this interviewer's past lines fits this moment best.
+
+Retrieval finds past moments whose *situation* looks like this one; that says little about whether
+the line the interviewer said *then* fits *here*. The selector is a ridge regression,
+fitted per interviewer version on the train split, that predicts for each candidate line how close
+it is (MiniLM cosine) to what the interviewer really says next. Its inputs describe the pair
+(moment, candidate line):
+
+* how the candidate line relates to this session: to the candidate's turn, the interviewer's
+  previous line, the conversation so far and the interviewer's own thread of lines, in meaning
+  (cosine) and in shared content words;
+* how the past moment relates to this one: situation similarity (the retrieval score) and the
+  similarity of the two candidate turns;
+* the line itself: how typical it is of the interviewer (cosine to their mean line), length,
+  question form;
+* the move: the probability the move model gives the move this line makes (when there is one).
+
+Training pairs come from the train split only: for sampled train moments, the top candidates by
+situation from the interviewer's *other* train sessions (what memory would return), each labelled
+with its cosine to the real next line, centred per moment (only the order within a moment matters).
+Nothing of the evaluation (its discriminator, its distractor lines, the test split) is used.
+
+The engine asks memory (Weaviate) for candidates and lets the selector order them::
+
+    selector = ResponseSelector.load(path)
+    query = moment_query(embedder, history, candidate_turn, situation_vector)
+    order = np.argsort(-selector.scores(query, selector.candidate_set(exemplars, embedder)))
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from processors.twin.corpus import Exchange, Transcript, Turn, exchanges
+from processors.twin.text import content_words, stem
+
+__all__ = [
+    "FEATURE_NAMES",
+    "CandidateSet",
+    "MomentQuery",
+    "ResponseSelector",
+    "candidate_features",
+    "fit_selector",
+    "moment_query",
+    "selection_report",
+    "tail",
+]
+
+# Turn ends carry what the next line answers, and short inputs keep embedding cheap per request.
+TAIL_WORDS = 48
+SO_FAR_TURNS = 20
+SO_FAR_WORDS = 200
+THREAD_LINES = 8
+FEATURE_NAMES = (
+    "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
+    "situation", "candidate_turns", "typicality", "log_words", "is_question",
+    "shared_words_candidate_turn", "shared_words_session", "has_candidate_turn", "has_previous_line",
+    "log_position", "move_probability",
+)
+
+
+def tail(text: str, n: int = TAIL_WORDS) -> str:
+    """The last ``n`` words of ``text``."""
+    parts = text.split()
+    return " ".join(parts[-n:]) if len(parts) > n else text
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in content_words(text))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+@dataclass
+class MomentQuery:
+    """The present moment, embedded once per request."""
+
+    situation: np.ndarray
+    candidate_turn: np.ndarray
+    previous_line: np.ndarray
+    session: np.ndarray
+    thread: np.ndarray
+    has_candidate_turn: bool
+    has_previous_line: bool
+    position: int
+    candidate_words: frozenset[str]
+    session_words: frozenset[str]
+    history: tuple[Turn, ...] = ()
+    candidate_text: str = ""
+
+
+def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
+                 situation: np.ndarray | None = None) -> MomentQuery:
+    """Embed the moment: candidate turn, previous interviewer line, recent session, interviewer thread.
+
+    ``situation`` is the retrieval vector when the caller already has it (``memory.embed_situation``).
+    """
+    from processors.twin.memory import situation_text
+
+    turns = list(history)
+    mine = [t.text for t in turns if t.role == "interviewer"]
+    previous = mine[-1] if mine else ""
+    so_far = " ".join(t.text for t in turns[-SO_FAR_TURNS:])
+    texts = [tail(candidate_turn) or ".", tail(previous) or ".", tail(so_far, SO_FAR_WORDS) or "."]
+    thread_texts = [tail(x) for x in mine[-THREAD_LINES:]]
+    if situation is None:
+        texts.append(situation_text(turns, candidate_turn))
+    vecs = embedder.embed_cached(texts + thread_texts)
+    sit, thread_vecs = (vecs[3], vecs[4:]) if situation is None else (situation, vecs[3:])
+    thread = _unit(thread_vecs.mean(axis=0)) if len(thread_vecs) else np.zeros(vecs.shape[1], dtype=np.float32)
+    return MomentQuery(situation=np.asarray(sit, dtype=np.float32), candidate_turn=vecs[0], previous_line=vecs[1],
+                       session=vecs[2], thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
+                       has_previous_line=bool(previous), position=len(turns),
+                       candidate_words=_stems(candidate_turn), session_words=_stems(so_far),
+                       history=tuple(turns), candidate_text=candidate_turn)
+
+
+@dataclass
+class CandidateSet:
+    """Candidate lines with what the features need of them."""
+
+    replies: list[str]
+    reply_vectors: np.ndarray
+    candidate_turn_vectors: np.ndarray
+    situation_scores: np.ndarray
+    moves: list[str | None]
+    has_candidate_turn: np.ndarray
+    words: list[frozenset[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "CandidateSet":
+        idx = list(idx)
+        return CandidateSet([self.replies[i] for i in idx], self.reply_vectors[idx], self.candidate_turn_vectors[idx],
+                            self.situation_scores[idx], [self.moves[i] for i in idx], self.has_candidate_turn[idx],
+                            [self.words[i] for i in idx])
+
+
+def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndarray,
+                       move_probs: dict[str, float] | None = None) -> np.ndarray:
+    """The feature matrix (one row per candidate, columns as ``FEATURE_NAMES``)."""
+    n = len(cands)
+    if n == 0:
+        return np.zeros((0, len(FEATURE_NAMES)))
+    r = cands.reply_vectors
+    hc, hp = float(query.has_candidate_turn), float(query.has_previous_line)
+    shared_c = np.array([len(w & query.candidate_words) / max(1, len(w)) for w in cands.words])
+    shared_s = np.array([len(w & query.session_words) / max(1, len(w)) for w in cands.words])
+    lengths = np.array([math.log1p(len(x.split())) for x in cands.replies])
+    questions = np.array([float(x.rstrip("\"'”’) ").endswith("?")) for x in cands.replies])
+    move_p = np.array([(move_probs or {}).get(m or "", 0.0) for m in cands.moves]) if move_probs else np.zeros(n)
+    return np.column_stack([
+        r @ query.candidate_turn * hc, r @ query.previous_line * hp, r @ query.session, r @ query.thread * hp,
+        cands.situation_scores, (cands.candidate_turn_vectors @ query.candidate_turn) * hc * cands.has_candidate_turn,
+        r @ typical, lengths, questions, shared_c, shared_s, np.full(n, hc), np.full(n, hp),
+        np.full(n, math.log1p(query.position)), move_p,
+    ])
+
+
+def _exemplar_key(ex: Exchange) -> str:
+    return f"{ex.session_id}#{ex.index}"
+
+
+class ResponseSelector:
+    """A fitted selector: the regressor, the interviewer's typical-line vector and the train lines' vectors.
+
+    :param vectors: exemplar key (``<session>#<turn index>``) -> (reply vector, candidate-turn vector), so
+        candidates that memory returns need no embedding at request time.
+    """
+
+    def __init__(self, model: Any, typical: np.ndarray, vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+                 meta: dict[str, Any] | None = None):
+        self.model = model
+        self.typical = np.asarray(typical, dtype=np.float32)
+        self.vectors = vectors
+        self.meta = meta or {}
+
+    # -- request time ---------------------------------------------------------------------------
+    def candidate_set(self, exemplars: Sequence[Any], embedder) -> CandidateSet:
+        """Vectors for memory's exemplars (stored ones; embedded when a line is not among them)."""
+        n = len(exemplars)
+        dim = len(self.typical)
+        r = np.zeros((n, dim), dtype=np.float32)
+        c = np.zeros((n, dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, e in enumerate(exemplars):
+            hit = self.vectors.get(getattr(e, "exemplar_id", "") or "")
+            if hit is None:
+                missing.append(i)
+            else:
+                r[i], c[i] = hit
+        if missing:
+            vecs = embedder.embed_cached([tail(exemplars[i].reply) for i in missing]
+                                         + [tail(exemplars[i].candidate_turn) or "." for i in missing])
+            r[missing], c[missing] = vecs[: len(missing)], vecs[len(missing):]
+        moves = [(e.move.value if hasattr(e.move, "value") else e.move) if e.move else None for e in exemplars]
+        return CandidateSet(replies=[e.reply for e in exemplars], reply_vectors=r, candidate_turn_vectors=c,
+                            situation_scores=np.array([float(e.score) for e in exemplars]), moves=moves,
+                            has_candidate_turn=np.array([float(bool(e.candidate_turn)) for e in exemplars]),
+                            words=[_stems(e.reply) for e in exemplars])
+
+    def scores(self, query: MomentQuery, cands: CandidateSet, move_probs: dict[str, float] | None = None) -> np.ndarray:
+        """Predicted closeness of each candidate to what the interviewer says next (higher is better).
+
+        :param move_probs: the policy's probability of each move (``PolicyDecision.scores``: the move
+            model's, steered by the controls); ignored by a selector fitted without a move model.
+        """
+        if len(cands) == 0:
+            return np.zeros(0)
+        if not self.meta.get("usesMoveModel"):
+            move_probs = None
+        return np.asarray(self.model.predict(candidate_features(query, cands, self.typical, move_probs)))
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        import joblib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.vectors)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump({"model": self.model, "typical": self.typical, "keys": keys,
+                     "reply": np.stack([self.vectors[k][0] for k in keys]) if keys else np.zeros((0, 0)),
+                     "candidate": np.stack([self.vectors[k][1] for k in keys]) if keys else np.zeros((0, 0)),
+                     "meta": self.meta}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "ResponseSelector":
+        import joblib
+
+        data = joblib.load(path)  # nosec B301  # our own artefact, written by save() into the model folder
+        vectors = {k: (data["reply"][i], data["candidate"][i]) for i, k in enumerate(data["keys"])}
+        return cls(data["model"], data["typical"], vectors, data["meta"])
+
+
+def _move_probs(move_model: Any, query: MomentQuery) -> dict[str, float]:
+    probs = move_model.predict_proba(list(query.history), query.candidate_text)
+    return {(k.value if hasattr(k, "value") else str(k)): float(v) for k, v in probs.items()}
+
+
+def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
+    return list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else ""
+
+
+def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
+                 move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 160, top_k: int = 24,
+                 max_val_turns: int = 60,
+                 seed: int = 0, progress: Callable[[float], None] | None = None) -> ResponseSelector:
+    """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
+
+    :param situation_vectors: exemplar key -> the retrieval vector memory indexed (saves embedding them
+        twice); computed when absent.
+    :param move_model: the version's move model; its probability of each line's move is a feature.
+    :raises ValueError: fewer than two train sessions (no other session to draw candidates from).
+    """
+    from sklearn.linear_model import Ridge
+
+    from processors.twin.memory import situation_text
+    from processors.twin.policy import label_move
+
+    started = time.perf_counter()
+    report = progress or (lambda fraction: None)
+    pool = [ex for t in train for ex in exchanges(t)]
+    if len({ex.session_id for ex in pool}) < 2:
+        raise ValueError("the selector needs at least two train sessions with interviewer turns")
+    keys = [_exemplar_key(ex) for ex in pool]
+    vecs = embedder.embed_cached([tail(ex.interviewer_reply.text) for ex in pool]
+                                 + [tail(ex.candidate_turn.text) if ex.candidate_turn else "." for ex in pool])
+    replies, cand_vecs = vecs[: len(pool)], vecs[len(pool):]
+    if situation_vectors is not None and all(k in situation_vectors for k in keys):
+        situations = np.stack([situation_vectors[k] for k in keys])
+    else:
+        situations = embedder.embed([situation_text(ex.context_turns, ex.candidate_turn.text if ex.candidate_turn
+                                                    else "") for ex in pool])
+    report(0.4)
+    typical = _unit(replies.mean(axis=0))
+    moves = [label_move(ex.interviewer_reply, ex.candidate_turn, ex.previous_interviewer_turn).value for ex in pool]
+    everything = CandidateSet(replies=[ex.interviewer_reply.text for ex in pool], reply_vectors=replies,
+                              candidate_turn_vectors=cand_vecs, situation_scores=np.zeros(len(pool)), moves=moves,
+                              has_candidate_turn=np.array([float(ex.candidate_turn is not None) for ex in pool]),
+                              words=[_stems(ex.interviewer_reply.text) for ex in pool])
+    sessions = np.array([ex.session_id for ex in pool])
+    rng = random.Random(seed)  # nosec B311  # a reproducible sample of moments, not a secret
+    full = [ex for t in train for ex in exchanges(t, max_context_turns=10**6)]
+    sample = rng.sample(full, min(max_moments, len(full)))
+    key_index = {k: i for i, k in enumerate(keys)}
+    X, y, groups = [], [], []
+    for n_done, ex in enumerate(sample):
+        history, cand = _moment_of(ex)
+        i_true = key_index.get(_exemplar_key(ex))
+        if i_true is None:
+            continue
+        query = moment_query(embedder, history, cand, situations[i_true])
+        top, cands = _nearest_situations(situations, everything, query, top_k,
+                                         allowed=np.flatnonzero(sessions != ex.session_id))
+        probs = _move_probs(move_model, query) if move_model is not None else None
+        target = replies[top] @ replies[i_true]
+        X.append(candidate_features(query, cands, typical, probs))
+        y.append(target - target.mean())
+        groups.append(np.full(len(top), n_done))
+        if n_done % 16 == 0:
+            report(0.4 + 0.5 * n_done / len(sample))
+    if not X:
+        raise ValueError("no train moments to fit the selector on")
+    # Linear on purpose: on the validation split of two corpora it matched the real next line better
+    # than gradient boosting, which overfits the few hundred moments an interviewer has.
+    model = Ridge(alpha=1.0).fit(np.vstack(X), np.concatenate(y))
+    meta: dict[str, Any] = {"features": list(FEATURE_NAMES), "moments": len(X), "pairs": int(sum(len(g) for g in y)),
+                            "weights": {n: round(float(w), 4) for n, w in zip(FEATURE_NAMES, model.coef_)},
+                            "topK": top_k, "poolLines": len(pool), "usesMoveModel": move_model is not None,
+                            "fitSeconds": round(time.perf_counter() - started, 1)}
+    selector = ResponseSelector(model, typical, {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}, meta)
+    if val:
+        meta["val"] = selection_report(selector, val, embedder, situations, everything, top_k, move_model,
+                                       max_turns=max_val_turns, seed=seed)
+    report(1.0)
+    return selector
+
+
+def _nearest_situations(situations: np.ndarray, everything: CandidateSet, query: MomentQuery, top_k: int,
+                        allowed: np.ndarray | None = None) -> tuple[np.ndarray, CandidateSet]:
+    """What memory would return: the ``top_k`` moments nearest in situation (among ``allowed``)."""
+    idx = np.arange(len(situations)) if allowed is None else allowed
+    sims = situations[idx] @ query.situation
+    top = idx[np.argsort(-sims)[:top_k]]
+    cands = everything.subset(top)
+    cands.situation_scores = situations[top] @ query.situation
+    return top, cands
+
+
+def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript], embedder, situations: np.ndarray,
+                     everything: CandidateSet, top_k: int, move_model: Any = None, max_turns: int = 60,
+                     seed: int = 0) -> dict[str, Any]:
+    """On held-out sessions (a seeded sample of ``max_turns`` turns): mean cosine to the real next line
+    of the selected line, of retrieval's first line, and of the best line among the candidates (the
+    ceiling)."""
+    chosen, first, best = [], [], []
+    moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
+    if len(moments) > max_turns:
+        moments = random.Random(seed).sample(moments, max_turns)  # nosec B311  # reproducible, not secret
+    for ex in moments:
+        history, cand = _moment_of(ex)
+        query = moment_query(embedder, history, cand)
+        _, cands = _nearest_situations(situations, everything, query, top_k)
+        true = embedder.embed_cached([tail(ex.interviewer_reply.text)])[0]
+        sims = cands.reply_vectors @ true
+        probs = _move_probs(move_model, query) if move_model is not None else None
+        chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
+        first.append(float(sims[0]))
+        best.append(float(sims.max()))
+    if not chosen:
+        return {}
+    return {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
+            "retrievalTop1Cosine": round(float(np.mean(first)), 4), "oracleCosine": round(float(np.mean(best)), 4)}
+
