@@ -3,11 +3,15 @@
 Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelemetry span:
 
 1. profile   – the interviewer's active version (style profile, policy stats, configuration);
-2. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
-3. policy    – the next move (follow up, probe, hint, shift, move on, wrap up) with reasons;
-4. tools     – rubric check / fact lookup / code runner when the situation calls for one;
-5. generate  – the offline generator (the interviewer's own lines, adapted) or the LLM;
-6. prosody   – TTS directives for the final text.
+2. session   – the session's state: who is addressed, its key terms, the open question, the claim;
+3. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
+4. policy    – the next move (the version's learned move model, steered by the controls);
+5. tools     – rubric check / fact lookup / code runner when the situation calls for one; a rubric
+               verdict changes the move (probe a weak answer, move on from a strong one);
+6. generate  – the offline generator (the interviewer's own line the learned selector picks, edited
+               into this session) or the LLM (the same candidates, state and move as grounding);
+7. ground    – no redaction placeholder leaves the engine: a name the session used, or none;
+8. prosody   – TTS directives for the final text.
 
 Configuration (processors/twin/config.py) is read per request, through the Redis cache, with the
 profile: controls (the request's own win except where the config locks them), tools and generator
@@ -30,8 +34,9 @@ from infra.settings import Settings
 from infra.tracing import tracer
 from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
+from processors.twin.grounding import SessionState, remove_placeholders
 from processors.twin.offline_generator import OfflineGenerator
-from processors.twin.policy import Controls, Move, PolicyDecision, decide_next_move
+from processors.twin.policy import Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
@@ -115,7 +120,7 @@ class TwinEngine:
         self.llm = llm
         self.tools_enabled = tools_enabled
         self.retrieve_k = retrieve_k
-        self._generators: dict[tuple[str, str, int], OfflineGenerator] = {}
+        self._models: dict[tuple[str, str, int], VersionModels] = {}
         self._own_weaviate = None  # the client from_settings opened (closed by close())
 
     def close(self) -> None:
@@ -177,6 +182,11 @@ class TwinEngine:
             d["config"] = conf.version
             d["controls"] = " ".join(f"{k}={v}" for k, v in ctl.model_dump(by_alias=True).items() if v is not None)
 
+        with step("session") as d:
+            state = SessionState.from_history(turns, candidate_turn)
+            d.update(addressee=state.addressee or "", terms=", ".join(t.text for t in state.key_terms[:5]))
+        models = self.version_models(tenant, interviewer_id, profile)
+
         with step("retrieve") as d:
             vector = self.memory.embed_situation(turns, candidate_turn)
             exemplars = self.memory.similar_moments(tenant, interviewer_id, profile.version, vector, self.retrieve_k)
@@ -192,10 +202,11 @@ class TwinEngine:
 
         with step("policy") as d:
             seed = _seed(session_id, len(turns), candidate_turn)
+            move_probs = models.move_model.predict_proba(turns, candidate_turn) if models.move_model else None
             decision = decide_next_move(turns, candidate_turn or None, profile.policy, ctl, seed=seed,
-                                        temperature=temperature or 0.0)
+                                        temperature=temperature or 0.0, move_probs=move_probs)
             d.update(move=decision.move.value, confidence=round(decision.confidence, 3),
-                     reasons="; ".join(decision.reasons[:4]))
+                     model="learned" if move_probs else "rules", reasons="; ".join(decision.reasons[:4]))
 
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
@@ -218,14 +229,21 @@ class TwinEngine:
             llm = self.llm if use_llm else None
         if use_llm and self.llm is None:
             raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
+        if llm is None and wanted:
+            # Offline the tool runs before anything is chosen, so its result can change what is said.
+            result = run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
+            if result.name == "rubric_check" and result.ok:
+                decision = adjust_for_rubric(decision, result.result)
+        ordered = self._select(models, turns, candidate_turn, vector, exemplars, decision, steps)
         usage: dict[str, int] = {}
         model: str | None = None
         with step("generate", generator="llm" if llm else "offline") as d:
             if llm is not None:
                 from processors.twin.llm_generator import build_system_prompt
 
-                system = build_system_prompt(interviewer_id, profile.style, decision, ctl, exemplars,
-                                             guidelines=conf.companyGuidelines, avoid_topics=conf.prohibitedTopics)
+                system = build_system_prompt(interviewer_id, profile.style, decision, ctl, [e for e, _ in ordered],
+                                             guidelines=conf.companyGuidelines, avoid_topics=conf.prohibitedTopics,
+                                             session=state)
                 # adapters flag off: the base model even when this version has a fine-tuned one.
                 model = (profile.config.get("fineTunedModel") or None) if conf.flags.adapters else None
                 out = llm.generate(system, [{"role": t.role, "text": t.text} for t in turns], candidate_turn,
@@ -235,16 +253,21 @@ class TwinEngine:
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
             else:
-                if wanted:
-                    run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
-                gen = self._offline(tenant, interviewer_id, profile)
-                reply = gen.generate(candidate_turn, turns, exemplars, decision, ctl,
-                                     seed=_seed(session_id, len(turns)), temperature=temperature or 0.0)
+                reply = models.generator.generate(
+                    candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
+                    seed=_seed(session_id, len(turns)), temperature=temperature or 0.0,
+                    learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
             if not text.strip():
                 text = self._fallback_text(profile)
                 d["empty_reply_replaced"] = True
+        with step("ground") as d:
+            text, ground_notes = remove_placeholders(text, state)
+            if ground_notes:
+                d["placeholders"] = "; ".join(ground_notes[:3])
+            if not text.strip():
+                text = self._fallback_text(profile)
 
         for r in tool_results:
             calls.append(FunctionCall(name=r.name, args={"args": r.args, "result": r.result}))
@@ -265,12 +288,32 @@ class TwinEngine:
             return profile_config(tenant, interviewer_id, profile)
         return self.config.effective(tenant, interviewer_id, profile.version, profile.config)
 
-    def _offline(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> OfflineGenerator:
+    def version_models(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> "VersionModels":
+        """The offline generator, move model and response selector of one version (loaded once)."""
         key = (tenant, interviewer_id, profile.version)
-        gen = self._generators.get(key)
-        if gen is None:
-            gen = self._generators[key] = OfflineGenerator(profile.style, embedder=self.embedder)
-        return gen
+        models = self._models.get(key)
+        if models is None:
+            models = self._models[key] = VersionModels.load(profile, self.embedder)
+        return models
+
+    def _select(self, models: "VersionModels", turns: Sequence[Turn], candidate_turn: str, vector,
+                exemplars: Sequence[Any], decision: PolicyDecision,
+                steps: list[TraceStep]) -> list[tuple[Any, float]]:
+        """Memory's exemplars with the selector's scores, best first (retrieval order without a selector)."""
+        if models.selector is None or not exemplars:
+            return [(e, float(e.score)) for e in exemplars]
+        from processors.twin.selection import moment_query
+
+        started = time.perf_counter()
+        with tracer().start_as_current_span("twin.select"):
+            query = moment_query(self.embedder, turns, candidate_turn, vector)
+            scores = models.selector.scores(query, models.selector.candidate_set(exemplars, self.embedder),
+                                            decision.scores)
+        ordered = sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1])
+        steps.append(TraceStep(name="select", ms=round((time.perf_counter() - started) * 1000, 3),
+                               detail={"candidates": len(ordered), "best": ordered[0][0].key,
+                                       "score": round(ordered[0][1], 4)}))
+        return ordered
 
     @staticmethod
     def _tool_for(decision: PolicyDecision, candidate_turn: str) -> str | None:
@@ -329,6 +372,36 @@ class TwinEngine:
     def _fallback_text(profile: InterviewerProfile) -> str:
         templates = [t.text for t in profile.style.question_templates]
         return templates[0] if templates else "Could you say more about that?"
+
+
+@dataclass
+class VersionModels:
+    """What one interviewer version answers with offline, loaded from its artefacts.
+
+    ``move_model`` and ``selector`` are None for versions trained without them (the rule-based policy
+    and the generator's hand-weighted ranking serve those).
+    """
+
+    generator: OfflineGenerator
+    move_model: Any = None
+    selector: Any = None
+
+    @classmethod
+    def load(cls, profile: InterviewerProfile, embedder) -> "VersionModels":
+        from pathlib import Path
+
+        move_model = selector = None
+        move_path = (profile.artefacts.get("moveModel") or {}).get("path")
+        if move_path and Path(move_path).is_file():
+            from processors.twin.move_model import MoveModel
+
+            move_model = MoveModel.load(move_path, embedder=embedder)
+        selector_path = (profile.artefacts.get("selector") or {}).get("path")
+        if selector_path and Path(selector_path).is_file():
+            from processors.twin.selection import ResponseSelector
+
+            selector = ResponseSelector.load(Path(selector_path))
+        return cls(OfflineGenerator(profile.style, embedder=embedder), move_model, selector)
 
 
 def _role(turn: Any) -> str:

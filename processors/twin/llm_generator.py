@@ -66,11 +66,15 @@ class LlmReply:
 
 def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decision: PolicyDecision,
                         controls: Controls, exemplars: Sequence[Exemplar], persona_notes: Sequence[str] = (),
-                        guidelines: Sequence[str] = (), avoid_topics: Sequence[str] = ()) -> str:
+                        guidelines: Sequence[str] = (), avoid_topics: Sequence[str] = (),
+                        session: Any = None) -> str:
     """The system prompt: who to be, how they talk, what to do now, and examples of their lines.
 
     ``guidelines`` and ``avoid_topics``: the company guidelines and prohibited topics of the
-    tenant/interviewer configuration (processors/twin/config.py)."""
+    tenant/interviewer configuration (processors/twin/config.py). ``session``: the session's state
+    (``grounding.SessionState``): whom to address and what this conversation is about, so the
+    model speaks to this session rather than the one an example came from. ``exemplars`` come best
+    first (the response selector's order)."""
     lines = [
         f"You are interviewer '{interviewer_id}' in a live interview. Reply exactly as this interviewer would:"
         " same voice, same habits, one turn only, no narration, no role labels.",
@@ -99,9 +103,20 @@ def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decis
         lines.append(f"Tone: {controls.tone}.")
     for note in persona_notes[:4]:
         lines.append(f"Interviewer note: {note}")
+    if session is not None:
+        if getattr(session, "addressee", None):
+            lines.append(f"You are speaking with {session.addressee}; address them so if you use a name.")
+        terms = [t.text for t in getattr(session, "key_terms", ())[:6]]
+        if terms:
+            lines.append("This conversation is about: " + ", ".join(terms) + ".")
+        if getattr(session, "open_question", None):
+            lines.append(f"Your last question was: {session.open_question[:200]}")
+        if getattr(session, "claim", None):
+            lines.append(f"They just said: {session.claim[:200]}")
     if exemplars:
         # Few and short: each token of prompt costs latency on small servers.
-        lines.append("Things you said in similar moments:")
+        lines.append("Lines you said in other conversations that fit this moment (adapt one to this"
+                     " conversation's names and subject; never copy another case's names):")
         lines += [f"- {e.reply[:200]}" for e in exemplars[:3]]
     return "\n".join(lines)
 

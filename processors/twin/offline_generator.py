@@ -1,12 +1,16 @@
 """The offline twin: answers from the interviewer's own past lines when no LLM is configured.
 
 Given the candidate's turn, the recent history and retrieved ``Exemplar``s (moments of THIS
-interviewer: context -> what they said next), it ranks the exemplars by how alike the situation
-is, whether the exemplar's reply makes the move the policy chose, and how typical its style is
-for the interviewer under the current controls; then it adapts the chosen line (swaps the
-phrase it referred to for the candidate's own phrase, fits the length to the verbosity control,
-adds one of the interviewer's habitual lead-ins). Nothing is written that the interviewer did
-not say, apart from the candidate's own words substituted into the interviewer's line::
+interviewer: context -> what they said next), it orders the exemplars and adapts the chosen line.
+
+* Order: a version trained with the response selector (``selection.py``) passes its learned
+  scores (``learned_scores``); older versions fall back to hand-set weights (``WEIGHTS``: situation,
+  move, style, adaptability).
+* Adapt: with the session's state (``grounding.SessionState``) the line is edited into this
+  session (``editing.edit_exemplar``: the addressee, the old case's names and terms); without it the
+  phrase it referred to is swapped for the candidate's own phrase. Then the length is fitted to the
+  verbosity control and one of the interviewer's habitual lead-ins may be added. Nothing is written
+  that the interviewer did not say, apart from this session's own names and terms::
 
     gen = OfflineGenerator(profile, embedder=get_embedder())
     reply = gen.generate(candidate_turn, history, exemplars, decision, Controls(), seed=3)
@@ -214,11 +218,20 @@ class OfflineGenerator:
         exemplars: Sequence[Exemplar],
         decision: PolicyDecision,
         controls: Controls | None = None,
+        learned_scores: Sequence[float] | None = None,
     ) -> list[RankedExemplar]:
-        """Score every exemplar (best first; ties keep input order)."""
+        """Score every exemplar (best first; ties keep input order).
+
+        ``learned_scores``: the response selector's score of each exemplar, which then is the order.
+        """
         controls = controls or Controls()
         if not exemplars:
             return []
+        if learned_scores is not None:
+            ranked = [RankedExemplar(ex, round(float(score), 6), {"learned": round(float(score), 6)},
+                                     ex.labelled_move()) for ex, score in zip(exemplars, learned_scores)]
+            order = sorted(range(len(ranked)), key=lambda j: (-ranked[j].total, j))
+            return [ranked[j] for j in order]
         history_text = format_context(list(history)[-4:])
         cand_sims = self._similarities(candidate_turn or "", [e.candidate_turn for e in exemplars])
         # Context is the weaker signal and the longest text: lexical keeps it off the model.
@@ -284,15 +297,19 @@ class OfflineGenerator:
         controls: Controls | None = None,
         seed: int = 0,
         temperature: float = 0.0,
+        learned_scores: Sequence[float] | None = None,
+        session: Any = None,
     ) -> GeneratedReply:
         """Pick an exemplar (top-1 at temperature 0, else a seeded draw among the top-k) and adapt it.
 
-        Raises ``ValueError`` when there are no exemplars and the profile has no question
+        ``learned_scores`` order the exemplars (see ``rank``); ``session`` (``grounding.SessionState``)
+        edits the chosen line into this session, and a line that edits to nothing gives way to the
+        next. Raises ``ValueError`` when there are no exemplars and the profile has no question
         template to fall back on.
         """
         controls = controls or Controls()
         rng = np.random.default_rng(seed)
-        ranked = self.rank(candidate_turn, history, exemplars, decision, controls)
+        ranked = self.rank(candidate_turn, history, exemplars, decision, controls, learned_scores)
         notes: list[str] = []
         if not ranked:
             text = self._template_reply(candidate_turn)
@@ -308,18 +325,39 @@ class OfflineGenerator:
             pick = top[int(rng.choice(len(top), p=p))]
         else:
             pick = top[0]
+        if session is not None:
+            # Keep the draw first, then the rest in order: a line that edits to nothing gives way.
+            order = [pick] + [r for r in ranked if r is not pick]
+            for candidate in order:
+                text = self._edited(candidate, controls, session, notes)
+                if text:
+                    pick = candidate
+                    break
+            else:
+                text = ""
         ex = pick.exemplar
-        notes.append(f"exemplar {ex.key} (move {pick.move.value}, score {pick.total:.3f})")
+        notes.insert(0, f"exemplar {ex.key} (move {pick.move.value}, score {pick.total:.3f})")
         if pick.move != decision.move:
             notes.append(f"the chosen line makes {pick.move.value}, not the decided {decision.move.value}")
-
-        text = clean_transcript_text(ex.reply) or ex.reply.strip()
-        # Trim before substituting, so a phrase brought in for the candidate is never trimmed away.
-        text = self._fit_length(text, controls, notes)
-        text = self._substitute(text, ex, candidate_turn, decision.move, notes)
-        text = self._add_lead_in(text, decision.move, controls, rng, notes)
+        if session is None:
+            text = clean_transcript_text(ex.reply) or ex.reply.strip()
+            # Trim before substituting, so a phrase brought in for the candidate is never trimmed away.
+            text = self._fit_length(text, controls, notes)
+            text = self._substitute(text, ex, candidate_turn, decision.move, notes)
+        text = self._add_lead_in(text, decision.move, controls, rng, notes) if text else text
         text = _finish(text)
         return GeneratedReply(text=text, source_exemplar_ids=[ex.key], move=decision.move, notes=notes)
+
+    def _edited(self, ranked: RankedExemplar, controls: Controls, session: Any, notes: list[str]) -> str:
+        """The exemplar's line, trimmed to the verbosity and edited into this session ("" if nothing is left)."""
+        from processors.twin.editing import edit_exemplar
+
+        ex = ranked.exemplar
+        text = clean_transcript_text(ex.reply) or ex.reply.strip()
+        text = self._fit_length(text, controls, notes)
+        edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=self.embedder)
+        notes.extend(edited.notes[:3])
+        return edited.text.strip()
 
     def _substitute(self, text: str, ex: Exemplar, candidate_turn: str, move: Move, notes: list[str]) -> str:
         """Swap the noun phrase the line took from its own context for the candidate's phrase.

@@ -10,12 +10,15 @@ the evaluation run. From the interviewer's sessions it produces a new profile **
    classifier, and a policy stress set whose report is stored with the version;
 4. the auxiliary style classifier (``style_classifier.py``), validated on the val split;
 5. the chat fine-tune files (``finetune.py``), validated against the provider's format;
-6. persona memory in Weaviate: context → reply exemplars of the train split, plus notes, rubrics
+6. the move model (``move_model.py``: the next move from the state of the conversation) and the
+   response selector (``selection.py``: which past line fits this moment), both chosen and measured
+   on the val split;
+7. persona memory in Weaviate: context → reply exemplars of the train split, plus notes, rubrics
    and preferences (given ones and ones derived from the fitted profile), all tagged with the version.
 
 Files go to ``<artefact_root>/<tenant>/<interviewer>/v<N>/``::
 
-    style_classifier.joblib
+    style_classifier.joblib  move_model.joblib  selector.joblib
     finetune/train.jsonl  finetune/val.jsonl  finetune/report.json  finetune/axolotl.yaml
     augment/paraphrase_negatives.jsonl  augment/candidate_perturbations.jsonl  augment/policy_stress.jsonl
     manifest.json
@@ -180,13 +183,35 @@ def _classifier(interviewer_id: str, split: Split, others: Sequence[Transcript],
             "augmentation": augmentation}
 
 
+def _learned_models(split: Split, pairs: Sequence[Any], situations, embedder, out: Path, seed: int) -> dict[str, Any]:
+    """Fit, measure and save the move model and the response selector; what the profile records."""
+    from processors.twin.move_model import fit_move_model
+    from processors.twin.selection import fit_selector
+
+    found: dict[str, Any] = {}
+    move_model = None
+    try:
+        move_model, move_metrics = fit_move_model(split, embedder, seed=seed)
+        found["moveModel"] = {"path": str(move_model.save(out / "move_model.joblib")), "metrics": move_metrics}
+    except ValueError as exc:  # too little data (e.g. one move only): the rule-based policy serves
+        found["moveModel"] = {"error": str(exc)}
+    keyed = {f"{ex.session_id}#{ex.index}": vec for ex, vec in zip(pairs, situations)}
+    try:
+        selector = fit_selector(split.train, embedder, situation_vectors=keyed, move_model=move_model,
+                                val=split.val, seed=seed)
+        found["selector"] = {"path": str(selector.save(out / "selector.joblib")), **selector.meta}
+    except ValueError as exc:  # one train session: nothing to learn from; retrieval order serves
+        found["selector"] = {"error": str(exc)}
+    return found
+
+
 def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Transcript], profiles: ProfileStore,
                       memory: PersonaMemory, *, val: float = 0.1, test: float = 0.2,
                       docs: Sequence[PersonaDoc] = (), config: dict[str, Any] | None = None,
                       progress: Callable[[str, float], None] | None = None, activate: bool = True,
                       split: Split | None = None, artefact_root: Path | None = None,
                       others: Sequence[Transcript] = (), classifier: bool = True, fine_tune_file: bool = True,
-                      derive_docs: bool = True, seed: int = 0, base_model: str | None = None,
+                      derive_docs: bool = True, learned: bool = True, seed: int = 0, base_model: str | None = None,
                       on_version: Callable[[int], None] | None = None,
                       provenance: dict[str, Any] | None = None) -> TrainResult:
     """Train a new version from the interviewer's sessions (chronological; final sessions held out).
@@ -195,6 +220,8 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
     :param split: a fixed split (the stored one) instead of splitting ``transcripts`` with val/test.
     :param artefact_root: where version folders go (default ``TWIN_VAR_DIR/models``).
     :param others: other interviewers' sessions, whose lines are negatives for the style classifier.
+    :param learned: fit the move model and the response selector (without them the engine falls
+        back to its rule-based policy and hand-weighted ranking).
     :param on_version: called with the version number as soon as it is allocated (job bookkeeping).
     :param provenance: recorded in the artefacts (dataset ref, job id).
     :raises TrainingError: no usable data, or a store failed (the previous version keeps serving).
@@ -255,6 +282,10 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
             kwargs = {"base_model": base_model} if base_model else {}
             artefacts["fineTune"] = write_fine_tune_files(out / "finetune", interviewer_id, style, split.train,
                                                           split.val, **kwargs)
+        situations = memory.situation_vectors(pairs)
+        if learned:
+            report("move model and selector", 0.32)
+            artefacts.update(_learned_models(split, pairs, situations, memory.embedder, out, seed))
         all_docs = [*(derive_persona_docs(style, policy) if derive_docs else []), *docs]
         artefacts["docs"] = [{"kind": d.kind, "key": d.key} for d in all_docs]
         (out / "manifest.json").write_text(json.dumps(
@@ -270,7 +301,7 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
             done += n
             report("index", 0.35 + 0.6 * done / len(pairs))
 
-        written = memory.index_exchanges(tenant, interviewer_id, version, pairs, progress=tick)
+        written = memory.index_exchanges(tenant, interviewer_id, version, pairs, progress=tick, vectors=situations)
         ndocs = memory.index_docs(tenant, interviewer_id, version, all_docs)
         if activate:
             profiles.activate(tenant, interviewer_id, version)

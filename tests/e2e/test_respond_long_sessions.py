@@ -60,7 +60,9 @@ def test_the_500th_turn_is_answered_like_the_5th(app, sample_tenant, dana_turns)
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["text"].strip() and body["generator"] == "offline"
-        assert [s["name"] for s in body["traces"]["steps"]][:4] == ["profile", "retrieve", "policy", "generate"]
+        names = [s["name"] for s in body["traces"]["steps"]]
+        assert [x for x in names if x in ("profile", "retrieve", "policy", "generate")] == [
+            "profile", "retrieve", "policy", "generate"]
     detail = _history_step(late.json())
     assert (detail["sent"], detail["merged"], detail["from_store"]) == (499, 499, 0), "all 499 turns answered"
     assert _history_step(early.json())["merged"] == 4
