@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import psycopg
 
 from infra.settings import Settings
 
-__all__ = ["Migration", "MigrationError", "migrations", "upgrade", "applied_versions", "connect"]
+__all__ = ["Migration", "MigrationError", "ThreadConnections", "migrations", "upgrade", "applied_versions", "connect"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _LOCK_ID = 0x7417_7717  # arbitrary constant for pg_advisory_lock
@@ -54,6 +55,32 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def connect(cfg: Settings, **kwargs) -> psycopg.Connection:
     """A plain connection to the project's database."""
     return psycopg.connect(cfg.POSTGRES_DSN, **kwargs)
+
+
+class ThreadConnections:
+    """One autocommit connection per thread (psycopg connections are not shared across threads), all
+    closed by ``close()`` from any thread; a closed one is reopened on the next ``get()``."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[psycopg.Connection] = []
+
+    def get(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._conns = [c for c in self._conns if not c.closed] + [conn]
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
 
 def applied_versions(conn: psycopg.Connection) -> dict[int, str]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import psycopg
 
+from infra.db import ThreadConnections
+
 from processors.twin.policy import PolicyStats
 from processors.twin.style import StyleProfile
 
@@ -46,24 +48,14 @@ class ProfileStore:
         self.ttl_s = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, InterviewerProfile | None]] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
-        self._conns: list[psycopg.Connection] = []
+        self._pool = ThreadConnections(dsn)
 
     def _conn(self) -> psycopg.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.dsn, autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._conns = [c for c in self._conns if not c.closed] + [conn]
-        return conn
+        return self._pool.get()
 
     def close(self) -> None:
         """Close the connections this store opened (every thread's); the next call opens a new one."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        self._pool.close()
 
     def next_version(self, tenant: str, interviewer_id: str) -> int:
         row = self._conn().execute(

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.db import ThreadConnections
 from schemas.models import TwinRequest
 from schemas.respond_limits import recent_within, text_bytes, texts_bytes
 
@@ -181,27 +181,14 @@ class SessionTranscripts:
 
     def __init__(self, dsn: str):
         self.dsn = dsn
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._conns: list[Any] = []
+        self._pool = ThreadConnections(dsn)
 
     def _conn(self):
-        import psycopg
-
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.dsn, autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._conns = [c for c in self._conns if not c.closed] + [conn]
-        return conn
+        return self._pool.get()
 
     def close(self) -> None:
         """Close every thread's connection; the next read opens a new one."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        self._pool.close()
 
     def recent(self, tenant: str, interviewer_id: str, session_id: str, max_bytes: int) -> list[Turn]:
         """The session's newest stored turns, oldest first, read back until their texts reach
