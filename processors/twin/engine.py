@@ -253,9 +253,13 @@ class TwinEngine:
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
             else:
+                from processors.twin.selection import SELECTION_TEMPERATURE
+
+                # Without a requested temperature a selected line is drawn (seeded by session and turn).
+                draw = temperature or (SELECTION_TEMPERATURE if models.selector is not None else 0.0)
                 reply = models.generator.generate(
                     candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
-                    seed=_seed(session_id, len(turns)), temperature=temperature or 0.0,
+                    seed=_seed(session_id, len(turns)), temperature=draw,
                     learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))

@@ -148,3 +148,25 @@ def test_the_turn_sample_is_deterministic_and_takes_whole_session_slices(scotus)
     for x in a:
         per_session[x.session_id] = per_session.get(x.session_id, 0) + 1
     assert max(per_session.values()) <= 4 and len(per_session) == 3
+
+
+def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
+    """The trained version carries a move model and a response selector measured on its val split, and
+    no line the twin delivered carries a redaction placeholder."""
+    import re
+
+    from processors.twin.profiles import ProfileStore
+    from processors.twin.selection import FEATURE_NAMES
+
+    tenant, result, _ = eval_run
+    out = json.loads(result.stdout)
+    for iid in SLICE_JUSTICES:
+        artefacts = ProfileStore(postgres_dsn).active(tenant, iid).artefacts
+        selector, move = artefacts["selector"], artefacts["moveModel"]
+        assert set(selector["weights"]) == set(FEATURE_NAMES) and selector["moments"] > 0, selector
+        assert selector["val"]["turns"] > 0 and selector["val"]["oracleCosine"] >= selector["val"]["selectedCosine"]
+        assert move["metrics"]["val"]["n"] > 0, move
+    texts = [r[0] for r in pg.execute("SELECT twin_text FROM eval_samples WHERE tenant=%s AND run_id=%s",
+                                      (tenant, out["run_id"])).fetchall()]
+    assert len(texts) == LIMIT
+    assert not [t for t in texts if re.search(r"<[A-Z_]+>", t)]
