@@ -355,7 +355,9 @@ class OfflineGenerator:
         ex = ranked.exemplar
         text = clean_transcript_text(ex.reply) or ex.reply.strip()
         text = self._fit_length(text, controls, notes)
-        edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=self.embedder)
+        # Counterparts by shared words only: matching them by embedding cost up to 0.8 s per request
+        # (the old case's terms are new texts to embed each time), far over the respond budget.
+        edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=None)
         notes.extend(edited.notes[:3])
         return edited.text.strip()
 
