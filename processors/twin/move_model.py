@@ -1,11 +1,13 @@
 """A learned model of the interviewer's next move, fitted on one interviewer's transcripts.
 
-``decide_next_move`` alone (hand rules plus per-situation move rates) agrees with the real move no
-more often than always guessing the commonest one. ``MoveModel`` predicts the move that
-``label_move`` would give the interviewer's reply from the state of the conversation before it:
-a MiniLM embedding of the candidate's turn (reduced with PCA), the interviewer's previous moves,
-the position in the session, the candidate turn's length, form and answer quality, and how long
-the current topic has run. ``fit_move_model`` picks the classifier on the validation split::
+``MoveModel`` predicts the move that ``label_move`` gives the interviewer's real reply, from
+what is known before that reply: the candidate's turn (length, content words, whether it asks
+back or was cut off, the end of it embedded with MiniLM and reduced with PCA), the position in
+the session, the interviewer's rhythm so far (recent turn lengths, share of interjections) and,
+in the "full" feature set, previous moves, topic depth and answer quality. The interviewer's own
+move rates are the classifier's intercepts. ``fit_move_model`` fits a few candidates on the train
+split and keeps the best on the validation split; ``decide_next_move(..., move_probs=...)`` then
+uses its distribution as the base that the controls steer::
 
     model, metrics = fit_move_model(split, get_embedder())
     probs = model.predict_proba(history, "We sharded by tenant id.")
@@ -14,12 +16,11 @@ the current topic has run. ``fit_move_model`` picks the classifier on the valida
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from processors.twin.policy import (
     Move,
     PolicyStats,
     _answer_quality,
+    _word_count,
     decide_next_move,
     label_move,
 )
@@ -52,8 +54,6 @@ __all__ = [
     "COMPACT_FEATURES", "DEFAULT_CANDIDATES", "EMBED_WORDS", "FEATURE_NAMES", "MAX_TRAIN_TURNS", "MoveModel",
     "MoveModelConfig", "conversation_features", "fit_move_model", "labelled_moments",
 ]
-
-log = logging.getLogger(__name__)
 
 # The embedded text is the end of the candidate's turn: what the interviewer reacts to, and
 # MiniLM's cost grows with length (a whole podcast answer costs ~5x its last 24 words).
@@ -121,7 +121,7 @@ def _one_hot(move: Move | None, moves: Sequence[Move]) -> list[float]:
 
 
 def _mean_log_words(texts: Sequence[str]) -> float:
-    return float(np.mean([math.log1p(len(words(t))) for t in texts])) if texts else 0.0
+    return float(np.mean([math.log1p(_word_count(t)) for t in texts])) if texts else 0.0
 
 
 def conversation_features(history: Sequence[Turn], candidate_text: str, session_p50: float,
@@ -158,7 +158,7 @@ def conversation_features(history: Sequence[Turn], candidate_text: str, session_
     else:
         q_feats, overlap = [0.0, 0.0, 0.0, 0.0], 0.0
     # The interviewer's own rhythm so far: short interjections or long questions come in runs.
-    mine = [len(words(t.text)) for t in history if t.role == "interviewer"]
+    mine = [_word_count(t.text) for t in history if t.role == "interviewer"]
     theirs = [t.text for t in history if t.role == "candidate"]
 
     row = [
@@ -393,7 +393,7 @@ class MoveModel:
     @classmethod
     def load(cls, path: str | Path, embedder: Any = None) -> MoveModel:
         """Read a model written by ``save``; ``embedder`` defaults to the process-wide one."""
-        data = joblib.load(Path(path))  # nosec B301 - our own artefact, written by save()
+        data = joblib.load(Path(path))  # our own artefact (save), read from the version folder
         if data.get("format") != 1:
             raise ValueError(f"unknown move model format {data.get('format')!r} in {path}")
         model = cls()

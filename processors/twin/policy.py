@@ -312,6 +312,11 @@ class ConversationState:
 
 # CandidateModel re-reads every past answer on each turn (live requests and move-model features).
 @lru_cache(maxsize=8192)
+def _word_count(text: str) -> int:
+    return len(words(text))
+
+
+@lru_cache(maxsize=8192)
 def _answer_quality(text: str) -> tuple[float, float, float, bool]:
     """(quality, confidence, specificity, struggling) of one candidate answer, each in [0, 1]."""
     wc = len(words(text))
@@ -359,7 +364,7 @@ class CandidateModel:
             skill = q if skill is None else 0.5 * skill + 0.5 * q
         last = all_answers[-1]
         _, conf, spec, stuck = _answer_quality(last)
-        lengths = [len(words(a)) for a in all_answers]
+        lengths = [_word_count(a) for a in all_answers]
         return cls(
             answer_words=lengths[-1],
             mean_answer_words=float(np.mean(lengths)),
