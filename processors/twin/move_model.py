@@ -285,9 +285,10 @@ class MoveModel:
 
     def _design(self, matrix: _Matrix) -> np.ndarray:
         numeric = matrix.numeric[:, _COMPACT_COLUMNS] if self.config.features == "compact" else matrix.numeric
+        # float64 throughout: scikit-learn answers float32 input with float32 probabilities.
         if self._pca is None:
-            return numeric
-        return np.hstack([numeric, self._pca.transform(matrix.embedded).astype(np.float32)])
+            return numeric.astype(np.float64)
+        return np.hstack([numeric, self._pca.transform(matrix.embedded)]).astype(np.float64)
 
     def _fit_matrix(self, matrix: _Matrix, embedder: Any, seed: int) -> MoveModel:
         if not matrix.labels:
