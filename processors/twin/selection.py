@@ -56,9 +56,8 @@ __all__ = [
 ]
 
 # Turn ends carry what the next line answers, and short inputs keep embedding cheap per request.
-TAIL_WORDS = 48
-SO_FAR_TURNS = 20
-SO_FAR_WORDS = 200
+TAIL_WORDS = 40
+SESSION_TURNS = 6
 THREAD_LINES = 8
 # The offline twin draws among the selector's top five lines at this softmax temperature (on the
 # score scale, cosine units) rather than always taking the first: always-first picks the same typical
@@ -74,9 +73,9 @@ FEATURE_NAMES = (
 
 
 def tail(text: str, n: int = TAIL_WORDS) -> str:
-    """The last ``n`` words of ``text``."""
-    parts = text.split()
-    return " ".join(parts[-n:]) if len(parts) > n else text
+    """The last ``n`` words of ``text``, single-spaced (the same string as the move model embeds, so
+    the worker's embedding cache serves both)."""
+    return " ".join(text.split()[-n:])
 
 
 def _stems(text: str) -> frozenset[str]:
@@ -117,16 +116,22 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
     turns = list(history)
     mine = [t.text for t in turns if t.role == "interviewer"]
     previous = mine[-1] if mine else ""
-    so_far = " ".join(t.text for t in turns[-SO_FAR_TURNS:])
-    texts = [tail(candidate_turn) or ".", tail(previous) or ".", tail(so_far, SO_FAR_WORDS) or "."]
-    thread_texts = [tail(x) for x in mine[-THREAD_LINES:]]
+    recent = [tail(t.text) for t in turns[-SESSION_TURNS:] if t.text.strip()]
+    # Every text but the candidate's new turn was embedded for an earlier turn of the session: each
+    # turn's tail is embedded once and cached, and the session and thread vectors are their means.
+    texts = [tail(candidate_turn) or ".", tail(previous) or ".", *recent, *(tail(x) for x in mine[-THREAD_LINES:])]
     if situation is None:
         texts.append(situation_text(turns, candidate_turn))
-    vecs = embedder.embed_cached(texts + thread_texts)
-    sit, thread_vecs = (vecs[3], vecs[4:]) if situation is None else (situation, vecs[3:])
-    thread = _unit(thread_vecs.mean(axis=0)) if len(thread_vecs) else np.zeros(vecs.shape[1], dtype=np.float32)
+    vecs = embedder.embed_cached(texts)
+    dim = vecs.shape[1]
+    recent_vecs = vecs[2:2 + len(recent)]
+    thread_vecs = vecs[2 + len(recent):2 + len(recent) + min(THREAD_LINES, len(mine))]
+    sit = vecs[-1] if situation is None else situation
+    session = _unit(recent_vecs.mean(axis=0)) if len(recent_vecs) else np.zeros(dim, dtype=np.float32)
+    thread = _unit(thread_vecs.mean(axis=0)) if len(thread_vecs) else np.zeros(dim, dtype=np.float32)
+    so_far = " ".join(t.text for t in turns[-SESSION_TURNS:])
     return MomentQuery(situation=np.asarray(sit, dtype=np.float32), candidate_turn=vecs[0], previous_line=vecs[1],
-                       session=vecs[2], thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
+                       session=session, thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
                        has_previous_line=bool(previous), position=len(turns),
                        candidate_words=_stems(candidate_turn), session_words=_stems(so_far),
                        history=tuple(turns), candidate_text=candidate_turn)
