@@ -4,7 +4,9 @@ One heuristic, ``label_move``, labels what a real interviewer did in their trans
 function labels the live history, so ``PolicyStats`` (learned from transcripts) and
 ``ConversationState`` (built per request) speak about the same moves. ``decide`` combines the
 interviewer's learned move rates with the state of the conversation, a model of the candidate
-and the per-interviewer ``Controls``::
+and the per-interviewer ``Controls``; given a learned move model's prediction (``move_probs``,
+see ``move_model.py``) that distribution is the base instead, and only the controls steer it.
+``adjust_for_rubric`` revises a decision once a rubric check has graded the answer::
 
     stats = PolicyStats.fit(transcripts_of_one_interviewer)
     decision = decide_next_move(history, "I think we used Redis, maybe?", stats, Controls(), seed=7)
