@@ -233,7 +233,7 @@ class TwinEngine:
             # Offline the tool runs before anything is chosen, so its result can change what is said.
             result = run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
             if result.name == "rubric_check" and result.ok:
-                decision = adjust_for_rubric(decision, result.result)
+                decision = adjust_for_rubric(decision, result.result, ctl)
         ordered = self._select(models, turns, candidate_turn, vector, exemplars, decision, steps)
         usage: dict[str, int] = {}
         model: str | None = None
@@ -326,7 +326,9 @@ class TwinEngine:
             return "run_code"
         if candidate_turn and _FACT_QUESTION_RE.search(candidate_turn.strip()):
             return "fact_lookup"
-        if decision.move in (Move.PROBE_DEEPER, Move.GIVE_HINT) and len((candidate_turn or "").split()) >= 15:
+        # A follow-up too: the verdict may turn it into a probe (weak answer) or a move on (strong one).
+        if decision.move in (Move.ASK_FOLLOWUP, Move.PROBE_DEEPER, Move.GIVE_HINT) and \
+                len((candidate_turn or "").split()) >= 15:
             return "rubric_check"
         return None
 
