@@ -54,7 +54,7 @@ class Embedder:
         model_path: str | Path | None = None,
         device: str = "cpu",
         batch_size: int = 64,
-        cache_size: int = 4096,
+        cache_size: int = 32_768,  # ~50 MB of vectors: a training run's turns stay cached
     ) -> None:
         self.model_path = str(model_path) if model_path else None
         self.device = device

@@ -180,6 +180,15 @@ def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndar
     ])
 
 
+def _embed_turn_tails(embedder, sessions: Sequence[Transcript]) -> None:
+    """Embed every turn's tail in one batch into the embedder's cache: each moment's query then reads
+    its vectors from the cache instead of embedding a few texts per call."""
+    texts = list(dict.fromkeys(tail(t.text) or "." for s in sessions for t in s.turns))
+    if len(texts) + 2 > getattr(embedder, "cache_size", 0):
+        return  # they would not stay cached; the moments embed as they go
+    embedder.embed_cached([*texts, "."])
+
+
 def _exemplar_key(ex: Exchange) -> str:
     return f"{ex.session_id}#{ex.index}"
 
@@ -289,6 +298,7 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     if len({ex.session_id for ex in pool}) < 2:
         raise ValueError("the selector needs at least two train sessions with interviewer turns")
     keys = [_exemplar_key(ex) for ex in pool]
+    _embed_turn_tails(embedder, train)
     vecs = embedder.embed_cached([tail(ex.interviewer_reply.text) for ex in pool]
                                  + [tail(ex.candidate_turn.text) if ex.candidate_turn else "." for ex in pool])
     replies, cand_vecs = vecs[: len(pool)], vecs[len(pool):]
@@ -360,6 +370,7 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
     ceiling)."""
     chosen, first, best = [], [], []
+    _embed_turn_tails(embedder, sessions)
     moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
     if len(moments) > max_turns:
         moments = random.Random(seed).sample(moments, max_turns)  # nosec B311  # reproducible, not secret
