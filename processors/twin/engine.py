@@ -234,7 +234,10 @@ class TwinEngine:
             result = run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
             if result.name == "rubric_check" and result.ok:
                 decision = adjust_for_rubric(decision, result.result, ctl)
-        ordered = self._select(models, turns, candidate_turn, vector, exemplars, decision, steps)
+        with step("select") as d:
+            ordered = self._select(models, turns, candidate_turn, vector, exemplars, decision)
+            if models.selector is not None and ordered:
+                d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}
         model: str | None = None
         with step("generate", generator="llm" if llm else "offline") as d:
@@ -301,23 +304,15 @@ class TwinEngine:
         return models
 
     def _select(self, models: "VersionModels", turns: Sequence[Turn], candidate_turn: str, vector,
-                exemplars: Sequence[Any], decision: PolicyDecision,
-                steps: list[TraceStep]) -> list[tuple[Any, float]]:
+                exemplars: Sequence[Any], decision: PolicyDecision) -> list[tuple[Any, float]]:
         """Memory's exemplars with the selector's scores, best first (retrieval order without a selector)."""
         if models.selector is None or not exemplars:
             return [(e, float(e.score)) for e in exemplars]
         from processors.twin.selection import moment_query
 
-        started = time.perf_counter()
-        with tracer().start_as_current_span("twin.select"):
-            query = moment_query(self.embedder, turns, candidate_turn, vector)
-            scores = models.selector.scores(query, models.selector.candidate_set(exemplars, self.embedder),
-                                            decision.scores)
-        ordered = sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1])
-        steps.append(TraceStep(name="select", ms=round((time.perf_counter() - started) * 1000, 3),
-                               detail={"candidates": len(ordered), "best": ordered[0][0].key,
-                                       "score": round(ordered[0][1], 4)}))
-        return ordered
+        query = moment_query(self.embedder, turns, candidate_turn, vector)
+        scores = models.selector.scores(query, models.selector.candidate_set(exemplars, self.embedder), decision.scores)
+        return sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1])
 
     @staticmethod
     def _tool_for(decision: PolicyDecision, candidate_turn: str) -> str | None:
