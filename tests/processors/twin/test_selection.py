@@ -7,7 +7,8 @@ import pytest
 
 from processors.twin.corpus import chronological_split, exchanges
 from processors.twin.offline_generator import Exemplar
-from processors.twin.selection import FEATURE_NAMES, ResponseSelector, fit_selector, moment_query
+from processors.twin.selection import (FEATURE_NAMES, FIT_FEATURE_NAMES, ResponseSelector, fit_features,
+                                       fit_selector, moment_query)
 
 JUSTICE = "ruth_bader_ginsburg"
 
@@ -31,6 +32,33 @@ def test_fit_records_what_it_learned_from(selector, split):
     assert meta["poolLines"] == sum(1 for t in split.train for _ in exchanges(t))
     assert len(selector.vectors) == meta["poolLines"]
     assert not meta["usesMoveModel"]
+    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES)
+    assert selector.fit_model is not None and selector.temperature == 0.0
+
+
+def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embedder):
+    """Held-out moments: the justice's real next line is scored above the same session's lines from other
+    moments and above lines of other sessions more often than chance (the fit model never saw them)."""
+    from processors.twin.selection import CandidateSet, _stems
+
+    wins, total = 0, 0
+    for session in split.val:
+        moments = list(exchanges(session, max_context_turns=10**6))
+        lines = [m.interviewer_reply.text for m in moments]
+        others = [e.interviewer_reply.text for t in split.train[:3] for e in exchanges(t)][:30]
+        for k, ex in enumerate(moments[1:], start=1):
+            misplaced = [x for j, x in enumerate(lines) if abs(j - k) > 2][:10] + others
+            texts = [ex.interviewer_reply.text, *misplaced]
+            vecs = embedder.embed_cached(texts)
+            cands = CandidateSet(texts, vecs, vecs, np.zeros(len(texts)), [None] * len(texts),
+                                 np.ones(len(texts)), [_stems(x) for x in texts])
+            query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+            assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES))
+            scores = selector.fit_scores(query, cands)
+            wins += int((scores[0] > scores[1:]).sum())
+            total += len(texts) - 1
+    assert total > 200
+    assert wins / total > 0.6, wins / total
 
 
 def test_selected_lines_are_closer_to_the_real_next_line_than_retrieval_top1(selector):
@@ -71,6 +99,7 @@ def test_save_and_load_give_the_same_scores(selector, split, embedder, tmp_path)
     a = selector.scores(query, selector.candidate_set(exemplars, embedder))
     b = again.scores(query, again.candidate_set(exemplars, embedder))
     assert np.allclose(a, b)
+    assert again.fit_model is not None
     assert again.meta == selector.meta
 
 
