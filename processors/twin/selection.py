@@ -76,10 +76,13 @@ THREAD_LINES = 8
 SELECTION_TEMPERATURE = 0.02
 # Lines of the same session from other moments, per train moment, among the fit model's negatives.
 FIT_SAME_SESSION_NEGATIVES = 8
-# Weight of the fit model's standardised score beside the closeness model's. On the validation split
-# (189 turns of four justices, pooled, and 151 of the podcast host) 0.5 raised all four match and
-# indistinguishability figures over closeness with the 0.02 draw; 1.0 and 2.0 traded match for
-# indistinguishability. Selectors with a fit model take their first line (no draw).
+# Weight of the fit model's standardised score beside the closeness model's, chosen on the validation
+# splits (189 turns of four justices pooled; 151 of the podcast host): against closeness alone with the
+# 0.02 draw, 0.5 raised cross/same/rank-same/indistinguishability from .674/.511/.510/.268 to
+# .713/.530/.535/.325 (justices) and from .618/.598/.567/.495 to .649/.632/.595/.496 (host); 1.0 and 2.0
+# traded match for indistinguishability. Closeness alone, first line, was better still for the host
+# (.711/.683/.635/.616) and worse for the justices (.684/.505/.493/.191): a per-version weight is open.
+# Selectors with a fit model take their first line (no draw).
 FIT_WEIGHT = 0.5
 FIT_FEATURE_NAMES = (
     "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
