@@ -5,6 +5,7 @@
     twin eval --corpus FILE --report var/eval-report --limit 20 --seed 3    # HTML report with plots
     twin eval --corpus FILE --via engine                                    # in-process, for development
     OPENAI_BASE_URL=http://127.0.0.1:8011/v1 twin eval --corpus FILE --via engine --llm --limit 10
+    twin eval --corpus FILE --via engine --on val --ablate all              # what each part is worth, on val
 
 See ``processors/twin/evaluation/run.py`` for what a run does and the default sample.
 """
@@ -40,6 +41,11 @@ class Via(str, Enum):
     engine = "engine"
 
 
+class Split(str, Enum):
+    test = "test"
+    val = "val"
+
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -61,13 +67,15 @@ COLUMNS = (("match cross", "match_rate_cross"), ("match same", "match_rate_same"
 def _table(summary: dict) -> Table:
     table = Table(title=f"twin eval via {summary['via']}: {summary['interviewers']} interviewer(s), "
                         f"{summary['test_sessions_sampled']} test sessions, {summary['test_turns']} turns "
-                        f"({summary['generator']}); · baselines; ± one standard error (bootstrap over sessions)")
+                        f"({summary['generator']}, {summary.get('on', 'test')} split); · baselines; − the twin without "
+                        f"that part; ± one standard error (bootstrap over sessions)")
     table.add_column("system", no_wrap=True)
     for col, _ in COLUMNS:
         table.add_column(col, justify="right")
     table.add_column("AUC", justify="right")
     table.add_column("safety viol.", justify="right")
-    rows = [("twin", summary["twin"]), *((f"· {k}", v) for k, v in summary["baselines"].items())]
+    rows = [("twin", summary["twin"]), *((f"· {k}", v) for k, v in summary["baselines"].items()),
+            *((f"− {k}", v) for k, v in (summary.get("ablations") or {}).items())]
     for name, s in rows:
         table.add_row(name, *(_with_se(s.get(key), s["se"].get(key)) for _, key in COLUMNS), _fmt(s.get("auc")),
                       _fmt(s["safety_violations"]))
@@ -111,12 +119,26 @@ def eval_command(
                                                      "infra/samples)."),
     red_team: bool = typer.Option(True, "--red-team/--no-red-team", help="Run the red-team suite."),
     store: bool = typer.Option(True, "--store/--no-store", help="Write eval_runs/eval_samples rows."),
+    on: Split = typer.Option(Split.test, "--on",
+                             help="The split asked and scored: test (the figures to report, once) or val (to choose "
+                                  "between methods without reading the test sessions)."),
+    ablate: list[str] = typer.Option([], "--ablate",
+                                     help="Also score the twin with this part switched off (repeatable; 'all' for "
+                                          "each of grounding, selection, editing, move_model, tools), answered by "
+                                          "the in-process engine on the same turns."),
 ) -> None:
     """Import, split, train, ask the twin every test turn and compare with the real interviewer."""
     from infra.clients import ServiceUnavailable, check_services
     from processors.twin.evaluation.run import EvalConfig, run_evaluation
 
     via = Via(via).value
+    from processors.twin.engine import ABLATIONS
+
+    ablations = list(ABLATIONS) if "all" in ablate else list(dict.fromkeys(ablate))
+    unknown = sorted(set(ablations) - set(ABLATIONS))
+    if unknown:
+        _err.print(f"[bold red]error:[/] unknown --ablate {', '.join(unknown)}; known: {', '.join(ABLATIONS)}, all")
+        raise typer.Exit(2)
     if llm is not None and via == "gateway":
         _err.print("[bold red]error:[/] --llm/--offline choose the generator of --via engine; the gateway's worker "
                    "uses its own settings (OPENAI_BASE_URL)")
@@ -138,7 +160,7 @@ def eval_command(
                         use_llm=llm, tenant=tenant, other_corpus=other_corpus,
                         weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX, red_team=red_team, store=store,
                         via=via, gateway_url=gateway_url, turns_per_session=turns_per_session,
-                        interviewers=tuple(interviewer))
+                        interviewers=tuple(interviewer), on=Split(on).value, ablations=tuple(ablations))
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=False) as bar:

@@ -45,7 +45,13 @@ from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
-__all__ = ["TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config"]
+__all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config"]
+
+# Parts of the offline twin the evaluation switches off one at a time to see what each is worth
+# (``twin eval --ablate``); serving never does. grounding: the session state is left empty (no
+# addressee, names or terms to edit in); selection: memory's retrieval order instead of the learned
+# selector; editing: the chosen line as it was said; move_model: the rule-based policy; tools: none run.
+ABLATIONS = ("grounding", "selection", "editing", "move_model", "tools")
 
 _CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
@@ -155,8 +161,15 @@ class TwinEngine:
     # ------------------------------------------------------------------------------------------
     def respond(self, *, tenant: str, interviewer_id: str, session_id: str, history: Sequence[Any],
                 candidate_turn: str, controls: Any = None, temperature: float | None = None,
-                profile: InterviewerProfile | None = None, use_llm: bool | None = None) -> EngineReply:
-        """Produce the interviewer's next turn. Raises UnknownInterviewer when nothing is trained."""
+                profile: InterviewerProfile | None = None, use_llm: bool | None = None,
+                ablate: Sequence[str] = ()) -> EngineReply:
+        """Produce the interviewer's next turn. Raises UnknownInterviewer when nothing is trained.
+
+        ``ablate``: parts of ``ABLATIONS`` to switch off (the evaluation's ablation table only).
+        """
+        unknown = set(ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
         steps: list[TraceStep] = []
 
         @contextmanager
@@ -183,7 +196,8 @@ class TwinEngine:
             d["controls"] = " ".join(f"{k}={v}" for k, v in ctl.model_dump(by_alias=True).items() if v is not None)
 
         with step("session") as d:
-            state = SessionState.from_history(turns, candidate_turn)
+            state = SessionState.from_history([] if "grounding" in ablate else turns,
+                                              "" if "grounding" in ablate else candidate_turn)
             d.update(addressee=state.addressee or "", terms=", ".join(t.text for t in state.key_terms[:5]))
         models = self.version_models(tenant, interviewer_id, profile)
 
@@ -202,7 +216,8 @@ class TwinEngine:
 
         with step("policy") as d:
             seed = _seed(session_id, len(turns), candidate_turn)
-            move_probs = models.move_model.predict_proba(turns, candidate_turn) if models.move_model else None
+            move_probs = models.move_model.predict_proba(turns, candidate_turn) \
+                if models.move_model and "move_model" not in ablate else None
             decision = decide_next_move(turns, candidate_turn or None, profile.policy, ctl, seed=seed,
                                         temperature=temperature or 0.0, move_probs=move_probs)
             d.update(move=decision.move.value, confidence=round(decision.confidence, 3),
@@ -210,7 +225,7 @@ class TwinEngine:
 
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
-        wanted = self._tool_for(decision, candidate_turn) if self.tools_enabled else None
+        wanted = self._tool_for(decision, candidate_turn) if self.tools_enabled and "tools" not in ablate else None
         if wanted is not None and not conf.tool_allowed(wanted):
             wanted = None  # the tools flag (or disabledTools) of the tenant/interviewer
         tool_results: list[ToolResult] = []
@@ -235,8 +250,9 @@ class TwinEngine:
             if result.name == "rubric_check" and result.ok:
                 decision = adjust_for_rubric(decision, result.result, ctl)
         with step("select") as d:
-            ordered = self._select(models, turns, candidate_turn, vector, exemplars, decision)
-            if models.selector is not None and ordered:
+            selector = None if "selection" in ablate else models.selector
+            ordered = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
+            if selector is not None and ordered:
                 d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}
         model: str | None = None
@@ -256,14 +272,14 @@ class TwinEngine:
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
             else:
-                from processors.twin.selection import SELECTION_TEMPERATURE
-
-                # Without a requested temperature a selected line is drawn (seeded by session and turn).
-                draw = temperature or (SELECTION_TEMPERATURE if models.selector is not None else 0.0)
+                # Without a requested temperature the selector says whether to draw (seeded by session and turn).
+                draw = temperature or (selector.temperature if selector is not None else 0.0)
+                # Ablated selection keeps memory's order (scores as learned ones), not the hand weights.
                 reply = models.generator.generate(
                     candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
                     seed=_seed(session_id, len(turns)), temperature=draw,
-                    learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state)
+                    learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state,
+                    edit="editing" not in ablate)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
             if not text.strip():
@@ -303,15 +319,15 @@ class TwinEngine:
             models = self._models[key] = VersionModels.load(profile, self.embedder)
         return models
 
-    def _select(self, models: "VersionModels", turns: Sequence[Turn], candidate_turn: str, vector,
+    def _select(self, selector: Any, turns: Sequence[Turn], candidate_turn: str, vector,
                 exemplars: Sequence[Any], decision: PolicyDecision) -> list[tuple[Any, float]]:
         """Memory's exemplars with the selector's scores, best first (retrieval order without a selector)."""
-        if models.selector is None or not exemplars:
+        if selector is None or not exemplars:
             return [(e, float(e.score)) for e in exemplars]
         from processors.twin.selection import moment_query
 
         query = moment_query(self.embedder, turns, candidate_turn, vector)
-        scores = models.selector.scores(query, models.selector.candidate_set(exemplars, self.embedder), decision.scores)
+        scores = selector.scores(query, selector.candidate_set(exemplars, self.embedder), decision.scores)
         return sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1])
 
     @staticmethod

@@ -299,12 +299,13 @@ class OfflineGenerator:
         temperature: float = 0.0,
         learned_scores: Sequence[float] | None = None,
         session: Any = None,
+        edit: bool = True,
     ) -> GeneratedReply:
         """Pick an exemplar (top-1 at temperature 0, else a seeded draw among the top-k) and adapt it.
 
         ``learned_scores`` order the exemplars (see ``rank``); ``session`` (``grounding.SessionState``)
         edits the chosen line into this session, and a line that edits to nothing gives way to the
-        next. Raises ``ValueError`` when there are no exemplars and the profile has no question
+        next (``edit=False``: the line as said, only trimmed; the evaluation's ablation). Raises ``ValueError`` when there are no exemplars and the profile has no question
         template to fall back on.
         """
         controls = controls or Controls()
@@ -329,7 +330,7 @@ class OfflineGenerator:
             # Keep the draw first, then the rest in order: a line that edits to nothing gives way.
             order = [pick] + [r for r in ranked if r is not pick]
             for candidate in order:
-                text = self._edited(candidate, controls, session, notes)
+                text = self._edited(candidate, controls, session, notes, edit)
                 if text:
                     pick = candidate
                     break
@@ -348,13 +349,16 @@ class OfflineGenerator:
         text = _finish(text)
         return GeneratedReply(text=text, source_exemplar_ids=[ex.key], move=decision.move, notes=notes)
 
-    def _edited(self, ranked: RankedExemplar, controls: Controls, session: Any, notes: list[str]) -> str:
+    def _edited(self, ranked: RankedExemplar, controls: Controls, session: Any, notes: list[str],
+                edit: bool = True) -> str:
         """The exemplar's line, trimmed to the verbosity and edited into this session ("" if nothing is left)."""
         from processors.twin.editing import edit_exemplar
 
         ex = ranked.exemplar
         text = clean_transcript_text(ex.reply) or ex.reply.strip()
         text = self._fit_length(text, controls, notes)
+        if not edit:
+            return text.strip()
         # Counterparts by shared words only: matching them by embedding cost up to 0.8 s per request
         # (the old case's terms are new texts to embed each time), far over the respond budget.
         edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=None)

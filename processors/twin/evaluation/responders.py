@@ -62,8 +62,8 @@ class EngineResponder:
 
     via = "engine"
 
-    def __init__(self, engine, use_llm: bool | None = None):
-        self.engine, self.use_llm = engine, use_llm
+    def __init__(self, engine, use_llm: bool | None = None, ablate: Sequence[str] = ()):
+        self.engine, self.use_llm, self.ablate = engine, use_llm, tuple(ablate)
 
     def ask(self, tenant: str, interviewer_id: str, session_id: str, history: Sequence[tuple[str, str]],
             candidate_turn: str) -> Answer:
@@ -71,7 +71,7 @@ class EngineResponder:
         try:
             reply = self.engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=session_id,
                                         history=[{"role": r, "text": t} for r, t in history],
-                                        candidate_turn=candidate_turn, use_llm=self.use_llm)
+                                        candidate_turn=candidate_turn, use_llm=self.use_llm, ablate=self.ablate)
         except Exception as exc:  # noqa: BLE001 - a failed turn is counted as an empty reply
             return Answer("", (time.perf_counter() - t0) * 1000, error=f"{type(exc).__name__}: {exc}"[:500])
         return Answer(reply.text, (time.perf_counter() - t0) * 1000, reply.move.value, reply.generator, reply.model,

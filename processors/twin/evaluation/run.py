@@ -55,7 +55,7 @@ from processors.twin.evaluation.redteam import RED_TEAM_CASES, policy_for_profil
 from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
-           "EvalResult", "TurnRecord", "build_engine", "eval_tenant", "run_evaluation", "sample_turns",
+           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "run_evaluation", "sample_turns",
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
@@ -89,6 +89,10 @@ class EvalConfig:
     :param tenant: the namespace to import into (default ``eval-<hash>``).
     :param other_corpus: other real interviewers for the persona-less baseline when the corpus has
         only one interviewer (default ``OTHER_CORPUS``).
+    :param on: the split whose turns are asked and scored: "test" (reported figures) or "val" (for
+        choosing methods without looking at the test sessions).
+    :param ablations: parts of the twin (``engine.ABLATIONS``) to switch off one at a time; each becomes
+        a system ``twin-no-<part>`` answered by the in-process engine on the same turns.
     """
 
     corpus: Path
@@ -109,6 +113,8 @@ class EvalConfig:
     interviewers: Sequence[str] = ()  # only these (default: all in the corpus)
     turns_per_session: int = TURNS_PER_SESSION
     discriminator_seeds: int = DISCRIMINATOR_SEEDS
+    on: str = "test"
+    ablations: Sequence[str] = ()
 
     @property
     def turns_per_interviewer(self) -> int | None:
@@ -302,6 +308,13 @@ def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, prog
     report = progress or (lambda stage, done, total: None)
     if config.via not in ("engine", "gateway"):
         raise ValueError(f"via must be 'engine' or 'gateway', not {config.via!r}")
+    if config.on not in ("test", "val"):
+        raise ValueError(f"on must be 'test' or 'val', not {config.on!r}")
+    from processors.twin.engine import ABLATIONS
+
+    unknown = set(config.ablations) - set(ABLATIONS)
+    if unknown:
+        raise ValueError(f"unknown ablation(s) {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     mark = started
@@ -384,14 +397,15 @@ def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], oth
 
 
 def sample_turns(iid: str, split: Split, limit: int | None, seed: int,
-                 per_session: int | None = TURNS_PER_SESSION) -> tuple[list[Exchange], int]:
-    """The test turns of one interviewer this run asks, and how many there were in all.
+                 per_session: int | None = TURNS_PER_SESSION, on: str = "test") -> tuple[list[Exchange], int]:
+    """The test turns (``on="val"``: validation turns) of one interviewer this run asks, and how many
+    there were in all.
 
     Test sessions are visited in a seeded order; each gives at most ``per_session`` of its turns
     (a seeded subset, in order) until ``limit`` turns are taken. Rank-same compares a turn only
     with the other *sampled* turns of its session, so a constant reply scores exactly 0.5.
     """
-    by_session = [exchanges(t, max_context_turns=10**6) for t in split.test]
+    by_session = [exchanges(t, max_context_turns=10**6) for t in getattr(split, on)]
     total = sum(len(x) for x in by_session)
     rng = random.Random(f"{seed}:turns:{iid}")  # nosec B311  # seeded for reproducible sampling, not secrets
     order = list(range(len(by_session)))
@@ -446,11 +460,15 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     available = 0
     per_iid_turns: dict[str, list[Exchange]] = {}
     for iid in wanted:
-        turns, total = sample_turns(iid, splits[iid], config.turns_per_interviewer, seed, config.turns_per_session)
+        turns, total = sample_turns(iid, splits[iid], config.turns_per_interviewer, seed, config.turns_per_session,
+                                    on=config.on)
         per_iid_turns[iid] = turns
         available += total
     n_total = sum(len(v) for v in per_iid_turns.values())
     model, generators, done = None, set(), 0
+    # The ablations: the in-process engine with one part switched off, on the same turns.
+    scored = (*SYSTEMS, *(ablation_system(a) for a in config.ablations))
+    ablated = {a: EngineResponder(engine, config.use_llm, ablate=(a,)) for a in config.ablations}
     policies = {}
     for iid in wanted:
         policies[iid] = policy_for_profile(engine.profiles.active(tenant, iid))
@@ -468,6 +486,10 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                 generators.add(answer.generator)
             verdict = policies[iid].check(answer.text, stage="output") if answer.text else None
             rec.safety_flags = [f.model_dump() for f in verdict.flags] if verdict else []
+            for a, other in ablated.items():
+                rec.replies[ablation_system(a)] = other.ask(tenant, iid, f"eval:{run_id}:{ex.session_id}",
+                                                            [(t.role, t.text) for t in ex.context_turns],
+                                                            rec.candidate_turn).text
             records.append(rec)
             done += 1
             report("twin", done, n_total)
@@ -507,11 +529,12 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     cross_lines = {}
     for iid in wanted:
         sp = splits[iid]
-        held = sp.test if len(sp.test) >= 2 else sp.test + sp.val
+        # On val, the test sessions stay unread.
+        held = sp.val if config.on == "val" else sp.test if len(sp.test) >= 2 else sp.test + sp.val
         cross_lines[iid] = [(s.session_id, t.text) for s in held for t in s.turns if t.role == "interviewer"]
     same_lines = {s.session_id: [t.text for t in s.turns if t.role == "interviewer"]
-                  for iid in wanted for s in splits[iid].test}
-    scoring = score_systems(records, SYSTEMS, scorer, embedder, cross_lines=cross_lines, same_lines=same_lines,
+                  for iid in wanted for s in getattr(splits[iid], config.on)}
+    scoring = score_systems(records, scored, scorer, embedder, cross_lines=cross_lines, same_lines=same_lines,
                             distractors=config.distractors, seed=seed, progress=report)
     report("scoring", 1, 1)
     lap("scoring")
@@ -523,7 +546,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         clf = _load_classifier(tenant, iid, embedder, classifier_notes) if recs else None
         if clf is None:
             continue
-        for system in SYSTEMS:
+        for system in scored:
             agg = M.classifier_agreement(clf, [r.replies[system] for r in recs], [r.real for r in recs])
             for i, r in enumerate(recs):
                 r.scores[system]["classifier"] = float(agg["agreement"][i])
@@ -552,9 +575,9 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         mask = np.array([r.interviewer_id == iid for r in records], dtype=bool)
         rs = [r for r, m in zip(records, mask) if m]
         lat = [r.latency_ms for r in rs]
-        summaries = summarize_systems(records, SYSTEMS, scoring, mask, seed=seed,
+        summaries = summarize_systems(records, scored, scoring, mask, seed=seed,
                                       n_seeds=config.discriminator_seeds)
-        for system in SYSTEMS:
+        for system in scored:
             summaries[system]["safety_violations"] = violations(system, rs)
         per_iid[iid] = {
             "profile_version": trained[iid].version,
@@ -563,6 +586,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
             "test_sessions_sampled": len({r.session_id for r in rs}),
             "twin": summaries["twin"],
             "baselines": {b: summaries[b] for b in BASELINES},
+            "ablations": {a: summaries[ablation_system(a)] for a in config.ablations},
             "chance": _chance(summaries),
             "other_interviewer_source": other_source[iid],
             "latency_ms": {"p50": round(_pct(lat, 50), 1), "p95": round(_pct(lat, 95), 1)},
@@ -570,9 +594,9 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
             "red_team": {k: v for k, v in red.get(iid, {}).items() if k != "outcomes"} or None,
             "classifier": classifier_notes.get(iid, "ok"),
         }
-    summaries = summarize_systems(records, SYSTEMS, scoring, everything, seed=seed,
+    summaries = summarize_systems(records, scored, scoring, everything, seed=seed,
                                   n_seeds=config.discriminator_seeds)
-    for system in SYSTEMS:
+    for system in scored:
         summaries[system]["safety_violations"] = violations(system, records)
     latencies = [r.latency_ms for r in records]
     red_total = {"cases": sum(v["cases"] for v in red.values()),
@@ -593,12 +617,14 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                                                       else "offline"),
         "model": model,
         "interviewers": len(wanted),
-        "test_sessions": sum(len(splits[i].test) for i in wanted),
+        "on": config.on,
+        "test_sessions": sum(len(getattr(splits[i], config.on)) for i in wanted),
         "test_sessions_sampled": len({r.group for r in records}),
         "test_turns": len(records),
         "test_turns_available": available,
         "twin": twin,
         "baselines": {b: summaries[b] for b in BASELINES},
+        "ablations": {a: summaries[ablation_system(a)] for a in config.ablations},
         "chance": _chance(summaries),
         "latency_ms": {"p50": round(_pct(latencies, 50), 1), "p95": round(_pct(latencies, 95), 1),
                        "max": round(max(latencies), 1) if latencies else 0.0, "path": responder.via},
@@ -614,7 +640,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                    "turns_per_session": config.turns_per_session,
                    "sessions": config.sessions if config.sessions is not None else f"~{DEFAULT_TURN_BUDGET} turns",
                    "distractors": config.distractors, "discriminator_seeds": config.discriminator_seeds,
-                   "val": config.val, "test": config.test, "weights": M.COMBINED_WEIGHTS},
+                   "val": config.val, "test": config.test, "weights": M.COMBINED_WEIGHTS,
+                   "on": config.on, "ablations": list(config.ablations)},
         "timings_s": timings,
     }
     result = EvalResult(summary, records, red)
@@ -623,6 +650,11 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         lap("store")
     timings["total"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def ablation_system(part: str) -> str:
+    """The system name of the twin with ``part`` switched off (see ``engine.ABLATIONS``)."""
+    return f"twin-no-{part.replace('_', '-')}"
 
 
 # --------------------------------------------------------------------------- scoring (pure)

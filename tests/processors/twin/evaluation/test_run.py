@@ -170,3 +170,32 @@ def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
                                       (tenant, out["run_id"])).fetchall()]
     assert len(texts) == LIMIT
     assert not [t for t in texts if re.search(r"<[A-Z_]+>", t)]
+
+
+def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client):
+    """`--on val --ablate all`: the twin and each of its parts switched off answer the validation turns
+    (the test sessions stay unread), each scored like a baseline with its difference from the twin."""
+    from infra.cli import app
+    from processors.twin.engine import ABLATIONS
+    from processors.twin.evaluation.run import ablation_system
+    from processors.twin.profiles import ProfileStore
+
+    tenant = f"eval-abl-{random.randrange(16**8):08x}"
+    result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
+                                      "--on", "val", "--ablate", "all", "--limit", "8", "--sessions", "0",
+                                      "--no-red-team", "--no-store", "--tenant", tenant])
+    assert result.exit_code == 0, (result.output[-3000:], result.exception)
+    out = json.loads(result.stdout)
+    assert out["on"] == "val" and out["config"]["ablations"] == list(ABLATIONS)
+    split = ProfileStore(postgres_dsn).active(tenant, "elena_kagan").artefacts["split"]
+    assert out["test_sessions"] == len(split["val"]) and out["test_turns"] == 8
+    assert set(out["ablations"]) == set(ABLATIONS)
+    for part, block in out["ablations"].items():
+        assert 0.0 <= block["rank_same"] <= 1.0, part
+        # One val session (10% of 8) gives the discriminator no second session to be judged on.
+        assert isinstance(block["indistinguishability"], float) or out["test_sessions_sampled"] < 2, part
+        assert set(block["twin_minus_this"]) == {"match_rate_cross", "match_rate_same", "rank_same"}
+        assert block["details"]["empty_replies"] == 0, part
+    assert ablation_system("move_model") == "twin-no-move-model"
+    bad = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--ablate", "memory"])
+    assert bad.exit_code == 2 and "unknown --ablate memory" in bad.output
