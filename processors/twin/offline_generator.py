@@ -446,7 +446,9 @@ class OfflineGenerator:
         if controls.verbosity == "terse":
             limit = max(6.0, profile_wc.get("p25", 10.0))
         else:
-            limit = max(15.0, profile_wc.get("p75", 40.0))
+            # "normal" is the interviewer's own range: only their longest tenth is trimmed (trimming at
+            # the 75th percentile cut a quarter of their lines, a length no real line of theirs lacks).
+            limit = max(15.0, profile_wc.get("p90", profile_wc.get("p75", 40.0)))
         if len(words(text)) <= limit:
             return text
         q_idx = [i for i, s in enumerate(sents) if _sentence_is_question(s)]
@@ -468,14 +470,13 @@ class OfflineGenerator:
     ) -> str:
         """Prefix one of the interviewer's habitual lead-ins ("Well,", "Awesome.") when it fits."""
         leads = self.profile.lead_ins
-        if not leads or controls.verbosity == "terse":
+        # Only when asked to be verbose: the interviewer's own lines already open with their lead-ins
+        # as often as they do, so adding more at "normal" made the twin use them more than they do.
+        if not leads or controls.verbosity != "verbose":
             return text
         first_words = [w.lower() for w in words(text)[:3]]
         if any(" ".join(first_words[:len(words(p.text))]) == " ".join(w.lower() for w in words(p.text)) for p in leads):
             return text  # already opens with one of them
-        rate = 1.0 if controls.verbosity == "verbose" else self.profile.lead_in_rate
-        if rng.random() >= rate:
-            return text
         candidates = []
         for p in leads:
             warm = extract_style(p.text).warmth
