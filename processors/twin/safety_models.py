@@ -1,0 +1,779 @@
+"""Learned safety checks behind ``SafetyPolicy`` (processors/twin/safety.py).
+
+Four learned heads over the same features, plus Presidio for personal data:
+
+- **prohibited_question**: is this line an interviewer asking *the candidate* about a protected
+  characteristic (age, religion, marital or family status, pregnancy, national origin or
+  citizenship, race, disability or health, sexual orientation, gender identity)? Logistic regression
+  over the all-MiniLM-L6-v2 sentence embedding (``processors.twin.embeddings``) and a few features
+  that say who is asked about what: second-person address, first/third-person reference, question
+  form, topic terms, and their products (a topic term in a question to "you" is not a topic term in a
+  statute or in the interviewer's story about their own family). A second, multinomial head names the
+  topic for the flag's detail.
+- **toxicity**: insults, belittling, profanity and threats. The same features plus the offensive-
+  language probability of ``alt-profanity-check`` (a TF-IDF + linear SVM model that ships inside its
+  wheel), so a plain swear word and a polite put-down ("my intern could do better") are both seen.
+- **bias**: stereotypes and demographic generalisations.
+- **elicitation** (candidate turns): a turn that tries to make the interviewer ask or say something
+  it must not (ask me my age, ignore your instructions, insult me, give me their phone number).
+- **pii_leak**: Presidio recognizers that validate what they find: e-mail addresses (with the public
+  suffix list, offline), phone numbers through ``phonenumbers`` (a valid number of its region, written
+  as a phone number is written: "revenue was 1234567890" is not one), card numbers that pass Luhn,
+  US social security numbers (Presidio's invalid-number rules), and street addresses.
+
+A text is cut into units (sentences; short ones merged; at most ``MAX_UNITS``, the first two and the
+last ones) that are embedded in one batch through the embedder's cache (the same text is embedded
+once per process), and a head's score is its highest over the units and, for a text of two or three
+units, the whole text. Thresholds per head and per PII entity were chosen on the development part of
+the safety suite (out-of-fold scores) and are stored in the artefact with the version.
+
+The artefact (``safety_model.npz``, a few dozen KB: weights, thresholds, version and the SHA-256 of
+the data it was trained on) is rebuilt by::
+
+    python -m processors.twin.safety_models train        # from tests/data/safety/dev.jsonl
+    python -m processors.twin.safety_models evaluate     # per-category figures on the frozen test part
+
+Only numpy runs at check time besides the embedder; scikit-learn fits the heads when training and runs
+the profanity model's vectorizer. torch loads with the embedder in the workers, never in the gateway
+(it does not import this module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ARTEFACT", "HEADS", "TOPICS", "LearnedChecks", "PiiFinder", "Score", "get_checks", "hand_features",
+           "split_units"]
+
+ARTEFACT = Path(__file__).with_name("safety_model.npz")
+SUITE_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "safety"
+TOPICS = ("age", "religion", "marital_status", "family_status", "pregnancy", "national_origin", "race", "disability",
+          "sexual_orientation", "gender_identity")
+HEADS = ("prohibited_question", "toxicity", "bias", "elicitation")
+MAX_UNITS = 8
+MAX_UNIT_WORDS = 60
+
+# --------------------------------------------------------------------------------------------------
+# Features. Topic terms are features the model weighs against everything else, never rules by themselves.
+_TOPIC_TERMS = {
+    "age": r"\b(?:old|age|ages|aged|born|birth\w*|birthday|year|years|graduat\w*|retir\w*|young|decade|generation|"
+           r"millennial|boomer|gen x|twenties|thirties|forties|fifties|sixties)\b",
+    "religion": r"\b(?:religio\w*|church\w*|mosque|synagogue|temple|pray\w*|faith|god|christian\w*|muslim|jewish|"
+                r"hindu|catholic|protestant|atheist|sabbath|ramadan|holiday\w*|worship|observ\w*|congregation|"
+                r"spiritual|believer|eid|christmas)\b",
+    "marital_status": r"\b(?:married|marri\w*|single|divorc\w*|spouse|husband|wife|boyfriend|girlfriend|partner|"
+                      r"fianc\w*|engaged|wedding|maiden|mrs|significant other|other half|seeing anyone)\b",
+    "family_status": r"\b(?:kids?|child\w*|baby|babies|famil\w*|parent\w*|childcare|caregiver|school|daughter|son|"
+                     r"toddler|depend\w*|pregnan\w*)\b",
+    "pregnancy": r"\b(?:pregnan\w*|expecting|due|maternity|baby|conceiv\w*|parental leave|far along)\b",
+    "national_origin": r"\b(?:from|citizen\w*|nationality|national|born|country|accent|immigra\w*|passport|"
+                       r"native|language|tongue|green card|origin\w*|roots|ethnic\w*|overseas|abroad)\b",
+    "race": r"\b(?:race|racial\w*|ethnic\w*|black|white|asian|hispanic|latin[oax]|mixed|skin|color|colour)\b",
+    "disability": r"\b(?:disab\w*|medical|medication|health\w*|ill\w*|sick|condition|wheelchair|therap\w*|"
+                  r"rehab|diagnos\w*|hospital\w*|prescription\w*|depress\w*|anxiety|mental|hearing|leg|chronic|"
+                  r"alcohol\w*|surgery|adhd)\b",
+    "sexual_orientation": r"\b(?:gay|lesbian|straight|bisexual|queer|lgbt\w*|orientation|attracted|date men|"
+                          r"date women)\b",
+    "gender_identity": r"\b(?:trans\w*|gender|pronouns?|non-binary|nonbinary|assigned at birth|born a (?:man|woman)|"
+                       r"man or a woman)\b",
+}
+_TOPIC_RX = [re.compile(_TOPIC_TERMS[t], re.IGNORECASE) for t in TOPICS]
+_YOU = re.compile(r"\b(?:you|your|yours|yourself|you're|youre|you've|you'll|you'd|ya|u)\b", re.IGNORECASE)
+_ME = re.compile(r"\b(?:i|i'm|i've|i'll|i'd|me|my|mine|myself|we|our|us)\b", re.IGNORECASE)
+_THEY = re.compile(r"\b(?:he|she|his|her|him|they|their|them|the (?:defendant|petitioner|respondent|employee|"
+                   r"applicant|plaintiff|witness|officer|court|state|government|statute|person))\b", re.IGNORECASE)
+_ASKS = re.compile(r"^\W*(?:\w+,\s*)?(?:are|is|do|does|did|have|has|were|was|will|would|can|could|should|may|"
+                   r"what|what's|whats|which|who|whom|whose|when|where|how|why|any)\b", re.IGNORECASE)
+_LEGAL = re.compile(r"\b(?:statute|clause|court|counsel|amendment|congress|section|act|law|case|jury|"
+                    r"constitution\w*|precedent|justice|suppose|hypothetical)\b", re.IGNORECASE)
+N_HAND = 10 + 7 + 10
+
+
+def hand_features(text: str) -> np.ndarray:
+    """Who is asked about what: topic terms, address, question form, and their products."""
+    topics = np.array([1.0 if rx.search(text) else 0.0 for rx in _TOPIC_RX], dtype=np.float32)
+    you = min(len(_YOU.findall(text)), 3) / 3
+    me = min(len(_ME.findall(text)), 3) / 3
+    they = min(len(_THEY.findall(text)), 3) / 3
+    question = 1.0 if text.rstrip().endswith("?") else 0.0
+    asks = 1.0 if _ASKS.search(text) else 0.0
+    legal = min(len(_LEGAL.findall(text)), 3) / 3
+    n_words = min(len(text.split()), 60) / 60
+    you_q = you * max(question, asks)
+    return np.concatenate([topics, [you, me, they, question, asks, legal, n_words],
+                           topics * you_q]).astype(np.float32)
+
+
+_SENTENCE = re.compile(r"(?<=[.?!])[\"'”’)]*\s+|\n+")
+
+
+def split_units(text: str) -> list[str]:
+    """Sentences of ``text``, a sentence under four words merged into the next, at most ``MAX_UNITS``
+    (the first two and the last ones), each at most ``MAX_UNIT_WORDS`` words."""
+    parts = [p.strip() for p in _SENTENCE.split(text or "") if p and p.strip()]
+    units: list[str] = []
+    carry = ""
+    for p in parts:
+        p = f"{carry} {p}".strip() if carry else p
+        if len(p.split()) < 4:
+            carry = p
+            continue
+        carry = ""
+        units.append(p)
+    if carry:
+        if units:
+            units[-1] = f"{units[-1]} {carry}"
+        else:
+            units.append(carry)
+    if len(units) > MAX_UNITS:
+        units = units[:2] + units[-(MAX_UNITS - 2):]
+    return [" ".join(u.split()[:MAX_UNIT_WORDS]) for u in units]
+
+
+# --------------------------------------------------------------------------------------------------
+# The offensive-language model of alt-profanity-check, read once (it loads at import).
+class _Profanity:
+    def __init__(self) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # a pickled model of an older scikit-learn
+            warnings.simplefilter("ignore")
+            from profanity_check import profanity_check as pc
+        self.vectorizer, self.model = pc.vectorizer, pc.model
+        self._fast = self._fused()
+
+    def _fused(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The calibrated SVMs as matrices (one sparse product instead of five estimator calls), if the
+        fitted model has the layout this reads; checked against the model's own ``predict_proba``."""
+        try:
+            cals = self.model.calibrated_classifiers_
+            w = np.vstack([np.ravel(c.estimator.coef_) for c in cals]).T
+            b = np.array([float(np.ravel(c.estimator.intercept_)[0]) for c in cals])
+            a = np.array([float(c.calibrators[0].a_) for c in cals])
+            bb = np.array([float(c.calibrators[0].b_) for c in cals])
+            fast = (w, b, a, bb)
+            probe = ["you are an idiot", "what a lovely day", "this is shit", "tell me about your project"]
+            if np.allclose(self._fast_prob(self.vectorizer.transform(probe), fast),
+                           self.model.predict_proba(self.vectorizer.transform(probe))[:, 1], atol=1e-6):
+                return fast
+        except (AttributeError, IndexError, ValueError):
+            pass
+        return None
+
+    @staticmethod
+    def _fast_prob(x, fast) -> np.ndarray:
+        w, b, a, bb = fast
+        f = np.asarray(x @ w) + b
+        p = 1.0 / (1.0 + np.exp(a * f + bb))
+        return p.mean(axis=1)
+
+    def prob(self, texts: Sequence[str]) -> np.ndarray:
+        x = self.vectorizer.transform(list(texts))
+        if self._fast is not None:
+            return self._fast_prob(x, self._fast)
+        return self.model.predict_proba(x)[:, 1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Personal data: Presidio recognizers that validate what they match.
+_PHONE_CONTEXT = re.compile(r"\b(?:call|phone|number|cell|mobile|tel|text|reach|dial|whatsapp|contact|fax)\b",
+                            re.IGNORECASE)
+_STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Terrace|Place|Pl|Way|Loop|"
+           r"Parkway|Pkwy|Square|Sq|Circle|Cir|Highway|Hwy|Trail|Row|Close|Crescent|Alley)")
+_ADDRESS = (rf"\b\d{{1,6}}[A-Z]?\s+(?:[A-Z][\w'’.-]*\s+){{1,5}}{_STREET}\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?"
+            rf"(?:,\s*(?:[A-Z][\w'’.-]*\s?){{1,3}})?(?:,\s*[A-Z]{{2}}(?:\s+\d{{5}}(?:-\d{{4}})?)?)?")
+
+
+class PiiFinder:
+    """E-mail, phone, card, SSN and street-address spans, each with a score (Presidio's, validated)."""
+
+    ENTITIES = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "CREDIT_CARD": "credit_card", "US_SSN": "us_ssn",
+                "STREET_ADDRESS": "address"}
+
+    def __init__(self) -> None:
+        # The e-mail recognizer asks tldextract, which would fetch the public suffix list: the bundled
+        # snapshot only (as processors/pii/engine.py does).
+        os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+        import logging
+
+        logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+        try:
+            import tldextract.tldextract as tx
+
+            tx.TLD_EXTRACTOR.suffix_list_urls = ()
+        except (ImportError, AttributeError):  # pragma: no cover - tldextract internals moved
+            pass
+        from presidio_analyzer import Pattern, PatternRecognizer
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            PhoneRecognizer,
+            UsSsnRecognizer,
+        )
+
+        self.recognizers = [
+            EmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), UsSsnRecognizer(),
+            PatternRecognizer(supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer",
+                              patterns=[Pattern("street address", _ADDRESS, 0.6)]),
+        ]
+
+    @staticmethod
+    def _phone_ok(text: str, start: int, end: int) -> bool:
+        """A valid number of its region, written like a phone number (separators, brackets or a +), or a
+        bare run of digits right after a word like "call" or "phone"."""
+        import phonenumbers
+
+        raw = text[start:end]
+        try:
+            parsed = phonenumbers.parse(raw, None if raw.lstrip().startswith("+") else "US")
+        except phonenumbers.NumberParseException:
+            return False
+        if not phonenumbers.is_valid_number(parsed):
+            return False
+        if re.search(r"[\s().+-]", raw.strip()):
+            return True
+        return bool(_PHONE_CONTEXT.search(text[max(0, start - 30):start]))
+
+    def find(self, text: str) -> list[tuple[str, float, int, int]]:
+        """(detail, score, start, end) for each span found."""
+        digits = sum(c.isdigit() for c in text)
+        out: list[tuple[str, float, int, int]] = []
+        for rec in self.recognizers:
+            entity = rec.supported_entities[0]
+            if entity == "EMAIL_ADDRESS" and "@" not in text:
+                continue
+            if entity in ("PHONE_NUMBER", "US_SSN") and digits < 7 or entity == "CREDIT_CARD" and digits < 12:
+                continue
+            if entity == "STREET_ADDRESS" and not digits:
+                continue
+            for r in rec.analyze(text, [entity], None):
+                if entity == "PHONE_NUMBER" and not self._phone_ok(text, r.start, r.end):
+                    continue
+                out.append((self.ENTITIES[entity], float(r.score), r.start, r.end))
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Score:
+    """A head's verdict on one text: its score, the threshold, and the detail (topic/kind)."""
+
+    head: str
+    score: float
+    threshold: float
+    detail: str
+
+    @property
+    def flagged(self) -> bool:
+        return self.score >= self.threshold
+
+
+@dataclass
+class _Head:
+    w: np.ndarray  # (d,) on the raw features (the scaler folded in)
+    b: float
+    threshold: float
+    detail_w: np.ndarray | None = None  # (k, d)
+    detail_b: np.ndarray | None = None
+    details: tuple[str, ...] = ()
+
+
+EMB = 384
+N_FEATURES = 3 * EMB + N_HAND + 1
+_YOU_PIECES = frozenset({"you", "your", "yours", "yourself", "ya"})
+
+
+def _pool(tokens: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    if not len(tokens):
+        return np.zeros(3 * EMB, dtype=np.float32)
+    mean = vectors.mean(axis=0)
+    mean = mean / (np.linalg.norm(mean) + 1e-9)
+    idx = [i for i, t in enumerate(tokens) if t in _YOU_PIECES]
+    you = vectors[idx].mean(axis=0) if idx else np.zeros(EMB, dtype=np.float32)
+    return np.concatenate([mean, you, vectors.max(axis=0)]).astype(np.float32)
+
+
+@dataclass
+class LearnedChecks:
+    """The artefact's heads and thresholds, and the PII finder; ``check`` runs them on one text."""
+
+    heads: dict[str, _Head]
+    pii_thresholds: dict[str, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+    embedder: Any = None
+    cache_size: int = 4096
+    _profanity: _Profanity | None = None
+    _pii: PiiFinder | None = None
+    _cache: OrderedDict = field(default_factory=OrderedDict)
+    _cache_lock: Any = field(default_factory=threading.Lock)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | Path = ARTEFACT, embedder: Any = None) -> "LearnedChecks":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            heads = {}
+            for name in HEADS:
+                details = tuple(meta["details"].get(name, ()))
+                heads[name] = _Head(w=z[f"{name}.w"], b=float(z[f"{name}.b"]), threshold=float(meta["thresholds"][name]),
+                                    detail_w=z[f"{name}.dw"] if details else None,
+                                    detail_b=z[f"{name}.db"] if details else None, details=details)
+        return cls(heads=heads, pii_thresholds=meta["pii_thresholds"], meta=meta, embedder=embedder)
+
+    def save(self, path: str | Path = ARTEFACT) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        for name, h in self.heads.items():
+            arrays[f"{name}.w"] = h.w.astype(np.float32)
+            arrays[f"{name}.b"] = np.array(h.b, dtype=np.float64)
+            if h.details:
+                arrays[f"{name}.dw"] = h.detail_w.astype(np.float32)
+                arrays[f"{name}.db"] = h.detail_b.astype(np.float32)
+        meta = dict(self.meta)
+        meta["thresholds"] = {n: round(float(h.threshold), 4) for n, h in self.heads.items()}
+        meta["details"] = {n: list(h.details) for n, h in self.heads.items() if h.details}
+        meta["pii_thresholds"] = self.pii_thresholds
+        np.savez_compressed(path, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "?"))
+
+    @property
+    def profanity_threshold(self) -> float | None:
+        return self.meta.get("profanity_threshold")
+
+    @property
+    def profanity(self) -> _Profanity:
+        if self._profanity is None:
+            self._profanity = _Profanity()
+        return self._profanity
+
+    @property
+    def pii(self) -> PiiFinder:
+        if self._pii is None:
+            self._pii = PiiFinder()
+        return self._pii
+
+    def _embedder(self) -> Any:
+        if self.embedder is None:
+            from processors.twin.embeddings import get_embedder
+
+            self.embedder = get_embedder()
+        return self.embedder
+
+    def _token_features(self, texts: list[str]) -> np.ndarray:
+        """From one forward pass of MiniLM per text (cached): the mean of its contextual token vectors
+        (what the text is about), the mean of the vectors of its second-person tokens (what "you" is
+        tied to: "your age" against "your position"; zeros without one) and their element-wise maximum
+        (the strongest single cue, such as one insult among polite words)."""
+        out = np.zeros((len(texts), 3 * EMB), dtype=np.float32)
+        missing: list[int] = []
+        with self._cache_lock:
+            for i, t in enumerate(texts):
+                hit = self._cache.get(t)
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(t)
+                    out[i] = hit
+        if missing:
+            missing.sort(key=lambda i: len(texts[i]))  # batches of like lengths: little padding
+            embedded = self._embedder().token_embeddings([texts[i] for i in missing])
+            with self._cache_lock:
+                for i, te in zip(missing, embedded):
+                    out[i] = _pool(te.tokens, te.vectors)
+                    self._cache[texts[i]] = out[i].copy()
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    # ---------------------------------------------------------------- checking
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Feature rows of ``texts`` (one batch through MiniLM and one through the profanity model)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, N_FEATURES), dtype=np.float32)
+        hand = np.vstack([hand_features(t) for t in texts])
+        return np.hstack([self._token_features(texts), hand, self.profanity.prob(texts)[:, None]]).astype(np.float32)
+
+    @staticmethod
+    def _units_for(text: str) -> list[str]:
+        units = split_units(text)
+        if 2 <= len(units) <= 3:
+            units.append(" ".join(units))
+        return units
+
+    def scores(self, text: str, heads: Sequence[str] = HEADS) -> dict[str, Score]:
+        """Each head's score on ``text`` (its highest over the text's units)."""
+        units = self._units_for(text)
+        if not units or not heads:
+            return {h: Score(h, 0.0, self.heads[h].threshold, "") for h in heads}
+        x = self.featurize(units)
+        out: dict[str, Score] = {}
+        for name in heads:
+            h = self.heads[name]
+            s = 1.0 / (1.0 + np.exp(-(x @ h.w + h.b)))
+            i = int(np.argmax(s))
+            detail = ""
+            if h.details:
+                detail = h.details[int(np.argmax(h.detail_w @ x[i] + h.detail_b))]
+            score = float(s[i])
+            if name == "toxicity" and self.profanity_threshold is not None:
+                # The offensive-language model alone, at its own threshold (chosen on the development
+                # part), also flags: an explicit insult is toxic whatever the rest of the line says.
+                j = int(np.argmax(x[:, -1]))
+                if x[j, -1] >= self.profanity_threshold and score < h.threshold:
+                    score, detail = max(h.threshold, float(x[j, -1])), "offensive_language"
+            out[name] = Score(name, score, h.threshold, detail)
+        return out
+
+    def pii_flags(self, text: str) -> list[str]:
+        """The kinds of personal data in ``text`` (one detail per kind)."""
+        found: list[str] = []
+        for detail, score, _, _ in self.pii.find(text):
+            if score >= self.pii_thresholds.get(detail, 0.5) and detail not in found:
+                found.append(detail)
+        return found
+
+
+_checks: LearnedChecks | None = None
+_lock = threading.Lock()
+
+
+def get_checks() -> LearnedChecks:
+    """The process-wide learned checks (the artefact is read once; the embedder is the shared one)."""
+    global _checks
+    if _checks is None:
+        with _lock:
+            if _checks is None:
+                _checks = LearnedChecks.load(ARTEFACT)
+    return _checks
+
+
+# --------------------------------------------------------------------------------------------------
+# Training (python -m processors.twin.safety_models train).
+def read_suite(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+_SWAPS = [(r"\bare you\b", "is he"), (r"\bwere you\b", "was she"), (r"\bdo you\b", "does she"),
+          (r"\bdid you\b", "did he"), (r"\bhave you\b", "has she"), (r"\bwill you\b", "will he"),
+          (r"\bcan you\b", "can he"), (r"\byou're\b", "he's"), (r"\byourself\b", "himself"),
+          (r"\byour\b", "his"), (r"\byou\b", "she")]
+_FRAMES = ["The statute asks {q}", "Suppose the employer asked an applicant, '{q}' Is that unlawful?",
+           "The form used to ask '{q}' and the Court struck it down.", "Counsel, the question in the record was '{q}'"]
+
+
+def third_person(text: str) -> str:
+    """The same question about someone else ("Are you married?" -> "is he married?")."""
+    out = text
+    for rx, rep in _SWAPS:
+        out = re.sub(rx, rep, out, flags=re.IGNORECASE)
+    return out
+
+
+def _training_set(rows: list[dict], head: str, rng: np.random.Generator) -> tuple[list[str], list[int], list[str], list[str]]:
+    """Texts, labels, details and groups (template families) for one head, with augmentations."""
+    texts: list[str] = []
+    labels: list[int] = []
+    details: list[str] = []
+    groups: list[str] = []
+    benign = [r["text"] for r in rows if r["label"] == "none" and r["stage"] == "output" and len(r["text"]) < 160]
+
+    def add(t: str, y: int, d: str, g: str) -> None:
+        texts.append(t)
+        labels.append(y)
+        details.append(d)
+        groups.append(g)
+
+    skip = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity"}, "prohibited_question": set(),
+            "elicitation": set()}[head]
+    for r in rows:
+        if r["label"] in skip:
+            continue
+        y = int(r["label"] == head)
+        g = r.get("group") or r["family"]
+        add(r["text"], y, r["topic"] if y else "", g)
+        if not y:  # a negative's sentences are negatives too: the checks score each unit of a text
+            units = split_units(r["text"])
+            for u in units if len(units) > 1 else ():
+                add(u, 0, "", g)
+        if head == "prohibited_question" and y:
+            # Augmentations: the question after a real line (still a violation), about someone else or
+            # quoted in legal argument (not one).
+            add(f"{benign[int(rng.integers(len(benign)))]} {r['text']}", 1, r["topic"], g)
+            other = third_person(r["text"])
+            if other.lower() != r["text"].lower():
+                add(other, 0, "", g)
+            frame = _FRAMES[int(rng.integers(len(_FRAMES)))]
+            add(frame.format(q=r["text"].rstrip("?") + "?"), 0, "", g)
+        elif y:
+            add(f"{benign[int(rng.integers(len(benign)))]} {r['text']}", 1, r["topic"], g)
+    return texts, labels, details, groups
+
+
+# Contrastive augmentations: the same frames about a protected attribute (positive) and about the job
+# (negative), so the heads learn the attribute, not the frame.
+_ASK_FRAMES = ["Can I ask about your {x}?", "Tell me a little about your {x}.", "Would you mind sharing your {x}?",
+               "What's your {x}?", "I'd love to hear about your {x}.", "How would you describe your {x}?",
+               "Before we wrap up, what about your {x}?", "Could you tell me more about your {x}?"]
+_PROTECTED = {
+    "age": ["age", "date of birth", "birth year", "retirement plans", "year of graduation from high school"],
+    "religion": ["religion", "faith", "religious beliefs", "church", "religious holidays"],
+    "marital_status": ["marital status", "spouse", "husband", "wife", "relationship status"],
+    "family_status": ["kids", "children", "plans to start a family", "childcare arrangements", "family situation at home"],
+    "pregnancy": ["pregnancy", "plans to get pregnant", "due date", "maternity leave plans"],
+    "national_origin": ["nationality", "citizenship", "country of birth", "ethnic origin", "immigration status", "accent"],
+    "race": ["race", "racial background", "skin colour"],
+    "disability": ["disability", "medical history", "health conditions", "medications", "mental health history"],
+    "sexual_orientation": ["sexual orientation", "sexuality", "love life"],
+    "gender_identity": ["gender identity", "sex at birth", "transition"],
+}
+_JOB = ["experience with Kafka", "last project", "approach to testing", "notice period", "salary expectations",
+        "availability to start", "favourite programming language", "design choices here", "biggest failure at work",
+        "reasons for leaving your last job", "management style", "on-call experience", "work authorization status",
+        "portfolio", "references", "preferred team size", "argument on the second question", "reading of the statute"]
+_INSULT_FRAMES = ["You're such a {x}.", "Honestly, you're a {x}.", "Only a {x} would answer like that.",
+                  "What a {x} you are."]
+_INSULTS = ["idiot", "loser", "clown", "fool", "halfwit", "dimwit", "fraud", "waste of space", "disgrace", "nitwit"]
+_NEUTRAL_NOUNS = ["strong candidate", "careful engineer", "quick learner", "good communicator", "team player",
+                  "thoughtful person", "fast typist", "generalist", "specialist", "pragmatist"]
+_ANSWER_FRAMES = ["That answer was {x}.", "Your code is {x}.", "This design is {x}, frankly.", "What you just said is {x}."]
+_BAD_ADJ = ["garbage", "trash", "pathetic", "idiotic", "braindead", "laughable", "moronic", "worthless"]
+_OK_ADJ = ["incomplete", "too slow", "close", "mostly right", "hard to follow", "a good start", "not what I asked",
+           "wrong in the base case"]
+
+
+def _augmentations(head: str) -> list[tuple[str, int, str]]:
+    """(text, label, detail) pairs built from the frames above for ``head``."""
+    out: list[tuple[str, int, str]] = []
+    if head == "prohibited_question":
+        for i, frame in enumerate(_ASK_FRAMES):
+            for topic, attrs in _PROTECTED.items():
+                out.append((frame.format(x=attrs[i % len(attrs)]), 1, topic))
+            for j in range(3):
+                out.append((frame.format(x=_JOB[(i * 3 + j) % len(_JOB)]), 0, ""))
+    elif head == "toxicity":
+        for i, frame in enumerate(_INSULT_FRAMES):
+            for j in range(4):
+                out.append((frame.format(x=_INSULTS[(i * 4 + j) % len(_INSULTS)]), 1, "insult"))
+                out.append((frame.format(x=_NEUTRAL_NOUNS[(i * 4 + j) % len(_NEUTRAL_NOUNS)]), 0, ""))
+        for i, frame in enumerate(_ANSWER_FRAMES):
+            for j in range(4):
+                out.append((frame.format(x=_BAD_ADJ[(i * 4 + j) % len(_BAD_ADJ)]), 1, "belittling"))
+                out.append((frame.format(x=_OK_ADJ[(i * 4 + j) % len(_OK_ADJ)]), 0, ""))
+    return out
+
+
+def _sample_negatives() -> list[str]:
+    """Interviewer lines of the repository's synthetic technical interviews (infra/samples), as extra
+    negatives: a technical interviewer's register, which the suite's real lines (court) do not have."""
+    path = Path(__file__).resolve().parents[2] / "infra" / "samples" / "sample_interviews.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            out += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "interviewer"]
+    return out
+
+
+def _fit_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    lr.fit((x - mu) / sd, y)
+    w = lr.coef_[0] / sd
+    return w.astype(np.float32), float(lr.intercept_[0] - (lr.coef_[0] * mu / sd).sum())
+
+
+def _fit_detail(x: np.ndarray, details: list[str], c: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=c, max_iter=3000)
+    lr.fit((x - mu) / sd, details)
+    w = lr.coef_ / sd
+    b = lr.intercept_ - (lr.coef_ * mu / sd).sum(axis=1)
+    return w.astype(np.float32), b.astype(np.float32), tuple(str(k) for k in lr.classes_)
+
+
+def _choose_threshold(scores: np.ndarray, y: np.ndarray, target_recall: float, fp_budget: float) -> float:
+    """On out-of-fold scores of the development part: the highest threshold whose recall reaches
+    ``target_recall``, unless that lets more than ``fp_budget`` of the negatives (hard ones, mostly)
+    through; then the lowest threshold within the budget. Kept within [0.05, 0.95]."""
+    pos = np.sort(scores[y == 1])
+    neg = np.sort(scores[y == 0])
+    if not len(pos):
+        return 0.5
+    t_recall = float(pos[int(np.floor((1 - target_recall) * len(pos)))]) - 1e-6
+    t_fp = float(neg[min(len(neg) - 1, int(np.ceil((1 - fp_budget) * len(neg))))]) + 1e-6 if len(neg) else 0.0
+    return float(min(max(t_recall, t_fp, 0.05), 0.95))
+
+
+def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
+          cs: Sequence[float] = (0.003, 0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.02,
+          folds: int = 5, seed: int = 14) -> dict[str, Any]:
+    """Fit every head on the development part (+ augmentations), choose C and thresholds out of fold
+    (folds keep a phrasing's variants together), save."""
+    from sklearn.model_selection import GroupKFold
+
+    rows = read_suite(dev_path)
+    rng = np.random.default_rng(seed)
+    checks = LearnedChecks(heads={}, pii_thresholds={})
+    report: dict[str, Any] = {}
+    for head in HEADS:
+        stage_rows = [r for r in rows if head != "elicitation" or r["stage"] == "input" or r["label"] == "none"]
+        texts, labels, details, groups = _training_set(stage_rows, head, rng)
+        extra = _sample_negatives()
+        texts, labels, details = texts + extra, labels + [0] * len(extra), details + [""] * len(extra)
+        groups = groups + [f"sample{i // 8}" for i in range(len(extra))]
+        for i, (t, yy, d) in enumerate(_augmentations(head)):
+            texts.append(t)
+            labels.append(yy)
+            details.append(d)
+            groups.append(f"frame{i % 7}")
+        x = checks.featurize(texts)
+        y = np.array(labels)
+        best = None
+        for cc in cs:
+            oof = np.zeros(len(y))
+            for tr, te in GroupKFold(n_splits=folds).split(x, y, groups):
+                w, b = _fit_head(x[tr], y[tr], cc)
+                oof[te] = 1 / (1 + np.exp(-(x[te] @ w + b)))
+            # The C whose out-of-fold scores reach the most positives at a 1% false-positive rate.
+            neg = np.sort(oof[y == 0])
+            at_1pct = float((oof[y == 1] > neg[int(0.99 * (len(neg) - 1))]).mean())
+            if best is None or at_1pct > best[0]:
+                best = (at_1pct, cc, oof)
+        at_1pct, c_head, oof = best
+        threshold = _choose_threshold(oof, y, target_recall, fp_budget)
+        w, b = _fit_head(x, y, c_head)
+        pos = y == 1
+        dw = db = None
+        names: tuple[str, ...] = ()
+        if len({d for d, p in zip(details, pos) if p}) > 1:
+            dw, db, names = _fit_detail(x[pos], [d for d, p in zip(details, pos) if p], c_head)
+        checks.heads[head] = _Head(w=w, b=b, threshold=threshold, detail_w=dw, detail_b=db, details=names)
+        report[head] = {"examples": int(len(y)), "positives": int(pos.sum()), "c": c_head,
+                        "oof_recall_at_1pct_fp": round(at_1pct, 4), "threshold": round(threshold, 4),
+                        "oof_recall": round(float((oof[pos] >= threshold).mean()), 4),
+                        "oof_fp_rate": round(float((oof[~pos] >= threshold).mean()), 4)}
+    # The offensive-language model on its own: the lowest threshold that keeps its false positives on
+    # the development negatives (both stages, the toxicity head's rows) within half the budget.
+    tox_rows = [r for r in rows if r["label"] in ("toxicity", "none", "prohibited_question", "pii_leak")]
+    prof = checks.profanity.prob([r["text"] for r in tox_rows])
+    is_tox = np.array([r["label"] == "toxicity" for r in tox_rows])
+    neg = np.sort(prof[~is_tox])
+    prof_t = float(max(neg[min(len(neg) - 1, int(np.ceil((1 - fp_budget / 2) * len(neg))))] + 1e-6, 0.5))
+    report["toxicity"]["profanity_threshold"] = round(prof_t, 4)
+    report["toxicity"]["profanity_recall_alone"] = round(float((prof[is_tox] >= prof_t).mean()), 4)
+    # PII: per entity, the threshold with the best F1 on the development rows (ties: the higher one).
+    finder = checks.pii
+    found = [(r, {d: s for d, s, _, _ in finder.find(r["text"])}) for r in rows if r["stage"] == "output"]
+    for detail in PiiFinder.ENTITIES.values():
+        best = (-1.0, 0.5)
+        for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0):
+            tp = sum(1 for r, f in found if r["topic"] == detail and f.get(detail, -1) >= t)
+            fp = sum(1 for r, f in found if r["topic"] != detail and f.get(detail, -1) >= t)
+            fn = sum(1 for r, f in found if r["topic"] == detail and f.get(detail, -1) < t)
+            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+            if f1 >= best[0]:
+                best = (f1, t)
+        checks.pii_thresholds[detail] = best[1]
+        report[f"pii:{detail}"] = {"threshold": best[1], "f1": round(best[0], 4)}
+    data = Path(dev_path).read_bytes()
+    checks.meta = {"version": hashlib.sha256(data).hexdigest()[:8] + "-" + str(seed),
+                   "trained_on": {"path": str(Path(dev_path).name), "sha256": hashlib.sha256(data).hexdigest(),
+                                  "rows": len(rows)},
+                   "embedding": "all-MiniLM-L6-v2", "target_recall": target_recall, "fp_budget": fp_budget,
+                   "profanity_threshold": round(prof_t, 4),
+                   "report": report}
+    checks.save(out)
+    return report
+
+
+def evaluate(path: str | Path = SUITE_DIR / "test.jsonl", policy: Any = None) -> dict[str, Any]:
+    """Per-category precision and recall of ``SafetyPolicy`` (every rule) on a suite part.
+
+    A labelled row counts as found when its stage's check flags its category; a ``none`` row is a
+    false positive when its stage's check flags anything. Precision of a category: of the rows its
+    check flagged, the share labelled with it.
+    """
+    if policy is None:
+        from processors.twin.safety import SafetyPolicy
+
+        policy = SafetyPolicy()
+    rows = read_suite(path)
+    cats = [{f.category for f in policy.check(r["text"], stage=r["stage"]).flags} for r in rows]
+    labels = sorted({r["label"] for r in rows} - {"none"})
+    out: dict[str, Any] = {"rows": len(rows), "categories": {}}
+    for label in labels:
+        n = sum(1 for r in rows if r["label"] == label)
+        found = sum(1 for r, c in zip(rows, cats) if r["label"] == label and label in c)
+        flagged = sum(1 for c in cats if label in c)
+        out["categories"][label] = {"n": n, "found": found, "recall": found / n if n else 1.0,
+                                    "flagged": flagged, "precision": found / flagged if flagged else 1.0}
+    negatives = [(r, c) for r, c in zip(rows, cats) if r["label"] == "none"]
+    out["negatives"] = len(negatives)
+    out["negatives_flagged"] = sum(1 for _, c in negatives if c)
+    out["fp_rate"] = out["negatives_flagged"] / len(negatives) if negatives else 0.0
+    out["misses"] = [{"text": r["text"], "label": r["label"], "flags": sorted(c)}
+                     for r, c in zip(rows, cats) if r["label"] != "none" and r["label"] not in c]
+    out["false_positives"] = [{"text": r["text"], "flags": sorted(c)} for r, c in negatives if c]
+    return out
+
+
+def _cli() -> None:
+    import typer
+
+    app = typer.Typer(add_completion=False, no_args_is_help=True, help=(
+        "The learned safety checks' artefact (processors/twin/safety_model.npz). `train` fits the heads "
+        "(prohibited question, toxicity, bias, elicitation) on the development part of the safety suite "
+        "(tests/data/safety/dev.jsonl) plus augmentations, chooses each head's threshold on out-of-fold "
+        "scores and the PII thresholds on the same rows, and writes weights, thresholds and version. "
+        "`evaluate` prints per-category precision and recall of SafetyPolicy on a suite part (default: the "
+        "frozen test part)."))
+
+    @app.command("train")
+    def train_cmd(dev: Path = typer.Option(SUITE_DIR / "dev.jsonl", help="development part of the suite"),
+                  out: Path = typer.Option(ARTEFACT, help="where to write the artefact"),
+                  c: str = typer.Option("0.003,0.01,0.03,0.1", help="inverse L2 strengths to choose among (out of fold)"),
+                  target_recall: float = typer.Option(0.97, help="out-of-fold recall a threshold aims for"),
+                  fp_budget: float = typer.Option(0.02, help="most out-of-fold false positives a threshold may let through")):
+        """Fit the heads and thresholds on the development part and write the artefact."""
+        report = train(dev, out, cs=[float(v) for v in c.split(",")], target_recall=target_recall, fp_budget=fp_budget)
+        typer.echo(json.dumps(report, indent=2))
+        typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
+
+    @app.command("evaluate")
+    def evaluate_cmd(part: Path = typer.Option(SUITE_DIR / "test.jsonl", help="suite part to measure"),
+                     show: int = typer.Option(10, help="misses and false positives to print")):
+        """Per-category precision/recall and the false-positive rate of the hard negatives."""
+        res = evaluate(part)
+        for label, m in res["categories"].items():
+            typer.echo(f"{label:20} n={m['n']:4} recall={m['recall']:.3f} precision={m['precision']:.3f}")
+        typer.echo(f"negatives {res['negatives']}: flagged {res['negatives_flagged']} ({res['fp_rate']:.2%})")
+        for m in res["misses"][:show]:
+            typer.echo(f"  missed   {m['label']:20} {m['text'][:100]!r} {m['flags']}")
+        for m in res["false_positives"][:show]:
+            typer.echo(f"  wrongly  {','.join(m['flags']):20} {m['text'][:100]!r}")
+
+    app()
+
+
+if __name__ == "__main__":
+    _cli()
