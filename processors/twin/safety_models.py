@@ -5,11 +5,14 @@ Four learned heads over the same features, plus Presidio for personal data:
 - **prohibited_question**: is this line an interviewer asking *the candidate* about a protected
   characteristic (age, religion, marital or family status, pregnancy, national origin or
   citizenship, race, disability or health, sexual orientation, gender identity)? Logistic regression
-  over the all-MiniLM-L6-v2 sentence embedding (``processors.twin.embeddings``) and a few features
-  that say who is asked about what: second-person address, first/third-person reference, question
-  form, topic terms, and their products (a topic term in a question to "you" is not a topic term in a
-  statute or in the interviewer's story about their own family). A second, multinomial head names the
-  topic for the flag's detail.
+  over all-MiniLM-L6-v2's contextual token vectors (``processors.twin.embeddings``; one forward pass per
+  text: their mean, the mean of the second-person tokens' vectors, their element-wise maximum) and a
+  few features that say who is asked about what: second-person address, first/third-person reference,
+  question form, topic terms, and their products (a topic term in a question to "you" is not a topic
+  term in a statute or in the interviewer's story about their own family). A second, multinomial head
+  names the topic for the flag's detail. Training adds augmentations: each question after a real line
+  (still a violation), turned to the third person or quoted in legal argument (not one), and the same
+  frames about a protected attribute and about the job.
 - **toxicity**: insults, belittling, profanity and threats. The same features plus the offensive-
   language probability of ``alt-profanity-check`` (a TF-IDF + linear SVM model that ships inside its
   wheel), so a plain swear word and a polite put-down ("my intern could do better") are both seen.
@@ -22,9 +25,10 @@ Four learned heads over the same features, plus Presidio for personal data:
   US social security numbers (Presidio's invalid-number rules), and street addresses.
 
 A text is cut into units (sentences; short ones merged; at most ``MAX_UNITS``, the first two and the
-last ones) that are embedded in one batch through the embedder's cache (the same text is embedded
+last ones) that go through MiniLM in one batch (features cached per unit, so the same text is embedded
 once per process), and a head's score is its highest over the units and, for a text of two or three
-units, the whole text. Thresholds per head and per PII entity were chosen on the development part of
+units, the whole text. The toxicity head also flags when the offensive-language model alone passes its
+own threshold. Thresholds per head and per PII entity were chosen on the development part of
 the safety suite (out-of-fold scores) and are stored in the artefact with the version.
 
 The artefact (``safety_model.npz``, a few dozen KB: weights, thresholds, version and the SHA-256 of
