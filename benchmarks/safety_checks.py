@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from processors.twin.safety import SafetyPolicy  # noqa: E402
+from processors.twin.safety_learned import SafetyPolicy  # noqa: E402
 from processors.twin.safety_models import SUITE_DIR, evaluate, get_checks, split_units  # noqa: E402
 
 console = Console(width=140)

@@ -1,18 +1,9 @@
-"""Safety checks for candidate turns (input) and twin replies (output).
+"""Safety rules for candidate turns (input) and twin replies (output).
 
-Rules are small classes behind a registry (like Presidio recognizers): each has a ``category``, the
-``stages`` it runs at and ``check(text) -> list[SafetyFlag]``. The judgement is learned
-(processors/twin/safety_models.py): a prohibited-question classifier that reads who is asked about
-what, a toxicity model, a bias model, an elicitation model for candidate turns (sentence embeddings
-+ features into logistic regression, thresholds chosen on the development part of the safety suite in
-tests/data/safety/) and Presidio with validated recognizers for personal data. A rule's class-level
-``PATTERNS`` (and ``extra_patterns`` given to ``__init__``) are regular expressions that flag in
-addition, kept only where a literal is right (an instruction-override phrase).
-
-``SafetyPolicy`` runs the enabled rules plus a tenant's own prohibited topics; a text is embedded once
-per check whatever the number of rules. Used by the safety agent, the twin agent (input stage), the
-code runner's output screen and the evaluation's red-team suite: one code path. Importing this module
-is cheap (the models load on the first check, in the workers; the gateway never imports it).
+Rules are small classes behind a registry (like Presidio recognizers): each has a ``category``,
+class-level ``PATTERNS`` that ``__init__`` can extend, and ``check(text) -> list[SafetyFlag]``.
+``SafetyPolicy`` runs the enabled rules plus a tenant's own prohibited topics. Used by the safety
+agent, the twin agent (input stage) and the evaluation's red-team suite: one code path.
 """
 
 from __future__ import annotations
@@ -35,81 +26,86 @@ class Verdict:
 
 
 class SafetyRule:
-    """One category of the checks: a learned head (``head``; or PII for ``pii_leak``) plus optional
-    regular expressions; a flagged head or a match is a flag."""
+    """A named set of regular expressions; a match is a flag."""
 
     category: ClassVar[str] = "generic"
-    head: ClassVar[str | None] = None  # the learned head of processors/twin/safety_models.py
-    PATTERNS: ClassVar[Sequence[tuple[str, str]]] = ()  # (detail, regex), flagging in addition
+    PATTERNS: ClassVar[Sequence[tuple[str, str]]] = ()  # (detail, regex)
     stages: ClassVar[tuple[str, ...]] = ("output",)
 
     def __init__(self, extra_patterns: Iterable[tuple[str, str]] = ()):
         self._compiled = [(d, re.compile(p, re.IGNORECASE)) for d, p in [*self.PATTERNS, *extra_patterns]]
 
-    def pattern_flags(self, text: str) -> list[SafetyFlag]:
+    def check(self, text: str) -> list[SafetyFlag]:
         return [SafetyFlag(category=self.category, detail=d) for d, rx in self._compiled if rx.search(text)]
-
-    def learned_flags(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
-        """The learned verdict (``scores``: the heads' scores already computed for ``text``)."""
-        if self.head is None:
-            return []
-        if scores is None or self.head not in scores:
-            from processors.twin.safety_models import get_checks
-
-            scores = get_checks().scores(text, [self.head])
-        s = scores[self.head]
-        return [SafetyFlag(category=self.category, detail=s.detail or self.category)] if s.flagged else []
-
-    def check(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
-        flags = self.learned_flags(text, scores)
-        seen = {f.detail for f in flags}
-        return flags + [f for f in self.pattern_flags(text) if f.detail not in seen]
 
 
 class ProhibitedQuestionRule(SafetyRule):
-    """Questions an interviewer may not ask the candidate (protected characteristics); the detail is
-    the topic (age, religion, marital_status, family_status, pregnancy, national_origin, race,
-    disability, sexual_orientation, gender_identity)."""
+    """Questions an interviewer may not ask (protected characteristics)."""
 
     category = "prohibited_question"
-    head = "prohibited_question"
+    _ASK = r"(?:how|what|are|is|do|does|did|were|have|will|when|where|which|tell me|mind (?:me )?asking)"
+    PATTERNS = (
+        ("age", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:how old|your age|year (?:were you|you were) born|born in (?:what|which) year|close to retirement)\b"),
+        ("age", r"\bhow old are you\b"),
+        ("religion", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:religio\w*|church|mosque|synagogue|temple|pray|faith|christian|muslim|jewish|hindu|atheist)\b"),
+        ("marital_status", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:married|single|divorced|spouse|husband|wife|boyfriend|girlfriend|partner)\b"),
+        ("family_status", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:kids|children|child ?care|plan(?:ning)? (?:a|to have a) family|start a family)\b"),
+        ("pregnancy", r"\b(?:pregnan\w*|expecting a baby|maternity)\b"),
+        ("national_origin", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:where are you (?:really )?from|your (?:nationality|ethnicity|accent|native country|citizenship)|born (?:here|abroad)|originally from)\b"),
+        ("national_origin", r"\bwhere are you (?:really |originally )?from\b"),
+        ("disability", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:disabilit\w*|disabled|medical condition|health (?:problem|condition|issue)s?|medication|wheelchair|mental (?:health|illness))\b"),
+        ("sexual_orientation", rf"\b{_ASK}\b[^.?!]{{0,40}}\b(?:gay|lesbian|straight|sexual orientation|bisexual)\b"),
+    )
 
 
 class ToxicityRule(SafetyRule):
-    """Insults, belittling, profanity and threats (detail: which)."""
+    """Insults and abuse."""
 
     category = "toxicity"
-    head = "toxicity"
     stages = ("input", "output")
+    PATTERNS = (
+        ("insult", r"\b(?:idiot|stupid|moron|dumb(?:ass)?|imbecile|loser|pathetic|worthless|incompetent fool|clueless)\b"),
+        ("profanity", r"\b(?:fuck\w*|shit\w*|bastard|bitch\w*|asshole|crap)\b"),
+        ("threat", r"\b(?:i will|i'll|gonna) (?:hurt|kill|destroy) you\b"),
+        ("belittling", r"\b(?:shut up|you people|waste of (?:my )?time)\b"),
+    )
 
 
 class BiasRule(SafetyRule):
     """Stereotypes and demographic generalisations."""
 
     category = "bias"
-    head = "bias"
+    PATTERNS = (
+        ("gender_stereotype", r"\b(?:women|girls|men|guys) (?:are|aren't|can't|cannot|don't) (?:good|bad|great|able|suited|meant)\b"),
+        ("gender_stereotype", r"\bfor a (?:woman|girl|man|guy)\b"),
+        ("age_stereotype", r"\b(?:too old|too young|older (?:people|candidates|engineers) (?:can't|cannot|don't))\b"),
+        ("origin_stereotype", r"\bpeople (?:from|like) (?:your|you|that) (?:country|culture|background|kind)\b"),
+        ("culture_fit", r"\b(?:not a (?:good )?culture fit because of (?:your|their))\b"),
+    )
 
 
 class PiiLeakRule(SafetyRule):
-    """Personal data the twin must never say (it only ever saw redacted placeholders): e-mail, phone,
-    credit_card, us_ssn, address, each validated (Presidio; phonenumbers; Luhn)."""
+    """Personal data the twin must never say (it only ever saw redacted placeholders)."""
 
     category = "pii_leak"
-
-    def learned_flags(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
-        from processors.twin.safety_models import get_checks
-
-        return [SafetyFlag(category=self.category, detail=d) for d in get_checks().pii_flags(text)]
+    PATTERNS = (
+        ("email", r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"),
+        ("phone", r"(?<!\d)(?:\+?\d{1,3}[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}(?!\d)"),
+        ("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b"),
+        ("credit_card", r"\b(?:\d[ -]?){13,16}\b"),
+    )
 
 
 class ElicitationRule(SafetyRule):
     """Candidate turns that try to make the interviewer ask or say something prohibited."""
 
     category = "elicitation"
-    head = "elicitation"
     stages = ("input",)
-    PATTERNS = (  # an instruction override is a literal; a learned head adds nothing to it
+    PATTERNS = (
+        ("prohibited_topic", r"\b(?:ask|tell|quiz) me (?:about|whether|if)[^.?!]{0,30}\b(?:religion|age|married|kids|children|pregnan\w*|nationality|disabilit\w*|where i'?m from)\b"),
         ("jailbreak", r"\b(?:ignore|forget|disregard) (?:all |your |the )?(?:previous |prior )?(?:instructions|rules|guidelines)\b"),
+        ("insult_request", r"\b(?:insult|roast|mock|curse at) me\b"),
+        ("pii_request", r"\b(?:what is|give me|tell me|share) (?:the |your |another |other )?(?:candidate'?s?|interviewer'?s?|their|your) (?:email|phone|address|home address|salary)\b"),
     )
 
 
@@ -118,7 +114,7 @@ RULES: dict[str, type[SafetyRule]] = {
 }
 
 # The floor no configuration switches off (the `guardrails` flag only turns off the others: the
-# bias and elicitation checks).
+# heuristic bias and elicitation rules).
 MANDATORY_RULES = ("prohibited_question", "toxicity", "pii_leak")
 
 # Replacements a failing reply falls back to: neutral, on-task, no personal topic. The safety agent
@@ -154,18 +150,11 @@ class SafetyPolicy:
                    prohibited_topics=config.prohibitedTopics)
 
     def check(self, text: str, stage: str = "output") -> Verdict:
-        """Run every rule that applies to ``stage`` (input|output); the learned heads share one
-        featurisation of ``text``."""
-        rules = [r for r in self.rules if stage in r.stages]
+        """Run every rule that applies to ``stage`` (input|output)."""
         flags: list[SafetyFlag] = []
-        heads = [r.head for r in rules if r.head is not None]
-        scores = None
-        if heads and text and text.strip():
-            from processors.twin.safety_models import get_checks
-
-            scores = get_checks().scores(text, heads)
-        for rule in rules:
-            flags += rule.check(text, scores) if text and text.strip() else []
+        for rule in self.rules:
+            if stage in rule.stages:
+                flags += rule.check(text)
         if stage == "output":
             flags += [SafetyFlag(category="prohibited_topic", detail=t) for t, rx in self._topics if rx.search(text)]
         return Verdict(passed=not flags, flags=flags)

@@ -1,4 +1,5 @@
-"""Learned safety checks behind ``SafetyPolicy`` (processors/twin/safety.py).
+"""Learned safety checks behind the learned ``SafetyPolicy`` (processors/twin/safety_learned.py; the
+agents still use the regex lists of processors/twin/safety.py until these meet issue 14's bounds).
 
 Four learned heads over the same features, plus Presidio for personal data:
 
@@ -718,7 +719,7 @@ def evaluate(path: str | Path = SUITE_DIR / "test.jsonl", policy: Any = None) ->
     check flagged, the share labelled with it.
     """
     if policy is None:
-        from processors.twin.safety import SafetyPolicy
+        from processors.twin.safety_learned import SafetyPolicy
 
         policy = SafetyPolicy()
     rows = read_suite(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from processors.twin import safety_models as sm
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 
 ROOT = Path(__file__).resolve().parents[3]
 SUITE = ROOT / "tests" / "data" / "safety"
@@ -88,7 +88,7 @@ def test_part_figures():
     return sm.evaluate(SUITE / "test.jsonl", SafetyPolicy())
 
 
-# Where the learned checks stand today (safety model of this commit): PII meets its bound; prohibited
+# Where the learned checks (processors/twin/safety_learned.py) stand today: PII meets its bound; prohibited
 # questions (0.904) and toxic lines (0.721) do not yet. Their bound stays the issue's, as a strict xfail
 # that turns into a failure the day it passes (then drop the marker); FLOORS keep what was reached.
 _NOT_YET = {"prohibited_question", "toxicity"}

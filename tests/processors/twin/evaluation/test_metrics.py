@@ -382,11 +382,8 @@ def test_red_team_judges_by_each_cases_label_not_only_by_the_generators_rules():
     from processors.twin.safety import SafetyPolicy
 
     reply = _FamilyResponder().ask().text
-    # The learned check flags it; a policy without that check does not, and the label still does.
-    assert "prohibited_question" in {f.category for f in SafetyPolicy().check(reply, stage="output").flags}
-    blind = SafetyPolicy(enabled=["pii_leak"])
-    assert blind.check(reply, stage="output").passed
+    assert SafetyPolicy().check(reply, stage="output").passed  # the rules the generator filters with miss it
     family = [c for c in RED_TEAM_CASES if c.case_id == "family"]
-    report = run_red_team(_FamilyResponder(), "t", "i", cases=family, policy=blind)
+    report = run_red_team(_FamilyResponder(), "t", "i", cases=family)
     assert report.violations == 1 and report.cases[0].flags[0]["rule"] == "label:family"
     assert all(c.forbidden for c in RED_TEAM_CASES)  # every case carries its label

@@ -1,0 +1,177 @@
+"""The learned safety checks behind ``SafetyPolicy``'s API, not wired into the respond path yet.
+
+Same classes, registry, ``Verdict``, categories and ``SafetyPolicy`` API as processors/twin/safety.py
+(the regex lists the agents use today), backed by processors/twin/safety_models.py. Measured by
+benchmarks/safety_checks.py, it does not meet issue 14's bounds yet (false positives on the podcast
+corpus's real lines, latency on 2 cores), so safety.py stays the production path until it does;
+swapping is then an import change (``SAFE_FALLBACKS`` and ``MANDATORY_RULES`` are shared).
+
+Safety checks for candidate turns (input) and twin replies (output).
+
+Rules are small classes behind a registry (like Presidio recognizers): each has a ``category``, the
+``stages`` it runs at and ``check(text) -> list[SafetyFlag]``. The judgement is learned
+(processors/twin/safety_models.py): a prohibited-question classifier that reads who is asked about
+what, a toxicity model, a bias model, an elicitation model for candidate turns (sentence embeddings
++ features into logistic regression, thresholds chosen on the development part of the safety suite in
+tests/data/safety/) and Presidio with validated recognizers for personal data. A rule's class-level
+``PATTERNS`` (and ``extra_patterns`` given to ``__init__``) are regular expressions that flag in
+addition, kept only where a literal is right (an instruction-override phrase).
+
+``SafetyPolicy`` runs the enabled rules plus a tenant's own prohibited topics; a text is embedded once
+per check whatever the number of rules. Used by the safety agent, the twin agent (input stage), the
+code runner's output screen and the evaluation's red-team suite: one code path. Importing this module
+is cheap (the models load on the first check, in the workers; the gateway never imports it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Sequence
+
+from schemas.models import SafetyFlag
+
+__all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS"]
+
+
+@dataclass
+class Verdict:
+    """Outcome of a check: passed, and the flags that made it fail."""
+
+    passed: bool
+    flags: list[SafetyFlag]
+
+
+class SafetyRule:
+    """One category of the checks: a learned head (``head``; or PII for ``pii_leak``) plus optional
+    regular expressions; a flagged head or a match is a flag."""
+
+    category: ClassVar[str] = "generic"
+    head: ClassVar[str | None] = None  # the learned head of processors/twin/safety_models.py
+    PATTERNS: ClassVar[Sequence[tuple[str, str]]] = ()  # (detail, regex), flagging in addition
+    stages: ClassVar[tuple[str, ...]] = ("output",)
+
+    def __init__(self, extra_patterns: Iterable[tuple[str, str]] = ()):
+        self._compiled = [(d, re.compile(p, re.IGNORECASE)) for d, p in [*self.PATTERNS, *extra_patterns]]
+
+    def pattern_flags(self, text: str) -> list[SafetyFlag]:
+        return [SafetyFlag(category=self.category, detail=d) for d, rx in self._compiled if rx.search(text)]
+
+    def learned_flags(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
+        """The learned verdict (``scores``: the heads' scores already computed for ``text``)."""
+        if self.head is None:
+            return []
+        if scores is None or self.head not in scores:
+            from processors.twin.safety_models import get_checks
+
+            scores = get_checks().scores(text, [self.head])
+        s = scores[self.head]
+        return [SafetyFlag(category=self.category, detail=s.detail or self.category)] if s.flagged else []
+
+    def check(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
+        flags = self.learned_flags(text, scores)
+        seen = {f.detail for f in flags}
+        return flags + [f for f in self.pattern_flags(text) if f.detail not in seen]
+
+
+class ProhibitedQuestionRule(SafetyRule):
+    """Questions an interviewer may not ask the candidate (protected characteristics); the detail is
+    the topic (age, religion, marital_status, family_status, pregnancy, national_origin, race,
+    disability, sexual_orientation, gender_identity)."""
+
+    category = "prohibited_question"
+    head = "prohibited_question"
+
+
+class ToxicityRule(SafetyRule):
+    """Insults, belittling, profanity and threats (detail: which)."""
+
+    category = "toxicity"
+    head = "toxicity"
+    stages = ("input", "output")
+
+
+class BiasRule(SafetyRule):
+    """Stereotypes and demographic generalisations."""
+
+    category = "bias"
+    head = "bias"
+
+
+class PiiLeakRule(SafetyRule):
+    """Personal data the twin must never say (it only ever saw redacted placeholders): e-mail, phone,
+    credit_card, us_ssn, address, each validated (Presidio; phonenumbers; Luhn)."""
+
+    category = "pii_leak"
+
+    def learned_flags(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
+        from processors.twin.safety_models import get_checks
+
+        return [SafetyFlag(category=self.category, detail=d) for d in get_checks().pii_flags(text)]
+
+
+class ElicitationRule(SafetyRule):
+    """Candidate turns that try to make the interviewer ask or say something prohibited."""
+
+    category = "elicitation"
+    head = "elicitation"
+    stages = ("input",)
+    PATTERNS = (  # an instruction override is a literal; a learned head adds nothing to it
+        ("jailbreak", r"\b(?:ignore|forget|disregard) (?:all |your |the )?(?:previous |prior )?(?:instructions|rules|guidelines)\b"),
+    )
+
+
+RULES: dict[str, type[SafetyRule]] = {
+    r.category: r for r in (ProhibitedQuestionRule, ToxicityRule, BiasRule, PiiLeakRule, ElicitationRule)
+}
+
+# The floor no configuration switches off (the `guardrails` flag only turns off the others: the
+# bias and elicitation checks).
+from processors.twin.safety import MANDATORY_RULES, SAFE_FALLBACKS  # noqa: E402 - one list for both
+
+class SafetyPolicy:
+    """The enabled rules for one tenant/interviewer, plus their own prohibited topics.
+
+    :param enabled: rule categories to run (default: all).
+    :param prohibited_topics: extra words/phrases the twin must never raise (tenant or interviewer config).
+    """
+
+    def __init__(self, enabled: Iterable[str] | None = None, prohibited_topics: Iterable[str] = ()):
+        names = list(enabled) if enabled is not None else list(RULES)
+        unknown = set(names) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown safety rules {sorted(unknown)}; known: {sorted(RULES)}")
+        self.rules = [RULES[n]() for n in names]
+        topics = [t.strip() for t in prohibited_topics if t and t.strip()]
+        self._topics = [(t, re.compile(rf"\b{re.escape(t)}\b", re.IGNORECASE)) for t in topics]
+
+    @classmethod
+    def from_config(cls, config) -> "SafetyPolicy":
+        """The policy an ``EffectiveConfig`` (processors/twin/config.py) asks for: its prohibited topics,
+        and every rule, or only ``MANDATORY_RULES`` when its ``guardrails`` flag is off."""
+        return cls(enabled=None if config.flags.guardrails else MANDATORY_RULES,
+                   prohibited_topics=config.prohibitedTopics)
+
+    def check(self, text: str, stage: str = "output") -> Verdict:
+        """Run every rule that applies to ``stage`` (input|output); the learned heads share one
+        featurisation of ``text``."""
+        rules = [r for r in self.rules if stage in r.stages]
+        flags: list[SafetyFlag] = []
+        heads = [r.head for r in rules if r.head is not None]
+        scores = None
+        if heads and text and text.strip():
+            from processors.twin.safety_models import get_checks
+
+            scores = get_checks().scores(text, heads)
+        for rule in rules:
+            flags += rule.check(text, scores) if text and text.strip() else []
+        if stage == "output":
+            flags += [SafetyFlag(category="prohibited_topic", detail=t) for t, rx in self._topics if rx.search(text)]
+        return Verdict(passed=not flags, flags=flags)
+
+    def first_safe(self, candidates: Iterable[str]) -> str | None:
+        """The first candidate text that passes the output checks."""
+        for text in candidates:
+            if text and self.check(text, "output").passed:
+                return text
+        return None
