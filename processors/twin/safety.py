@@ -133,12 +133,16 @@ class SafetyPolicy:
     :param prohibited_topics: extra words/phrases the twin must never raise (tenant or interviewer config).
     """
 
+    # The rule classes by category (a subclass with other checks behind the same categories swaps it).
+    rule_classes: ClassVar[dict[str, type[SafetyRule]]] = RULES
+
     def __init__(self, enabled: Iterable[str] | None = None, prohibited_topics: Iterable[str] = ()):
-        names = list(enabled) if enabled is not None else list(RULES)
-        unknown = set(names) - set(RULES)
+        known = self.rule_classes
+        names = list(enabled) if enabled is not None else list(known)
+        unknown = set(names) - set(known)
         if unknown:
-            raise ValueError(f"unknown safety rules {sorted(unknown)}; known: {sorted(RULES)}")
-        self.rules = [RULES[n]() for n in names]
+            raise ValueError(f"unknown safety rules {sorted(unknown)}; known: {sorted(known)}")
+        self.rules = [known[n]() for n in names]
         topics = [t.strip() for t in prohibited_topics if t and t.strip()]
         self._topics = [(t, re.compile(rf"\b{re.escape(t)}\b", re.IGNORECASE)) for t in topics]
 

@@ -26,20 +26,13 @@ is cheap (the models load on the first check, in the workers; the gateway never 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import ClassVar, Iterable, Sequence
 
+from processors.twin.safety import MANDATORY_RULES, SAFE_FALLBACKS, Verdict
+from processors.twin.safety import SafetyPolicy as _RegexPolicy
 from schemas.models import SafetyFlag
 
 __all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS"]
-
-
-@dataclass
-class Verdict:
-    """Outcome of a check: passed, and the flags that made it fail."""
-
-    passed: bool
-    flags: list[SafetyFlag]
 
 
 class SafetyRule:
@@ -125,32 +118,12 @@ RULES: dict[str, type[SafetyRule]] = {
     r.category: r for r in (ProhibitedQuestionRule, ToxicityRule, BiasRule, PiiLeakRule, ElicitationRule)
 }
 
-# The floor no configuration switches off (the `guardrails` flag only turns off the others: the
-# bias and elicitation checks).
-from processors.twin.safety import MANDATORY_RULES, SAFE_FALLBACKS  # noqa: E402 - one list for both
 
-class SafetyPolicy:
-    """The enabled rules for one tenant/interviewer, plus their own prohibited topics.
+class SafetyPolicy(_RegexPolicy):
+    """``safety.SafetyPolicy`` (enabled rules, prohibited topics, ``from_config``, ``first_safe``) with the
+    learned rules; ``MANDATORY_RULES`` and ``SAFE_FALLBACKS`` are safety.py's."""
 
-    :param enabled: rule categories to run (default: all).
-    :param prohibited_topics: extra words/phrases the twin must never raise (tenant or interviewer config).
-    """
-
-    def __init__(self, enabled: Iterable[str] | None = None, prohibited_topics: Iterable[str] = ()):
-        names = list(enabled) if enabled is not None else list(RULES)
-        unknown = set(names) - set(RULES)
-        if unknown:
-            raise ValueError(f"unknown safety rules {sorted(unknown)}; known: {sorted(RULES)}")
-        self.rules = [RULES[n]() for n in names]
-        topics = [t.strip() for t in prohibited_topics if t and t.strip()]
-        self._topics = [(t, re.compile(rf"\b{re.escape(t)}\b", re.IGNORECASE)) for t in topics]
-
-    @classmethod
-    def from_config(cls, config) -> "SafetyPolicy":
-        """The policy an ``EffectiveConfig`` (processors/twin/config.py) asks for: its prohibited topics,
-        and every rule, or only ``MANDATORY_RULES`` when its ``guardrails`` flag is off."""
-        return cls(enabled=None if config.flags.guardrails else MANDATORY_RULES,
-                   prohibited_topics=config.prohibitedTopics)
+    rule_classes = RULES
 
     def check(self, text: str, stage: str = "output") -> Verdict:
         """Run every rule that applies to ``stage`` (input|output); the learned heads share one
@@ -168,10 +141,3 @@ class SafetyPolicy:
         if stage == "output":
             flags += [SafetyFlag(category="prohibited_topic", detail=t) for t, rx in self._topics if rx.search(text)]
         return Verdict(passed=not flags, flags=flags)
-
-    def first_safe(self, candidates: Iterable[str]) -> str | None:
-        """The first candidate text that passes the output checks."""
-        for text in candidates:
-            if text and self.check(text, "output").passed:
-                return text
-        return None
