@@ -4,10 +4,10 @@ interviewer lines, and what the checks add to a respond request.
 1. The frozen test part of the safety suite (tests/data/safety/test.jsonl): for each category, of its
    rows the share the check of the row's stage flags with that category (recall), and of the rows
    flagged with it the share labelled with it (precision); the hard negatives' false-positive rate.
-2. Every interviewer line of ../shared/corpora/*/dev.jsonl (the development corpora; read here at
-   benchmark time only, never copied) through the output check: the share flagged (all of them are
+2. Every interviewer line of <corpora>/*/dev.jsonl (the development corpora named by ``--corpora`` or
+   ``TWIN_BENCH_CORPORA``; read at benchmark time only, never copied) through the output check: the share flagged (all of them are
    real interviewer lines, so every flag is a false positive), per corpus and overall, and by
-   category. Skipped with a note when ../shared is absent. Flagged SCOTUS lines are listed (public
+   category. Skipped with a note when no corpora folder is named. Flagged SCOTUS lines are listed (public
    record); the podcast's lines are counted, not shown.
 3. Latency: one respond request's input check (the candidate's turn) + output check (the reply), on
    real pairs from the repository's SCOTUS slice (infra/samples), models loaded and warm, cold text
@@ -18,7 +18,7 @@ false-positive rate <= 0.5% on the corpora's real interviewer lines, input + out
 
 Prints tables and writes benchmarks/results/safety_checks.json.
 
-    .venv/bin/python benchmarks/safety_checks.py [--pairs 300] [--corpora ../shared/corpora] [--show 15]
+    .venv/bin/python benchmarks/safety_checks.py [--pairs 300] [--corpora DIR] [--show 15]
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ def respond_pairs(limit: int) -> list[tuple[str, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=300, help="respond requests to time")
-    ap.add_argument("--corpora", default=str(ROOT.parent / "shared/corpora"))
+    ap.add_argument("--corpora", default=os.environ.get("TWIN_BENCH_CORPORA"), metavar="DIR",
+                    help="a folder of <corpus>/dev.jsonl transcript sets (default: $TWIN_BENCH_CORPORA; part 2 is "
+                         "skipped without it)")
     ap.add_argument("--show", type=int, default=15, help="flagged public-record lines and test misses to list")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/safety_checks.json"))
     args = ap.parse_args()
@@ -107,10 +109,11 @@ def main() -> None:
     result["test_part"]["false_positives"] = res["false_positives"]
 
     # 2. Real interviewer lines of the development corpora.
-    corpora = Path(args.corpora)
-    files = sorted(corpora.glob("*/dev.jsonl")) if corpora.is_dir() else []
+    corpora = Path(args.corpora) if args.corpora else None
+    files = sorted(corpora.glob("*/dev.jsonl")) if corpora and corpora.is_dir() else []
     if not files:
-        console.print(f"[yellow]{corpora} is absent: the false-positive rate on real interviewer lines is skipped[/]")
+        console.print(f"[yellow]no corpora folder ({corpora or 'pass --corpora DIR'}): the false-positive rate on "
+                      "real interviewer lines is skipped[/]")
         result["corpora"] = None
     else:
         checks.cache_size = 400_000  # each unit embedded once for the whole run
@@ -134,7 +137,7 @@ def main() -> None:
                 if not verdict.passed:
                     flagged += 1
                     cats.update({fl.category for fl in verdict.flags})
-                    if name == "scotus_oyez" and len(shown) < args.show:
+                    if name.startswith("scotus") and len(shown) < args.show:
                         shown.append((",".join(sorted({fl.category + ":" + fl.detail for fl in verdict.flags})), text))
             secs = time.perf_counter() - started
             total += len(lines)

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python tests/data/safety/build_suite.py [--scotus ../shared/corpora/scotus_oyez/dev.jsonl]
+    .venv/bin/python tests/data/safety/build_suite.py --scotus <the SCOTUS corpus's dev.jsonl>
 
 Rows are JSON objects: ``id``, ``text``, ``label`` (``prohibited_question`` | ``toxicity`` | ``bias`` |
 ``pii_leak`` | ``elicitation`` | ``none``), ``topic`` (the protected topic, the kind of insult or the
@@ -627,7 +627,8 @@ def scotus_rows(path: Path, rng: random.Random) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scotus", default=str(ROOT.parent / "shared/corpora/scotus_oyez/dev.jsonl"))
+    ap.add_argument("--scotus", required=True, metavar="FILE",
+                    help="the SCOTUS development transcripts (JSONL) whose justices' lines become the suite's negatives")
     args = ap.parse_args()
     rng = random.Random(14)
     rows = synthetic_rows(rng) + scotus_rows(Path(args.scotus), random.Random(1414))
