@@ -72,6 +72,15 @@ pairs): BERTScore {{ s.rescale_baselines.bertscore_f1 }}, cosine {{ s.rescale_ba
 {% if loop.first %}<td rowspan="{{ 1 + p.baselines | length }}">{{ p.latency_ms.p50 }}</td><td rowspan="{{ 1 + p.baselines | length }}">{{ p.red_team.violations if p.red_team else '–' }}</td>
 <td rowspan="{{ 1 + p.baselines | length }}">{{ p.real_lines_flagged }}</td>{% endif %}</tr>{% endfor %}{% endfor %}
 </table>
+{% if s.ablations %}<h2>Ablations ({{ s.on }} split)</h2>
+<p>The twin with one part switched off, answered by the in-process engine on the same turns; the last three
+columns are the twin's paired difference from it (± one standard error).</p>
+<table><tr><th class="l">system</th>{% for k, label in metrics %}<th>{{ label }}</th>{% endfor %}
+<th>twin − this: cross</th><th>same</th><th>rank-same</th></tr>
+{% for name, x in [("twin", s.twin)] + (s.ablations | dictsort) %}<tr>
+<td class="l">{{ "twin" if name == "twin" else "without " ~ name }}</td>{% for k, label in metrics %}<td>{{ f(x[k]) }}{% if x.se[k] is not none %} ±{{ f(x.se[k]) }}{% endif %}</td>{% endfor %}
+{% for m in ("match_rate_cross", "match_rate_same", "rank_same") %}<td>{% if x.twin_minus_this %}{{ f(x.twin_minus_this[m].diff) }} ±{{ f(x.twin_minus_this[m].se) }}{% endif %}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
 <h2>Metric distributions</h2>
 <img src="data:image/png;base64,{{ plots.distributions }}" alt="metric distributions">
 <h2>Trend over model versions</h2>

@@ -172,7 +172,7 @@ def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
     assert not [t for t in texts if re.search(r"<[A-Z_]+>", t)]
 
 
-def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client):
+def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client, tmp_path):
     """`--on val --ablate all`: the twin and each of its parts switched off answer the validation turns
     (the test sessions stay unread), each scored like a baseline with its difference from the twin."""
     from infra.cli import app
@@ -183,9 +183,11 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client)
     tenant = f"eval-abl-{random.randrange(16**8):08x}"
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
                                       "--on", "val", "--ablate", "all", "--limit", "8", "--sessions", "0",
-                                      "--no-red-team", "--no-store", "--tenant", tenant])
+                                      "--no-red-team", "--no-store", "--tenant", tenant, "--report", str(tmp_path)])
     assert result.exit_code == 0, (result.output[-3000:], result.exception)
     out = json.loads(result.stdout)
+    html = (tmp_path / "index.html").read_text()
+    assert "Ablations (val split)" in html and "without move_model" in html
     assert out["on"] == "val" and out["config"]["ablations"] == list(ABLATIONS)
     split = ProfileStore(postgres_dsn).active(tenant, "elena_kagan").artefacts["split"]
     assert out["test_sessions"] == len(split["val"]) and out["test_turns"] == 8

@@ -1,0 +1,51 @@
+"""The twin's quality on the public-record slice that ships in the repository: a regression gate.
+
+Trained on the slice's train sessions and asked every sampled test turn in-process (offline), the twin
+must keep beating the baselines it beats on both dev corpora: retrieval's top line and a random line of
+the same interviewer on both match rates, and the previous-line parrot on indistinguishability (the
+discriminator catches a repeated line; it must not catch the twin as easily). It fails when a change
+makes the twin choose worse lines or lines that read as machine-made.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+LIMIT = 40  # test turns per justice (three justices in the slice)
+
+
+@pytest.fixture(scope="module")
+def summary(scotus_slice, postgres_dsn, weaviate_client):
+    from pathlib import Path
+
+    from infra.settings import settings
+    from processors.twin.evaluation.run import EvalConfig, run_evaluation
+
+    tenant = f"eval-quality-{random.randrange(16**8):08x}"
+    config = EvalConfig(corpus=Path(scotus_slice), limit=LIMIT, sessions=0, seed=0, via="engine", use_llm=False,
+                        tenant=tenant, red_team=False, store=False, discriminator_seeds=2,
+                        weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX)
+    yield run_evaluation(config, settings).summary
+    import shutil
+
+    from sinks.weaviate import PERSONA_MEMORY, weaviate_tenant
+
+    coll = weaviate_client.collections.use(f"{settings.WEAVIATE_COLLECTION_PREFIX}{PERSONA_MEMORY.name}")
+    coll.tenants.remove([weaviate_tenant(tenant)])
+    shutil.rmtree(settings.TWIN_VAR_DIR / "models" / tenant, ignore_errors=True)
+
+
+@pytest.mark.parametrize("baseline", ["retrieval", "random_same_interviewer"])
+@pytest.mark.parametrize("metric", ["match_rate_cross", "match_rate_same"])
+def test_the_twin_beats_real_lines_chosen_without_it(summary, baseline, metric):
+    twin, other = summary["twin"], summary["baselines"][baseline]
+    assert summary["test_turns"] >= 90 and summary["errors"]["twin_errors"] == 0
+    assert twin[metric] > other[metric], (metric, twin[metric], baseline, other[metric])
+
+
+def test_the_twin_is_harder_to_tell_from_the_interviewer_than_the_previous_line_parrot(summary):
+    twin, parrot = summary["twin"], summary["baselines"]["previous_line"]
+    assert twin["indistinguishability"] > parrot["indistinguishability"] + 0.1, (twin["indistinguishability"],
+                                                                                 parrot["indistinguishability"])
