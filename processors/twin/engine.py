@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from statistics import median
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -35,7 +36,7 @@ from infra.tracing import tracer
 from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
 from processors.twin.grounding import SessionState, remove_placeholders
-from processors.twin.offline_generator import OfflineGenerator
+from processors.twin.offline_generator import OfflineGenerator, own_thread_exemplars
 from processors.twin.policy import Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
@@ -213,6 +214,13 @@ class TwinEngine:
                 if allowed and len(allowed) < len(exemplars):
                     d["prohibited_dropped"] = len(exemplars) - len(allowed)
                     exemplars = allowed
+            if models.selector is not None and models.selector.own_thread and "selection" not in ablate and exemplars:
+                # The interviewer's own earlier lines here compete with memory's (the selector orders both).
+                own = own_thread_exemplars(turns, session_id, median(float(e.score) for e in exemplars))
+                if banned is not None:
+                    own = [e for e in own if not banned.search(e.reply)]
+                exemplars = [*exemplars, *own]
+                d["own_thread"] = len(own)
 
         with step("policy") as d:
             seed = _seed(session_id, len(turns), candidate_turn)

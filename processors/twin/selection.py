@@ -25,7 +25,8 @@ how the line relates to this moment only (never to the past moment it came from)
 same train moments with the real line against misplaced ones (memory's lines from other sessions,
 and the same session's lines from other moments). Closeness alone favours the interviewer's most
 typical lines, which a reader spots; fit alone ignores what the line says. The order is the sum of
-both, standardised within the candidates (``FIT_WEIGHT`` for the second).
+both, standardised within the candidates, the second weighted per version (the weight of
+``FIT_WEIGHT_GRID`` that ranks the real line highest on the version's validation split).
 
 The engine asks memory (Weaviate) for candidates and lets the selector order them::
 
@@ -53,6 +54,7 @@ __all__ = [
     "FEATURE_NAMES",
     "FIT_FEATURE_NAMES",
     "FIT_WEIGHT",
+    "FIT_WEIGHT_GRID",
     "SELECTION_TEMPERATURE",
     "CandidateSet",
     "MomentQuery",
@@ -84,6 +86,13 @@ FIT_SAME_SESSION_NEGATIVES = 8
 # (.711/.683/.635/.616) and worse for the justices (.684/.505/.493/.191): a per-version weight is open.
 # Selectors with a fit model take their first line (no draw).
 FIT_WEIGHT = 0.5
+# The weights a version chooses among on its own validation split: the one that ranks the real next line
+# highest among memory's lines (mean reciprocal rank). Validation, four justices vs the podcast host:
+# the justices' rank rises with the weight (chosen: 1.0), the host's falls (chosen: 0, closeness alone),
+# as their match and indistinguishability did. Above 1.0 the justices' match fell with no gain elsewhere.
+FIT_WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
+# Fewer validation turns than this and the version keeps FIT_WEIGHT (the choice would be noise).
+MIN_TURNS_TO_CHOOSE_WEIGHT = 20
 FIT_FEATURE_NAMES = (
     "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
     "shared_words_candidate_turn", "shared_words_session", "log_words", "is_question", "repeats_previous_line",
@@ -177,6 +186,12 @@ class CandidateSet:
 
     def __len__(self) -> int:
         return len(self.replies)
+
+    def concat(self, other: "CandidateSet") -> "CandidateSet":
+        return CandidateSet(self.replies + other.replies, np.vstack([self.reply_vectors, other.reply_vectors]),
+                            np.vstack([self.candidate_turn_vectors, other.candidate_turn_vectors]),
+                            np.r_[self.situation_scores, other.situation_scores], self.moves + other.moves,
+                            np.r_[self.has_candidate_turn, other.has_candidate_turn], self.words + other.words)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "CandidateSet":
         idx = list(idx)
@@ -304,7 +319,23 @@ class ResponseSelector:
         closeness = np.asarray(self.model.predict(candidate_features(query, cands, self.typical, move_probs)))
         if self.fit_model is None:
             return closeness
-        return _standardised(closeness) + FIT_WEIGHT * _standardised(self.fit_scores(query, cands))
+        return self.combine(closeness, self.fit_scores(query, cands))
+
+    @property
+    def own_thread(self) -> bool:
+        """Whether the session's own earlier lines join memory's as candidates: chosen on this version's
+        validation split (lines closer to the real next line with them than without); off otherwise."""
+        return bool(self.meta.get("ownThread", False))
+
+    @property
+    def fit_weight(self) -> float:
+        """The fit model's weight beside closeness: chosen on this version's validation split when it
+        had one (``fit_selector``), else ``FIT_WEIGHT``."""
+        return float(self.meta.get("fitWeight", FIT_WEIGHT))
+
+    def combine(self, closeness: np.ndarray, fit: np.ndarray, weight: float | None = None) -> np.ndarray:
+        w = self.fit_weight if weight is None else weight
+        return _standardised(closeness) + w * _standardised(fit)
 
     def fit_scores(self, query: MomentQuery, cands: CandidateSet) -> np.ndarray:
         """The fit model's log-odds that each line is what the interviewer said at this moment."""
@@ -421,7 +452,7 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
                             "weights": {n: round(float(w), 4) for n, w in zip(FEATURE_NAMES, model.coef_)},
                             "fitWeights": {n: round(float(w), 4) for n, w in
                                            zip(FIT_FEATURE_NAMES, fit_model[-1].coef_[0])},
-                            "fitWeight": FIT_WEIGHT,
+                            "fitWeight": FIT_WEIGHT,  # replaced by the validation split's choice below
                             "topK": top_k, "poolLines": len(pool), "usesMoveModel": move_model is not None,
                             "fitSeconds": round(time.perf_counter() - started, 1)}
     selector = ResponseSelector(model, typical, {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}, meta,
@@ -429,6 +460,13 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     if val:
         meta["val"] = selection_report(selector, val, embedder, situations, everything, top_k, move_model,
                                        max_turns=max_val_turns, seed=seed)
+        mrr = meta["val"].get("realLineMrr") or {}
+        if mrr and meta["val"]["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
+            # Ties go to the first (the lightest weight) of the grid.
+            best = max(mrr, key=lambda w: (mrr[w], -float(w)))
+            meta["fitWeight"] = float(best)
+            at = meta["val"]["selectedCosineByWeight"][best]
+            meta["ownThread"] = bool(at["withOwnThread"] > at["memory"])
     report(1.0)
     return selector
 
@@ -449,8 +487,17 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                      seed: int = 0) -> dict[str, Any]:
     """On held-out sessions (a seeded sample of ``max_turns`` turns): mean cosine to the real next line
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
-    ceiling)."""
+    ceiling); and, for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line
+    when it is put among memory's candidates (``realLineMrr``)."""
+    from processors.twin.policy import label_move
+
+    from processors.twin.offline_generator import own_thread_exemplars
+
     chosen, first, best = [], [], []
+    reciprocal: dict[float, list[float]] = {w: [] for w in FIT_WEIGHT_GRID}
+    # Cosine of the selected line to the real one, per weight, from memory's lines alone and with the
+    # session's own earlier lines added (which a version uses is chosen from these).
+    selected: dict[tuple[float, bool], list[float]] = {(w, t): [] for w in FIT_WEIGHT_GRID for t in (False, True)}
     _embed_turn_tails(embedder, sessions)
     moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
     if len(moments) > max_turns:
@@ -459,14 +506,43 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         history, cand = _moment_of(ex)
         query = moment_query(embedder, history, cand)
         _, cands = _nearest_situations(situations, everything, query, top_k)
-        true = embedder.embed_cached([tail(ex.interviewer_reply.text)])[0]
+        true, true_cand = embedder.embed_cached([tail(ex.interviewer_reply.text), tail(cand) or "."])
         sims = cands.reply_vectors @ true
         probs = _move_probs(move_model, query) if move_model is not None else None
         chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
         first.append(float(sims[0]))
         best.append(float(sims.max()))
+        if selector.fit_model is not None:
+            # The real line among memory's lines, with a neutral situation score (it has no past moment).
+            prev = ex.previous_interviewer_turn
+            real = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None],
+                                np.array([float(np.median(cands.situation_scores))]),
+                                [label_move(ex.interviewer_reply, ex.candidate_turn, prev).value],
+                                np.array([float(bool(cand))]), [_stems(ex.interviewer_reply.text)])
+            both = cands.concat(real)
+            closeness = np.asarray(selector.model.predict(candidate_features(
+                query, both, selector.typical, probs if selector.meta.get("usesMoveModel") else None)))
+            fit = selector.fit_scores(query, both)
+            own = own_thread_exemplars(history, ex.session_id, float(np.median(cands.situation_scores)))
+            wider = cands.concat(selector.candidate_set(own, embedder)) if own else cands
+            wider_closeness = np.asarray(selector.model.predict(candidate_features(
+                query, wider, selector.typical, probs if selector.meta.get("usesMoveModel") else None)))
+            wider_fit = selector.fit_scores(query, wider)
+            wider_sims = wider.reply_vectors @ true
+            for w in FIT_WEIGHT_GRID:
+                order = selector.combine(closeness, fit, w)
+                reciprocal[w].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
+                selected[(w, False)].append(float(sims[int(np.argmax(selector.combine(closeness[:-1], fit[:-1], w)))]))
+                selected[(w, True)].append(float(wider_sims[int(np.argmax(selector.combine(wider_closeness,
+                                                                                             wider_fit, w)))]))
     if not chosen:
         return {}
-    return {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
-            "retrievalTop1Cosine": round(float(np.mean(first)), 4), "oracleCosine": round(float(np.mean(best)), 4)}
-
+    out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
+                           "retrievalTop1Cosine": round(float(np.mean(first)), 4),
+                           "oracleCosine": round(float(np.mean(best)), 4)}
+    if selector.fit_model is not None:
+        out["realLineMrr"] = {str(w): round(float(np.mean(v)), 4) for w, v in reciprocal.items()}
+        out["selectedCosineByWeight"] = {str(w): {"memory": round(float(np.mean(selected[(w, False)])), 4),
+                                                  "withOwnThread": round(float(np.mean(selected[(w, True)])), 4)}
+                                         for w in FIT_WEIGHT_GRID}
+    return out

@@ -177,3 +177,19 @@ def test_exemplar_from_exchange_keeps_ids_and_previous_question(scotus):
     assert exemplar.reply == ex.interviewer_reply.text
     if ex.previous_interviewer_turn is not None:
         assert exemplar.previous_interviewer_turn == ex.previous_interviewer_turn.text
+
+
+def test_own_thread_offers_earlier_lines_but_not_the_latest_or_loops():
+    from processors.twin.corpus import Turn
+    from processors.twin.offline_generator import own_thread_exemplars
+
+    turns = [Turn(role="interviewer", text="Tell me about the ledger."), Turn(role="candidate", text="It is append-only."),
+             Turn(role="interviewer", text="Why append-only?"), Turn(role="candidate", text="Audits."),
+             Turn(role="interviewer", text="Why append-only?"), Turn(role="candidate", text="Audits, again."),
+             Turn(role="interviewer", text="Who reads the audit log?"), Turn(role="candidate", text="Finance."),
+             Turn(role="interviewer", text="And how long do you keep it?")]
+    own = own_thread_exemplars(turns, "s1", 0.4)
+    # The latest two lines are left out; "Why append-only?" was said twice already.
+    assert [e.reply for e in own] == ["Tell me about the ledger."]
+    assert own[0].exemplar_id == "thread:s1#0" and own[0].score == 0.4 and own[0].session_id == "s1"
+    assert own_thread_exemplars(turns[:3], "s1", 0.4) == []

@@ -7,8 +7,8 @@ import pytest
 
 from processors.twin.corpus import chronological_split, exchanges
 from processors.twin.offline_generator import Exemplar
-from processors.twin.selection import (FEATURE_NAMES, FIT_FEATURE_NAMES, ResponseSelector, fit_features,
-                                       fit_selector, moment_query)
+from processors.twin.selection import (FEATURE_NAMES, FIT_FEATURE_NAMES, FIT_WEIGHT_GRID, ResponseSelector,
+                                       fit_features, fit_selector, moment_query)
 
 JUSTICE = "ruth_bader_ginsburg"
 
@@ -34,6 +34,14 @@ def test_fit_records_what_it_learned_from(selector, split):
     assert not meta["usesMoveModel"]
     assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES)
     assert selector.fit_model is not None and selector.temperature == 0.0
+    # The fit weight is the grid's weight that ranked the real line highest on the validation split.
+    mrr = meta["val"]["realLineMrr"]
+    assert set(mrr) == {str(w) for w in FIT_WEIGHT_GRID} and all(0 < v <= 1 for v in mrr.values())
+    best = max(mrr, key=lambda w: (mrr[w], -float(w)))
+    assert selector.fit_weight == float(best)
+    # The session's own earlier lines join the candidates when they brought the selected line closer.
+    at = meta["val"]["selectedCosineByWeight"][best]
+    assert selector.own_thread == (at["withOwnThread"] > at["memory"])
 
 
 def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embedder):
