@@ -450,6 +450,78 @@ NEGATIVE: list[tuple[str, str, str, list[str]]] = [  # (family, split, stage, ph
         "My wife and I just moved here for her job.", "I use a wheelchair, which shaped how I think about accessibility.",
         "Give me a second, this is a hard one.", "I don't know, to be honest, but here's how I'd find out.",
         "I think the answer is a hash map, but I'm not sure about collisions.", "My email is on the résumé if you need it."]),
+    # The conversational register of a host or an informal interviewer (written for the project, no
+    # corpus line): their own family and life, a guest's company and culture, enthusiasm and slang with
+    # violent or crude-sounding words, strong opinions about work, generalisations about roles (not
+    # about protected groups), small talk. Dev only: the test part keeps its own families.
+    ("host_own_life_dev", "dev", "output", [
+        "My kids are obsessed with that app, they use it every single day.", "My wife always says I overthink these things.",
+        "I have a two-year-old, so I haven't slept properly in months.", "My dad was an engineer, so I grew up taking radios apart.",
+        "When my daughter was born I took three months off and it changed how I think about work.",
+        "My husband works in finance, so I get the finance side of this at dinner every night.",
+        "I grew up in a small town in Ohio where nobody had heard of product management.",
+        "Back when I was in my twenties I thought I knew everything.", "I'm Jewish, so Friday dinners are sacred in our house.",
+        "My mom still doesn't really understand what I do for a living.", "I turned forty last year and had a bit of a crisis about it.",
+        "My son asked me the other day what a podcast is, which was humbling.", "We just had our second baby, so bear with me if I'm slow.",
+        "I got married in the middle of a product launch, which I don't recommend.", "My family is from India, and my grandmother ran a shop.",
+        "I was a terrible manager in my first year, honestly.", "I have ADHD, so I totally relate to the context switching thing.",
+        "I went to a Catholic school, and the nuns were the best project managers I've ever seen.",
+        "My parents were immigrants, and that shaped how I think about risk.", "I'm an introvert, so recording this is a stretch for me."]),
+    ("host_guest_company_dev", "dev", "output", [
+        "Your team has almost a religion around shipping fast.", "There's a cult following around your product, it's wild.",
+        "People are kind of religious about that framework.", "Your company is famous for its culture of writing everything down.",
+        "The founders are both from Stanford, right, and they started it in a dorm?", "Your CEO is a legend in this space.",
+        "Your first hires were all friends from college, is that right?", "You grew the team from five people to five hundred in three years.",
+        "How did the team react when you killed the project?", "What was the founding story of the company?",
+        "Your growth team is one of the best in the world.", "The company went from zero to a billion in revenue, which is insane.",
+        "Your parental leave policy got a lot of attention.", "You hired a lot of people straight out of school.",
+        "Tell us about the company's mission, in your own words.", "So your family business was the first customer?"]),
+    ("host_enthusiasm_dev", "dev", "output", [
+        "That's crazy.", "That's insane, I love it.", "You absolutely killed it with that launch.", "Kill it, that's the advice.",
+        "That's a killer insight.", "Holy cow, that's a big number.", "Oh man, that's brutal.", "Dude, that's wild.",
+        "You crushed it.", "That's sick, honestly.", "No way. That's nuts.", "That's mind-blowing.", "Damn, that's impressive.",
+        "That's a dead simple framework and I love it.", "It sounds like you were in the trenches for years.",
+        "That product just destroyed the competition.", "They got absolutely crushed in the market.",
+        "The launch bombed, and then what happened?", "That's a bloodbath of a quarter.", "You basically nuked the old roadmap.",
+        "I'm dying to hear how this ends.", "This is gonna blow people's minds.", "It was a total disaster, right?",
+        "That's hilarious.", "That was a brutal, brutal year for the whole industry.", "Shoot, I forgot to ask you about pricing.",
+        "What a story.", "Wow. Okay.", "Yeah, yeah, totally.", "Right, right.", "Mm-hmm.", "Ha, I love that."]),
+    ("host_opinions_dev", "dev", "output", [
+        "Most roadmaps are garbage, honestly.", "I think OKRs are mostly theatre.", "That metric is useless on its own.",
+        "Hot take: most strategy docs are a waste of time.", "A lot of advice on the internet is just bad.",
+        "I hate that kind of meeting, it drains everyone.", "That's a terrible idea, and I kind of love it.",
+        "Frankly, most A/B tests are underpowered.", "It's a stupid name, but it stuck.", "The first version was ugly as hell.",
+        "People hated the redesign at first.", "That feature was a complete failure.", "We fired the agency after a month.",
+        "I was an idiot about hiring back then.", "I made a dumb mistake and it cost us a quarter.",
+        "Nobody cared about the product for two years.", "The board was furious.", "Investors thought we were crazy."]),
+    ("host_roles_dev", "dev", "output", [
+        "Founders always underestimate how hard hiring is.", "PMs love frameworks, it's kind of our thing.",
+        "Engineers hate pointless meetings.", "Designers usually see the problem before anyone else.",
+        "Salespeople tend to be optimistic about the pipeline.", "First-time managers often try to do everything themselves.",
+        "New grads are often the most ambitious people on a team.", "Older companies move slower, that's just how it is.",
+        "Young startups can't afford a big brand team.", "Big companies are terrible at killing projects.",
+        "Every product leader I know struggles with this.", "Most people in tech never learn to write well.",
+        "Consumer founders are obsessed with growth loops.", "Enterprise buyers are a different animal."]),
+    ("host_questions_dev", "dev", "output", [
+        "What's the biggest mistake you see product managers make?", "How do you think about hiring your first PM?",
+        "What would you tell your younger self?", "How did you get your start in tech?", "Where did the idea come from?",
+        "What's a book that changed how you work?", "How do you spend your first ninety days in a new role?",
+        "What's something you believe that most people in your field don't?", "How do you decide what not to build?",
+        "What did your parents think when you quit to start a company?", "How did you convince your co-founder to join?",
+        "What does a typical week look like for you now?", "How has becoming a parent changed the way you lead?",
+        "Where can people find you online?", "Is there anything you want to leave listeners with?",
+        "What's your favourite interview question to ask candidates?", "How do you avoid burning out?",
+        "Who was the most influential mentor in your career?", "How old was the company when you joined?",
+        "What was it like growing up with a founder as a dad?"]),
+    ("host_small_talk_dev", "dev", "output", [
+        "Welcome to the podcast, it's great to have you.", "Thank you so much for being here.",
+        "This episode is brought to you by our sponsor, a tool for running better meetings.",
+        "Before we get into it, a quick word from our sponsor.", "Let's get into it.",
+        "I want to go back to something you said earlier.", "We're almost out of time, so let's do the lightning round.",
+        "If you enjoy the show, leave us a review.", "We'll link everything in the show notes.",
+        "Okay, I'm going to push on that a little.", "I've been looking forward to this conversation for months.",
+        "Happy holidays to everyone listening.", "Merry Christmas, and see you in the new year.",
+        "Shout-out to my team who put this together.", "Sorry, my dog is barking in the background."]),
     ("candidate_self_test", "test", "input", [
         "I'm pregnant, and I'd still like to be considered for the lead role.", "Being a Muslim, I pray at lunch, but it never affected my work.",
         "English is my third language, so bear with me.", "I'm gay and I led our company's pride network.",
@@ -610,11 +682,15 @@ def scotus_rows(path: Path, rng: random.Random) -> list[dict]:
     # Split by justice (the family): Stevens and Ginsburg in test, Scalia and Kagan in dev.
     test_justices = {"john_paul_stevens", "ruth_bader_ginsburg"}
     seen: set[str] = set()
-    for items, stage, per_justice, kind in ((interviewer, "output", 130, "topic"), (candidate, "input", 40, "turn"),
-                                            (plain, "output", 120, "line")):
+    # (per test justice, per dev justice): the dev part takes more of the justices' other lines, the
+    # register the checks must leave alone (the test part's counts are the frozen ones).
+    for items, stage, per_justice, kind in ((interviewer, "output", (130, 130), "topic"),
+                                            (candidate, "input", (40, 40), "turn"),
+                                            (plain, "output", (120, 400), "line")):
         count: dict[str, int] = {}
         for src, justice, text in items:
-            if count.get(justice, 0) >= per_justice or text in seen:
+            cap = per_justice[0] if justice in test_justices else per_justice[1]
+            if count.get(justice, 0) >= cap or text in seen:
                 continue
             seen.add(text)
             count[justice] = count.get(justice, 0) + 1
