@@ -26,11 +26,15 @@ Four learned heads over the same features, plus Presidio for personal data:
   US social security numbers (Presidio's invalid-number rules), and street addresses.
 
 A text is cut into units (sentences; short ones merged; at most ``MAX_UNITS``, the first two and the
-last ones) that go through MiniLM in one batch (features cached per unit, so the same text is embedded
-once per process), and a head's score is its highest over the units and, for a text of two or three
-units, the whole text. The toxicity head also flags when the offensive-language model alone passes its
-own threshold. Thresholds per head and per PII entity were chosen on the development part of
-the safety suite (out-of-fold scores) and are stored in the artefact with the version.
+last ones), and a head's score is its highest over the units and, for a text of two or three units,
+the whole text. Each head is a **cascade**: a cheap gate (a linear model over hashed word 1-2-grams, the
+hand features and the offensive-language probability; well under a millisecond) sees every unit, and
+only the units some head's gate lets through go through MiniLM, in one batch for all heads (features
+cached per unit, verdicts cached per text). A unit the gate stops scores 0 for that head. The toxicity
+head also flags when the offensive-language model alone passes its own threshold. Thresholds (gate,
+head, profanity, per PII entity) were chosen on the development part of the safety suite (out-of-fold
+scores), against false-positive budgets on its real interviewer lines (SCOTUS train part) and on its
+written hard negatives, and are stored in the artefact with the version.
 
 The artefact (``safety_model.npz``, a few dozen KB: weights, thresholds, version and the SHA-256 of
 the data it was trained on) is rebuilt by::
@@ -292,10 +296,30 @@ class _Head:
     detail_w: np.ndarray | None = None  # (k, d)
     detail_b: np.ndarray | None = None
     details: tuple[str, ...] = ()
+    # The cheap first stage: a linear model over hashed word n-grams + the hand features + the
+    # offensive-language probability. A unit goes through MiniLM and ``w`` only when its gate score
+    # reaches ``gate_threshold``.
+    gate_w: np.ndarray | None = None  # (HASH_FEATURES + N_HAND + 1,)
+    gate_b: float = 0.0
+    gate_threshold: float = 0.0
 
 
 EMB = 384
 N_FEATURES = 3 * EMB + N_HAND + 1
+HASH_FEATURES = 2 ** 18
+GATE_KEEP = 6000  # hashed n-gram weights a gate keeps (the largest); the rest are zero
+_hasher = None
+
+
+def _hashed(texts: Sequence[str]):
+    """Word 1-2-grams of ``texts``, hashed (no vocabulary to store), binary, rows L2-normalised."""
+    global _hasher
+    if _hasher is None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        _hasher = HashingVectorizer(n_features=HASH_FEATURES, ngram_range=(1, 2), alternate_sign=False, binary=True,
+                                    norm="l2", lowercase=True, token_pattern=r"(?u)\b\w[\w']*\b")
+    return _hasher.transform(list(texts))
 _YOU_PIECES = frozenset({"you", "your", "yours", "yourself", "ya"})
 
 
@@ -322,6 +346,29 @@ class LearnedChecks:
     _pii: PiiFinder | None = None
     _cache: OrderedDict = field(default_factory=OrderedDict)
     _cache_lock: Any = field(default_factory=threading.Lock)
+    # Per text: the heads' scores (key: text and heads) and the kinds of personal data found.
+    _verdicts: OrderedDict = field(default_factory=OrderedDict)
+    minilm_calls: int = 0  # texts that needed the MiniLM pass (the cascade's second stage)
+
+    def clear_caches(self) -> None:
+        """Forget every cached feature row and verdict (a benchmark measuring cold texts)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._verdicts.clear()
+
+    def _remember(self, key: Any, value: Any) -> Any:
+        with self._cache_lock:
+            self._verdicts[key] = value
+            while len(self._verdicts) > self.cache_size:
+                self._verdicts.popitem(last=False)
+        return value
+
+    def _recall(self, key: Any) -> Any:
+        with self._cache_lock:
+            hit = self._verdicts.get(key)
+            if hit is not None:
+                self._verdicts.move_to_end(key)
+            return hit
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -331,9 +378,17 @@ class LearnedChecks:
             heads = {}
             for name in HEADS:
                 details = tuple(meta["details"].get(name, ()))
+                gate = meta.get("gates", {}).get(name)
+                gate_w = None
+                if gate is not None:
+                    gate_w = np.zeros(HASH_FEATURES + N_HAND + 1, dtype=np.float32)
+                    gate_w[z[f"{name}.gi"]] = z[f"{name}.gv"]
+                    gate_w[HASH_FEATURES:] = z[f"{name}.gd"]
                 heads[name] = _Head(w=z[f"{name}.w"], b=float(z[f"{name}.b"]), threshold=float(meta["thresholds"][name]),
                                     detail_w=z[f"{name}.dw"] if details else None,
-                                    detail_b=z[f"{name}.db"] if details else None, details=details)
+                                    detail_b=z[f"{name}.db"] if details else None, details=details,
+                                    gate_w=gate_w, gate_b=float(gate["b"]) if gate else 0.0,
+                                    gate_threshold=float(gate["threshold"]) if gate else 0.0)
         return cls(heads=heads, pii_thresholds=meta["pii_thresholds"], meta=meta, embedder=embedder)
 
     def save(self, path: str | Path = ARTEFACT) -> None:
@@ -344,7 +399,14 @@ class LearnedChecks:
             if h.details:
                 arrays[f"{name}.dw"] = h.detail_w.astype(np.float32)
                 arrays[f"{name}.db"] = h.detail_b.astype(np.float32)
+            if h.gate_w is not None:
+                idx = np.flatnonzero(h.gate_w[:HASH_FEATURES]).astype(np.int32)
+                arrays[f"{name}.gi"] = idx
+                arrays[f"{name}.gv"] = h.gate_w[idx].astype(np.float32)
+                arrays[f"{name}.gd"] = h.gate_w[HASH_FEATURES:].astype(np.float32)
         meta = dict(self.meta)
+        meta["gates"] = {n: {"b": float(h.gate_b), "threshold": round(float(h.gate_threshold), 6)}
+                         for n, h in self.heads.items() if h.gate_w is not None}
         meta["thresholds"] = {n: round(float(h.threshold), 4) for n, h in self.heads.items()}
         meta["details"] = {n: list(h.details) for n, h in self.heads.items() if h.details}
         meta["pii_thresholds"] = self.pii_thresholds
@@ -404,13 +466,26 @@ class LearnedChecks:
         return out
 
     # ---------------------------------------------------------------- checking
-    def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Feature rows of ``texts`` (one batch through MiniLM and one through the profanity model)."""
+    def featurize(self, texts: Sequence[str], prof: np.ndarray | None = None) -> np.ndarray:
+        """Feature rows of ``texts`` (one batch through MiniLM and one through the profanity model;
+        ``prof``: the profanity probabilities, if already known)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, N_FEATURES), dtype=np.float32)
         hand = np.vstack([hand_features(t) for t in texts])
-        return np.hstack([self._token_features(texts), hand, self.profanity.prob(texts)[:, None]]).astype(np.float32)
+        prof = self.profanity.prob(texts) if prof is None else prof
+        return np.hstack([self._token_features(texts), hand, prof[:, None]]).astype(np.float32)
+
+    def cheap_features(self, texts: Sequence[str]):
+        """The gates' features of ``texts``: hashed word n-grams, hand features and the profanity
+        probability, as one sparse matrix (no MiniLM)."""
+        from scipy import sparse
+
+        texts = list(texts)
+        hand = np.vstack([hand_features(t) for t in texts]) if texts else np.zeros((0, N_HAND), dtype=np.float32)
+        prof = self.profanity.prob(texts) if texts else np.zeros(0)
+        dense = np.hstack([hand, prof[:, None]]).astype(np.float32)
+        return sparse.hstack([_hashed(texts), sparse.csr_matrix(dense)], format="csr")
 
     @staticmethod
     def _units_for(text: str) -> list[str]:
@@ -420,36 +495,80 @@ class LearnedChecks:
         return units
 
     def scores(self, text: str, heads: Sequence[str] = HEADS) -> dict[str, Score]:
-        """Each head's score on ``text`` (its highest over the text's units)."""
+        """Each head's score on ``text``: its highest over the text's units, as a cascade. Every unit
+        goes through the cheap gates; only the units some head's gate lets through go through MiniLM
+        (one batch for all heads), and a head's score on a unit its gate stops is 0. Cached per text."""
+        heads = tuple(heads)
+        key = ("scores", text, heads)
+        hit = self._recall(key)
+        if hit is not None:
+            return hit
         units = self._units_for(text)
         if not units or not heads:
             return {h: Score(h, 0.0, self.heads[h].threshold, "") for h in heads}
-        x = self.featurize(units)
+        cheap = self.cheap_features(units)
+        prof = cheap[:, -1].toarray().ravel()
+        passed: dict[str, np.ndarray] = {}
+        for name in heads:
+            h = self.heads[name]
+            if h.gate_w is None:
+                passed[name] = np.ones(len(units), dtype=bool)
+            else:
+                g = 1.0 / (1.0 + np.exp(-(cheap @ h.gate_w + h.gate_b)))
+                passed[name] = np.asarray(g).ravel() >= h.gate_threshold
+        need = sorted({int(i) for name in heads for i in np.flatnonzero(passed[name])})
+        x = np.zeros((len(units), N_FEATURES), dtype=np.float32)
+        if need:
+            self.minilm_calls += 1
+            x[need] = self.featurize([units[i] for i in need], prof=prof[need])
         out: dict[str, Score] = {}
         for name in heads:
             h = self.heads[name]
-            s = 1.0 / (1.0 + np.exp(-(x @ h.w + h.b)))
+            s = np.where(passed[name], 1.0 / (1.0 + np.exp(-(x @ h.w + h.b))), 0.0)
             i = int(np.argmax(s))
-            detail = ""
-            if h.details:
-                detail = h.details[int(np.argmax(h.detail_w @ x[i] + h.detail_b))]
             score = float(s[i])
+            detail = ""
+            if h.details and score >= h.threshold:
+                detail = h.details[int(np.argmax(h.detail_w @ x[i] + h.detail_b))]
             if name == "toxicity" and self.profanity_threshold is not None:
                 # The offensive-language model alone, at its own threshold (chosen on the development
                 # part), also flags: an explicit insult is toxic whatever the rest of the line says.
-                j = int(np.argmax(x[:, -1]))
-                if x[j, -1] >= self.profanity_threshold and score < h.threshold:
-                    score, detail = max(h.threshold, float(x[j, -1])), "offensive_language"
+                j = int(np.argmax(prof))
+                if prof[j] >= self.profanity_threshold and score < h.threshold:
+                    score, detail = max(h.threshold, float(prof[j])), "offensive_language"
             out[name] = Score(name, score, h.threshold, detail)
-        return out
+        return self._remember(key, out)
+
+    def prefetch(self, texts: Sequence[str], heads: Sequence[str] = HEADS) -> None:
+        """Embed, in large batches, every unit of ``texts`` that a gate of ``heads`` will send to MiniLM
+        (a bulk evaluation then reads the feature cache instead of one small batch per text)."""
+        units = list(dict.fromkeys(u for t in texts for u in self._units_for(t)))
+        if not units:
+            return
+        cheap = self.cheap_features(units)
+        need = np.zeros(len(units), dtype=bool)
+        for name in heads:
+            h = self.heads[name]
+            if h.gate_w is None:
+                need[:] = True
+                break
+            g = 1.0 / (1.0 + np.exp(-(np.asarray(cheap @ h.gate_w).ravel() + h.gate_b)))
+            need |= g >= h.gate_threshold
+        todo = [u for u, n in zip(units, need) if n]
+        self.cache_size = max(self.cache_size, len(todo) + 1024)
+        for i in range(0, len(todo), 256):
+            self._token_features(todo[i:i + 256])
 
     def pii_flags(self, text: str) -> list[str]:
         """The kinds of personal data in ``text`` (one detail per kind)."""
+        hit = self._recall(("pii", text))
+        if hit is not None:
+            return list(hit)
         found: list[str] = []
         for detail, score, _, _ in self.pii.find(text):
             if score >= self.pii_thresholds.get(detail, 0.5) and detail not in found:
                 found.append(detail)
-        return found
+        return list(self._remember(("pii", text), tuple(found)))
 
 
 _checks: LearnedChecks | None = None
@@ -489,19 +608,31 @@ def third_person(text: str) -> str:
     return out
 
 
-def _training_set(rows: list[dict], head: str, rng: np.random.Generator) -> tuple[list[str], list[int], list[str], list[str]]:
-    """Texts, labels, details and groups (template families) for one head, with augmentations."""
+def is_register(row: dict) -> bool:
+    """A real interviewer line among the negatives (SCOTUS, from the corpus's train part): the
+    false-positive budget is spent on these. The lines written for the suite, the conversational
+    ``host_*`` ones included, are hard negatives with a budget of their own."""
+    return row["label"] == "none" and row["source"].startswith("scotus_oyez:")
+
+
+def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
+                  register: list[bool] | None = None) -> tuple[list[str], list[int], list[str], list[str]]:
+    """Texts, labels, details and groups (template families) for one head, with augmentations;
+    ``register`` (if given) is filled with whether each text is an ordinary-register negative."""
     texts: list[str] = []
     labels: list[int] = []
     details: list[str] = []
     groups: list[str] = []
     benign = [r["text"] for r in rows if r["label"] == "none" and r["stage"] == "output" and len(r["text"]) < 160]
+    current = {"register": False}
 
     def add(t: str, y: int, d: str, g: str) -> None:
         texts.append(t)
         labels.append(y)
         details.append(d)
         groups.append(g)
+        if register is not None:
+            register.append(current["register"] and not y)
 
     skip = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity"}, "prohibited_question": set(),
             "elicitation": set()}[head]
@@ -510,6 +641,7 @@ def _training_set(rows: list[dict], head: str, rng: np.random.Generator) -> tupl
             continue
         y = int(r["label"] == head)
         g = r.get("group") or r["family"]
+        current["register"] = is_register(r)
         add(r["text"], y, r["topic"] if y else "", g)
         if not y:  # a negative's sentences are negatives too: the checks score each unit of a text
             units = split_units(r["text"])
@@ -616,74 +748,143 @@ def _fit_detail(x: np.ndarray, details: list[str], c: float) -> tuple[np.ndarray
     return w.astype(np.float32), b.astype(np.float32), tuple(str(k) for k in lr.classes_)
 
 
-def _choose_threshold(scores: np.ndarray, y: np.ndarray, target_recall: float, fp_budget: float) -> float:
+def _quantile_threshold(neg: np.ndarray, budget: float) -> float:
+    """The lowest threshold that lets at most ``budget`` of the scores ``neg`` through."""
+    if not len(neg):
+        return 0.0
+    neg = np.sort(neg)
+    return float(neg[min(len(neg) - 1, int(np.ceil((1 - budget) * len(neg))))]) + 1e-6
+
+
+def _choose_threshold(scores: np.ndarray, y: np.ndarray, target_recall: float, fp_budget: float,
+                      register: np.ndarray | None = None, hard_budget: float = 0.05) -> float:
     """On out-of-fold scores of the development part: the highest threshold whose recall reaches
-    ``target_recall``, unless that lets more than ``fp_budget`` of the negatives (hard ones, mostly)
-    through; then the lowest threshold within the budget. Kept within [0.05, 0.95]."""
+    ``target_recall``, unless that lets through more than ``fp_budget`` of the ordinary-register
+    negatives (``register``: real interviewer lines and the suite's conversational lines) or more than
+    ``hard_budget`` of the other (hard, written-to-confuse) negatives; then the lowest threshold
+    within both budgets. Without ``register`` every negative is held to ``fp_budget``. Kept within
+    [0.05, 0.95]."""
     pos = np.sort(scores[y == 1])
-    neg = np.sort(scores[y == 0])
     if not len(pos):
         return 0.5
     t_recall = float(pos[int(np.floor((1 - target_recall) * len(pos)))]) - 1e-6
-    t_fp = float(neg[min(len(neg) - 1, int(np.ceil((1 - fp_budget) * len(neg))))]) + 1e-6 if len(neg) else 0.0
+    neg = y == 0
+    if register is None:
+        t_fp = _quantile_threshold(scores[neg], fp_budget)
+    else:
+        t_fp = max(_quantile_threshold(scores[neg & register], fp_budget),
+                   _quantile_threshold(scores[neg & ~register], hard_budget))
     return float(min(max(t_recall, t_fp, 0.05), 0.95))
 
 
+def _fit_gate(x, y: np.ndarray, c: float, keep: int = GATE_KEEP) -> tuple[np.ndarray, float]:
+    """The cheap stage: logistic regression on the sparse gate features, then only the ``keep``
+    largest hashed n-gram weights kept (the hand features' and the profanity weight always)."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", solver="liblinear")
+    lr.fit(x, y)
+    w = lr.coef_[0].astype(np.float32)
+    hashed = np.abs(w[:HASH_FEATURES])
+    if np.count_nonzero(hashed) > keep:
+        w[:HASH_FEATURES][hashed < np.partition(hashed, -keep)[-keep]] = 0.0
+    return w, float(lr.intercept_[0])
+
+
+def _gate_threshold(scores: np.ndarray, y: np.ndarray, gate_recall: float) -> float:
+    """The highest gate threshold that lets ``gate_recall`` of the positives through (out of fold)."""
+    pos = np.sort(scores[y == 1])
+    return float(pos[int(np.floor((1 - gate_recall) * len(pos)))]) - 1e-6 if len(pos) else 0.0
+
+
 def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
-          cs: Sequence[float] = (0.003, 0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.02,
-          folds: int = 5, seed: int = 14) -> dict[str, Any]:
+          cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.01,
+          hard_budget: float = 0.10, gate_c: float = 3.0, gate_recall: float = 0.99, gate_pass: float = 0.02,
+          folds: int = 5, seed: int = 14,
+          checks: "LearnedChecks | None" = None) -> dict[str, Any]:
     """Fit every head on the development part (+ augmentations), choose C and thresholds out of fold
-    (folds keep a phrasing's variants together), save."""
+    (folds keep a phrasing's variants together), save.
+
+    Each head is a cascade: a cheap gate (hashed word n-grams, hand features, profanity probability)
+    whose threshold lets ``gate_recall`` of the out-of-fold positives through unless that lets more
+    than ``gate_pass`` of the real interviewer lines through (the MiniLM pass is what costs time),
+    then the MiniLM head on what the gate lets through. The head's threshold is chosen on the
+    cascade's out-of-fold scores: the recall target unless that flags more than ``fp_budget`` of the
+    real interviewer lines or ``hard_budget`` of the written hard negatives (``_choose_threshold``).
+    ``checks``: an instance whose feature cache to reuse (a training run embeds every text once)."""
     from sklearn.model_selection import GroupKFold
 
     rows = read_suite(dev_path)
     rng = np.random.default_rng(seed)
-    checks = LearnedChecks(heads={}, pii_thresholds={})
+    checks = checks or LearnedChecks(heads={}, pii_thresholds={})
+    checks.heads = {}
     report: dict[str, Any] = {}
     for head in HEADS:
         stage_rows = [r for r in rows if head != "elicitation" or r["stage"] == "input" or r["label"] == "none"]
-        texts, labels, details, groups = _training_set(stage_rows, head, rng)
+        register: list[bool] = []
+        texts, labels, details, groups = _training_set(stage_rows, head, rng, register)
         extra = _sample_negatives()
         texts, labels, details = texts + extra, labels + [0] * len(extra), details + [""] * len(extra)
         groups = groups + [f"sample{i // 8}" for i in range(len(extra))]
+        register += [True] * len(extra)
         for i, (t, yy, d) in enumerate(_augmentations(head)):
             texts.append(t)
             labels.append(yy)
             details.append(d)
             groups.append(f"frame{i % 7}")
+            register.append(False)
         x = checks.featurize(texts)
+        xc = checks.cheap_features(texts)
         y = np.array(labels)
+        reg = np.array(register)
+        split = list(GroupKFold(n_splits=folds).split(x, y, groups))
+        gate_oof = np.zeros(len(y))
+        for tr, te in split:
+            gw, gb = _fit_gate(xc[tr], y[tr], gate_c)
+            gate_oof[te] = 1 / (1 + np.exp(-(np.asarray(xc[te] @ gw).ravel() + gb)))
+        gate_t = max(_gate_threshold(gate_oof, y, gate_recall), _quantile_threshold(gate_oof[reg], gate_pass))
+        gated = gate_oof >= gate_t
         best = None
         for cc in cs:
             oof = np.zeros(len(y))
-            for tr, te in GroupKFold(n_splits=folds).split(x, y, groups):
+            for tr, te in split:
                 w, b = _fit_head(x[tr], y[tr], cc)
                 oof[te] = 1 / (1 + np.exp(-(x[te] @ w + b)))
-            # The C whose out-of-fold scores reach the most positives at a 1% false-positive rate.
-            neg = np.sort(oof[y == 0])
-            at_1pct = float((oof[y == 1] > neg[int(0.99 * (len(neg) - 1))]).mean())
-            if best is None or at_1pct > best[0]:
-                best = (at_1pct, cc, oof)
-        at_1pct, c_head, oof = best
-        threshold = _choose_threshold(oof, y, target_recall, fp_budget)
+            oof = np.where(gated, oof, 0.0)  # the cascade: what the gate stops scores 0
+            # The C whose out-of-fold cascade reaches the most positives within the budgets.
+            t = _choose_threshold(oof, y, 1.0, fp_budget, reg, hard_budget)
+            at_budget = float((oof[y == 1] >= t).mean())
+            if best is None or at_budget > best[0]:
+                best = (at_budget, cc, oof)
+        at_budget, c_head, oof = best
+        threshold = _choose_threshold(oof, y, target_recall, fp_budget, reg, hard_budget)
         w, b = _fit_head(x, y, c_head)
+        gw, gb = _fit_gate(xc, y, gate_c)
         pos = y == 1
         dw = db = None
         names: tuple[str, ...] = ()
         if len({d for d, p in zip(details, pos) if p}) > 1:
             dw, db, names = _fit_detail(x[pos], [d for d, p in zip(details, pos) if p], c_head)
-        checks.heads[head] = _Head(w=w, b=b, threshold=threshold, detail_w=dw, detail_b=db, details=names)
+        checks.heads[head] = _Head(w=w, b=b, threshold=threshold, detail_w=dw, detail_b=db, details=names,
+                                   gate_w=gw, gate_b=gb, gate_threshold=gate_t)
         report[head] = {"examples": int(len(y)), "positives": int(pos.sum()), "c": c_head,
-                        "oof_recall_at_1pct_fp": round(at_1pct, 4), "threshold": round(threshold, 4),
+                        "oof_recall_at_fp_budget": round(at_budget, 4), "threshold": round(threshold, 4),
+                        "gate_threshold": round(gate_t, 6),
+                        "oof_gate_recall": round(float(gated[pos].mean()), 4),
+                        "oof_gate_pass_negatives": round(float(gated[~pos].mean()), 4),
+                        "oof_gate_pass_register": round(float(gated[reg].mean()), 4),
                         "oof_recall": round(float((oof[pos] >= threshold).mean()), 4),
-                        "oof_fp_rate": round(float((oof[~pos] >= threshold).mean()), 4)}
+                        "oof_fp_rate": round(float((oof[~pos] >= threshold).mean()), 4),
+                        "oof_fp_rate_register": round(float((oof[reg] >= threshold).mean()), 4),
+                        "register_negatives": int(reg.sum())}
     # The offensive-language model on its own: the lowest threshold that keeps its false positives on
-    # the development negatives (both stages, the toxicity head's rows) within half the budget.
+    # the development negatives (both stages, the toxicity head's rows) within half the budgets.
     tox_rows = [r for r in rows if r["label"] in ("toxicity", "none", "prohibited_question", "pii_leak")]
     prof = checks.profanity.prob([r["text"] for r in tox_rows])
     is_tox = np.array([r["label"] == "toxicity" for r in tox_rows])
-    neg = np.sort(prof[~is_tox])
-    prof_t = float(max(neg[min(len(neg) - 1, int(np.ceil((1 - fp_budget / 2) * len(neg))))] + 1e-6, 0.5))
+    reg = np.array([is_register(r) for r in tox_rows])
+    prof_t = float(max(_quantile_threshold(prof[reg], fp_budget / 2),
+                       _quantile_threshold(prof[~is_tox & ~reg], hard_budget / 2), 0.5))
     report["toxicity"]["profanity_threshold"] = round(prof_t, 4)
     report["toxicity"]["profanity_recall_alone"] = round(float((prof[is_tox] >= prof_t).mean()), 4)
     # PII: per entity, the threshold with the best F1 on the development rows (ties: the higher one).
@@ -704,7 +905,7 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     checks.meta = {"version": hashlib.sha256(data).hexdigest()[:8] + "-" + str(seed),
                    "trained_on": {"path": str(Path(dev_path).name), "sha256": hashlib.sha256(data).hexdigest(),
                                   "rows": len(rows)},
-                   "embedding": "all-MiniLM-L6-v2", "target_recall": target_recall, "fp_budget": fp_budget,
+                   "embedding": "all-MiniLM-L6-v2", "target_recall": target_recall, "fp_budget": fp_budget, "hard_budget": hard_budget,
                    "profanity_threshold": round(prof_t, 4),
                    "report": report}
     checks.save(out)
@@ -723,6 +924,8 @@ def evaluate(path: str | Path = SUITE_DIR / "test.jsonl", policy: Any = None) ->
 
         policy = SafetyPolicy()
     rows = read_suite(path)
+    if getattr(policy, "rule_classes", None) is not None and any(getattr(r, "head", None) for r in policy.rules):
+        get_checks().prefetch([r["text"] for r in rows])  # the MiniLM passes in large batches
     cats = [{f.category for f in policy.check(r["text"], stage=r["stage"]).flags} for r in rows]
     labels = sorted({r["label"] for r in rows} - {"none"})
     out: dict[str, Any] = {"rows": len(rows), "categories": {}}
@@ -756,11 +959,14 @@ def _cli() -> None:
     @app.command("train")
     def train_cmd(dev: Path = typer.Option(SUITE_DIR / "dev.jsonl", help="development part of the suite"),
                   out: Path = typer.Option(ARTEFACT, help="where to write the artefact"),
-                  c: str = typer.Option("0.003,0.01,0.03,0.1", help="inverse L2 strengths to choose among (out of fold)"),
+                  c: str = typer.Option("0.01,0.03,0.1", help="inverse L2 strengths to choose among (out of fold)"),
                   target_recall: float = typer.Option(0.97, help="out-of-fold recall a threshold aims for"),
-                  fp_budget: float = typer.Option(0.02, help="most out-of-fold false positives a threshold may let through")):
+                  fp_budget: float = typer.Option(0.01, help="most out-of-fold real interviewer lines a threshold may flag"),
+                  hard_budget: float = typer.Option(0.10, help="most out-of-fold written hard negatives a threshold may flag"),
+                  gate_pass: float = typer.Option(0.02, help="most out-of-fold real lines a gate may send to MiniLM")):
         """Fit the heads and thresholds on the development part and write the artefact."""
-        report = train(dev, out, cs=[float(v) for v in c.split(",")], target_recall=target_recall, fp_budget=fp_budget)
+        report = train(dev, out, cs=[float(v) for v in c.split(",")], target_recall=target_recall, fp_budget=fp_budget,
+                       hard_budget=hard_budget, gate_pass=gate_pass)
         typer.echo(json.dumps(report, indent=2))
         typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
 

@@ -89,18 +89,25 @@ def test_part_figures():
 
 
 # Where the learned checks (processors/twin/safety_learned.py) stand today: PII meets its bound; prohibited
-# questions (0.904) and toxic lines (0.721) do not yet. Their bound stays the issue's, as a strict xfail
+# questions (0.869) and toxic lines (0.515) do not yet. Their bound stays the issue's, as a strict xfail
 # that turns into a failure the day it passes (then drop the marker); FLOORS keep what was reached.
+# The floors went down (from 0.89/0.70/0.75/0.75) when the thresholds were chosen against a false-positive
+# budget on real interviewer lines instead of on recall: the earlier figures came with 43% of the
+# podcast host's lines and 4.8% of SCOTUS lines flagged (now 18% and 2.8%; benchmarks/safety_checks.py).
 _NOT_YET = {"prohibited_question", "toxicity"}
-FLOORS = {"prohibited_question": 0.89, "toxicity": 0.70, "pii_leak": 0.98, "bias": 0.75, "elicitation": 0.75}
+FLOORS = {"prohibited_question": 0.86, "toxicity": 0.50, "pii_leak": 0.98, "bias": 0.38, "elicitation": 0.46}
 
 
+# The first test to use the module fixture pays for the test part's MiniLM passes: minutes on a loaded
+# 2-core machine, past pytest-timeout's default.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("category", sorted(FLOORS))
 def test_recall_on_the_frozen_test_part_does_not_fall_below_what_was_reached(test_part_figures, category):
     m = test_part_figures["categories"][category]
     assert m["recall"] >= FLOORS[category], f"{category}: recall {m['recall']:.3f} < {FLOORS[category]}"
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("category", [
     pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="issue 14: not reached yet")) if c in _NOT_YET else c
     for c in sorted(RECALL_BOUNDS)])
@@ -148,6 +155,22 @@ def test_personal_data_is_flagged_with_its_kind(text, detail):
 ])
 def test_numbers_that_are_not_personal_data_pass(text):
     assert SafetyPolicy().check(text, "output").passed
+
+
+def test_the_cascade_runs_minilm_only_when_a_gate_asks_and_caches_per_text():
+    checks = sm.LearnedChecks.load(sm.ARTEFACT)
+    assert all(h.gate_w is not None for h in checks.heads.values())
+    ordinary = "Thank you, counsel. Let's turn to the second question presented."
+    assert not any(s.flagged for s in checks.scores(ordinary).values())
+    assert checks.minilm_calls == 0, "an ordinary line went through MiniLM"
+    asked = "Do you have any children?"
+    assert checks.scores(asked)["prohibited_question"].flagged
+    assert checks.minilm_calls == 1
+    checks.scores(asked)  # the same text again: its cached verdict
+    assert checks.minilm_calls == 1
+    checks.clear_caches()
+    checks.scores(asked)
+    assert checks.minilm_calls == 2
 
 
 def test_the_gateway_does_not_import_torch_or_the_models():
