@@ -41,7 +41,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from processors.twin.safety_learned import SafetyPolicy  # noqa: E402
-from processors.twin.safety_models import SUITE_DIR, evaluate, get_checks, split_units  # noqa: E402
+from processors.twin.safety_models import SUITE_DIR, evaluate, get_checks  # noqa: E402
 
 console = Console(width=140)
 TARGETS = {"prohibited_question": 0.95, "toxicity": 0.95, "pii_leak": 0.98}
@@ -118,7 +118,7 @@ def main() -> None:
     else:
         checks.cache_size = 400_000  # each unit embedded once for the whole run
         table = Table(title="real interviewer lines of the development corpora (output check): every flag is a false positive")
-        for col in ("corpus", "lines", "flagged", "rate", "by category", "seconds"):
+        for col in ("corpus", "lines", "flagged", "rate", "by category", "MiniLM pass", "seconds"):
             table.add_column(col, justify="left" if col in ("corpus", "by category") else "right")
         result["corpora"] = {}
         total = flagged_total = 0
@@ -127,9 +127,7 @@ def main() -> None:
             name = f.parent.name
             lines = interviewer_lines(f)
             started = time.perf_counter()
-            units = list(dict.fromkeys(u for t in lines for u in split_units(t)))
-            for i in range(0, len(units), 512):  # fill the cache in large batches
-                checks._token_features(units[i:i + 512])
+            checks.minilm_calls = 0
             cats: Counter = Counter()
             flagged = 0
             for text in lines:
@@ -142,41 +140,46 @@ def main() -> None:
             secs = time.perf_counter() - started
             total += len(lines)
             flagged_total += flagged
+            minilm = checks.minilm_calls / len(lines)
             result["corpora"][name] = {"lines": len(lines), "flagged": flagged, "rate": flagged / len(lines),
-                                       "by_category": dict(cats)}
+                                       "by_category": dict(cats), "minilm_share": minilm}
             table.add_row(name, str(len(lines)), str(flagged), f"{flagged / len(lines):.2%}",
-                          ", ".join(f"{k} {v}" for k, v in cats.most_common()), f"{secs:.0f}")
+                          ", ".join(f"{k} {v}" for k, v in cats.most_common()), f"{minilm:.1%}", f"{secs:.0f}")
         rate = flagged_total / total if total else 0.0
         ok = "ok" if rate <= FP_TARGET else "ABOVE"
-        table.add_row("all", str(total), str(flagged_total), f"{rate:.2%}", f"target <= {FP_TARGET:.1%}: {ok}", "")
+        table.add_row("all", str(total), str(flagged_total), f"{rate:.2%}", f"target <= {FP_TARGET:.1%}: {ok}", "", "")
         console.print(table)
         for why, text in shown:
             console.print(f"  [yellow]flagged[/] {why:32} {text[:110]!r}")
         result["corpora_overall"] = {"lines": total, "flagged": flagged_total, "rate": rate}
         checks.cache_size = 4096
-        with checks._cache_lock:
-            checks._cache.clear()
+        checks.clear_caches()
 
     # 3. Latency of one respond request's checks.
     pairs = respond_pairs(args.pairs)
     times = []
+    second_stage = 0
+    load_before = os.getloadavg()[0]
     for cand, reply in pairs:
-        with checks._cache_lock:
-            checks._cache.clear()
+        checks.clear_caches()
+        checks.minilm_calls = 0
         t0 = time.perf_counter()
         policy.check(cand, "input")
         policy.check(reply, "output")
         times.append((time.perf_counter() - t0) * 1000)
+        second_stage += checks.minilm_calls > 0
     lat = {"requests": len(times), "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
-           "max_ms": float(max(times)),
+           "max_ms": float(max(times)), "minilm_requests": second_stage,
+           "loadavg_1m_before": round(load_before, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
            "candidate_words_mean": float(np.mean([len(c.split()) for c, _ in pairs])),
            "reply_words_mean": float(np.mean([len(r.split()) for _, r in pairs]))}
     result["latency"] = lat
     table = Table(title=f"input + output check per respond request ({lat['requests']} real pairs, cold caches, "
-                        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)")
-    for col in ("p50 ms", "p95 ms", "max ms", "target p95"):
+                        f"load avg {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)")
+    for col in ("p50 ms", "p95 ms", "max ms", "MiniLM pass", "target p95"):
         table.add_column(col, justify="right")
     table.add_row(f"{lat['p50_ms']:.1f}", f"{lat['p95_ms']:.1f}", f"{lat['max_ms']:.1f}",
+                  f"{second_stage}/{lat['requests']}",
                   f"{LATENCY_TARGET_MS:.0f} ms {'ok' if lat['p95_ms'] <= LATENCY_TARGET_MS else 'ABOVE'}")
     console.print(table)
 
