@@ -26,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from statistics import median
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Any, Iterator, Sequence
 
 from infra.settings import Settings

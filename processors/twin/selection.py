@@ -314,12 +314,17 @@ class ResponseSelector:
         """
         if len(cands) == 0:
             return np.zeros(0)
-        if not self.meta.get("usesMoveModel"):
-            move_probs = None
-        closeness = np.asarray(self.model.predict(candidate_features(query, cands, self.typical, move_probs)))
+        closeness = self.closeness(query, cands, move_probs)
         if self.fit_model is None:
             return closeness
         return self.combine(closeness, self.fit_scores(query, cands))
+
+    def closeness(self, query: MomentQuery, cands: CandidateSet,
+                  move_probs: dict[str, float] | None = None) -> np.ndarray:
+        """The closeness model's prediction alone (move probabilities used only if it was fitted with them)."""
+        if not self.meta.get("usesMoveModel"):
+            move_probs = None
+        return np.asarray(self.model.predict(candidate_features(query, cands, self.typical, move_probs)))
 
     @property
     def own_thread(self) -> bool:
@@ -489,9 +494,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
     ceiling); and, for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line
     when it is put among memory's candidates (``realLineMrr``)."""
-    from processors.twin.policy import label_move
-
     from processors.twin.offline_generator import own_thread_exemplars
+    from processors.twin.policy import label_move
 
     chosen, first, best = [], [], []
     reciprocal: dict[float, list[float]] = {w: [] for w in FIT_WEIGHT_GRID}
@@ -514,20 +518,16 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         best.append(float(sims.max()))
         if selector.fit_model is not None:
             # The real line among memory's lines, with a neutral situation score (it has no past moment).
+            neutral = float(np.median(cands.situation_scores))
             prev = ex.previous_interviewer_turn
-            real = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None],
-                                np.array([float(np.median(cands.situation_scores))]),
+            real = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None], np.array([neutral]),
                                 [label_move(ex.interviewer_reply, ex.candidate_turn, prev).value],
                                 np.array([float(bool(cand))]), [_stems(ex.interviewer_reply.text)])
             both = cands.concat(real)
-            closeness = np.asarray(selector.model.predict(candidate_features(
-                query, both, selector.typical, probs if selector.meta.get("usesMoveModel") else None)))
-            fit = selector.fit_scores(query, both)
-            own = own_thread_exemplars(history, ex.session_id, float(np.median(cands.situation_scores)))
+            closeness, fit = selector.closeness(query, both, probs), selector.fit_scores(query, both)
+            own = own_thread_exemplars(history, ex.session_id, neutral)
             wider = cands.concat(selector.candidate_set(own, embedder)) if own else cands
-            wider_closeness = np.asarray(selector.model.predict(candidate_features(
-                query, wider, selector.typical, probs if selector.meta.get("usesMoveModel") else None)))
-            wider_fit = selector.fit_scores(query, wider)
+            wider_closeness, wider_fit = selector.closeness(query, wider, probs), selector.fit_scores(query, wider)
             wider_sims = wider.reply_vectors @ true
             for w in FIT_WEIGHT_GRID:
                 order = selector.combine(closeness, fit, w)
