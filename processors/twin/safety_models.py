@@ -309,6 +309,7 @@ N_FEATURES = 3 * EMB + N_HAND + 1
 HASH_FEATURES = 2 ** 18
 GATE_KEEP = 6000  # hashed n-gram weights a gate keeps (the largest); the rest are zero
 _hasher = None
+_WORD_PATTERN = r"(?u)\b\w[\w']*\b"  # words with inner apostrophes ("don't" stays one token)
 
 
 def _hashed(texts: Sequence[str]):
@@ -318,8 +319,10 @@ def _hashed(texts: Sequence[str]):
         from sklearn.feature_extraction.text import HashingVectorizer
 
         _hasher = HashingVectorizer(n_features=HASH_FEATURES, ngram_range=(1, 2), alternate_sign=False, binary=True,
-                                    norm="l2", lowercase=True, token_pattern=r"(?u)\b\w[\w']*\b")
+                                    norm="l2", lowercase=True, token_pattern=_WORD_PATTERN)
     return _hasher.transform(list(texts))
+
+
 _YOU_PIECES = frozenset({"you", "your", "yours", "yourself", "ya"})
 
 
