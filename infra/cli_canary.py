@@ -70,7 +70,7 @@ def _show(c: canaries.Canary, candidate: canaries.ArmStats | None = None,
     th = c.thresholds
     console.print(f"  decide after {th.min_samples} samples per arm (promote after {th.promote_at}); roll back when "
                   f"the mean score is lower by > {th.score_margin:g} or the safety rate higher by > "
-                  f"{th.safety_margin:g}; auto-promote {'on' if th.auto_promote else 'off'}", highlight=False)
+                  f"{th.safety_margin:g} (p < {th.safety_alpha:g}); auto-promote {'on' if th.auto_promote else 'off'}", highlight=False)
     if candidate is not None and baseline is not None:
         console.print(f"  candidate {_arm(candidate.to_json())}", highlight=False)
         console.print(f"  baseline  {_arm(baseline.to_json())}", highlight=False)
@@ -123,6 +123,8 @@ def canary_start(
     min_samples: Optional[int] = typer.Option(None, min=1, help="Samples per arm before deciding (CANARY_MIN_SAMPLES)."),
     score_margin: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="CANARY_SCORE_MARGIN."),
     safety_margin: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="CANARY_SAFETY_MARGIN."),
+    safety_alpha: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Significance a safety rise must reach "
+                                                                             "to roll back (CANARY_SAFETY_ALPHA)."),
     promote_samples: Optional[int] = typer.Option(None, min=1, help="Samples per arm before promoting."),
     auto_promote: bool = typer.Option(True, help="Promote automatically when the candidate is as good."),
     tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt,
@@ -132,7 +134,7 @@ def canary_start(
     try:
         th = canaries.Thresholds.from_settings(settings, min_samples=min_samples, score_margin=score_margin,
                                                safety_margin=safety_margin, promote_samples=promote_samples,
-                                               auto_promote=auto_promote)
+                                               auto_promote=auto_promote, safety_alpha=safety_alpha)
     except canaries.CanaryError as exc:
         _fail(str(exc), 2)
     started = _run(lambda conn: canaries.start(conn, tenant, interviewer, share=share, thresholds=th,

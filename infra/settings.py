@@ -220,6 +220,7 @@ class Settings(BaseSettings):
     CANARY_MIN_SAMPLES: int = Field(default=30, ge=1)  # scored live samples per arm before any decision
     CANARY_SCORE_MARGIN: float = Field(default=0.05, ge=0, le=1)  # roll back when the mean online score is lower by more
     CANARY_SAFETY_MARGIN: float = Field(default=0.0, ge=0, le=1)  # ... or the safety-intervention rate higher by more
+    CANARY_SAFETY_ALPHA: float = Field(default=0.05, gt=0, lt=1)  # ... significantly (one-sided two-proportion test)
 
     # Loose ends of issue 15: variables the code used to read from os.environ directly (a test keeps
     # it that way: tests/test_settings_only.py), and the durability of audit records and revocations.

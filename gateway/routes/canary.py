@@ -39,6 +39,9 @@ class CanaryStart(BaseModel):
         default=None, description="Roll back when the candidate's mean online score is lower by more than this.")
     safetyMargin: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None, description="Roll back when its safety-intervention rate is higher by more than this.")
+    safetyAlpha: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None, description="Significance the rise must reach (one-sided two-proportion z-test; "
+                                  "CANARY_SAFETY_ALPHA).")
     promoteSamples: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None, description="Samples per arm before an automatic promotion (default minSamples).")
     autoPromote: bool = Field(default=True, description="Promote automatically when the candidate is as good.")
@@ -114,7 +117,8 @@ async def start_canary(interviewerId: InterviewerId, body: CanaryStart, principa
     try:
         thresholds = canaries.Thresholds.from_settings(
             request.app.state.settings, min_samples=body.minSamples, score_margin=body.scoreMargin,
-            safety_margin=body.safetyMargin, promote_samples=body.promoteSamples, auto_promote=body.autoPromote)
+            safety_margin=body.safetyMargin, promote_samples=body.promoteSamples, auto_promote=body.autoPromote,
+            safety_alpha=body.safetyAlpha)
     except canaries.CanaryError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     started = await _run(request, lambda conn: canaries.start(

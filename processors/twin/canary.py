@@ -15,8 +15,10 @@ live eval samples and compares the arms, then promotes the candidate or rolls it
   effect within that. Any failure to look the canary up or load the candidate answers with the
   baseline: the canary never costs a reply.
 * **Judging** (:func:`decide`, pure): nothing before ``min_samples`` scored samples per arm; roll
-  back when the candidate's safety-intervention rate is higher than the baseline's (beyond
-  ``safetyMargin``, default 0) or its mean online score is lower by more than ``scoreMargin``;
+  back when the candidate's safety-intervention rate is significantly higher than the baseline's
+  (a one-sided two-proportion z-test of "higher by more than ``safetyMargin``" at ``safetyAlpha``,
+  default 0.05, so a version compared with itself is not rolled back by noise) or its mean online
+  score is lower by more than ``scoreMargin``;
   promote when neither holds after ``promoteSamples`` (default ``min_samples``) and
   ``autoPromote`` is on. Only samples written since the canary started count, for both arms.
 * **Scores**: live replies have no real interviewer line to compare with, so the controller scores
@@ -38,6 +40,7 @@ No ML imports: the gateway uses the store functions. Callers::
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import logging
 import threading
@@ -54,7 +57,7 @@ from infra.crypto import EVAL_CONTEXT, EVAL_TWIN_TEXT
 __all__ = [
     "STATUSES", "ArmStats", "Canary", "CanaryError", "CanaryRouter", "Decision", "Evaluation", "Route", "Thresholds",
     "arm_stats", "current", "decide", "evaluate", "evaluate_running", "expected_arms", "history", "promote", "rollback", "routes_to_candidate",
-    "running", "start",
+    "running", "safety_p_value", "start",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class Thresholds:
     safety_margin: float = 0.0
     promote_samples: int | None = None  # None: min_samples
     auto_promote: bool = True
+    safety_alpha: float = 0.05  # significance of the safety rollback's two-proportion test
 
     def __post_init__(self) -> None:
         if self.min_samples < 1:
@@ -94,12 +98,14 @@ class Thresholds:
             raise CanaryError("invalid_thresholds", "scoreMargin and safetyMargin must be within [0, 1]", 422)
         if self.promote_samples is not None and self.promote_samples < 1:
             raise CanaryError("invalid_thresholds", "promoteSamples must be at least 1", 422)
+        if not 0 < self.safety_alpha < 1:
+            raise CanaryError("invalid_thresholds", "safetyAlpha must be within (0, 1)", 422)
 
     @classmethod
     def from_settings(cls, cfg, **overrides: Any) -> "Thresholds":
         """Defaults from ``CANARY_*`` settings; ``overrides`` that are None are ignored."""
         base = {"min_samples": cfg.CANARY_MIN_SAMPLES, "score_margin": cfg.CANARY_SCORE_MARGIN,
-                "safety_margin": cfg.CANARY_SAFETY_MARGIN}
+                "safety_margin": cfg.CANARY_SAFETY_MARGIN, "safety_alpha": cfg.CANARY_SAFETY_ALPHA}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
@@ -109,14 +115,16 @@ class Thresholds:
     def to_json(self) -> dict[str, Any]:
         """The ``thresholds`` column (``min_samples`` has its own)."""
         return {"scoreMargin": self.score_margin, "safetyMargin": self.safety_margin,
-                "promoteSamples": self.promote_samples, "autoPromote": self.auto_promote}
+                "promoteSamples": self.promote_samples, "autoPromote": self.auto_promote,
+                "safetyAlpha": self.safety_alpha}
 
     @classmethod
     def from_row(cls, min_samples: int, data: dict[str, Any] | None) -> "Thresholds":
         data = data or {}
         return cls(min_samples=int(min_samples), score_margin=float(data.get("scoreMargin", 0.05)),
                    safety_margin=float(data.get("safetyMargin", 0.0)),
-                   promote_samples=data.get("promoteSamples"), auto_promote=bool(data.get("autoPromote", True)))
+                   promote_samples=data.get("promoteSamples"), auto_promote=bool(data.get("autoPromote", True)),
+                   safety_alpha=float(data.get("safetyAlpha", 0.05)))
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,24 @@ class Decision:
     reason: str
 
 
+def safety_p_value(candidate: ArmStats, baseline: ArmStats, margin: float = 0.0) -> float:
+    """One-sided p-value of "the candidate's intervention rate exceeds the baseline's by more than
+    ``margin``" against the null that it does not: a two-proportion z-test (pooled standard error).
+
+    1.0 when either arm has no samples or the pooled rate is 0 or 1 (no variation: nothing to test).
+    """
+    n1, n2 = candidate.samples, baseline.samples
+    if not n1 or not n2:
+        return 1.0
+    p1, p2 = candidate.interventions / n1, baseline.interventions / n2
+    pooled = (candidate.interventions + baseline.interventions) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (p1 - p2 - margin) / se
+    return 0.5 * math.erfc(z / math.sqrt(2))  # the standard normal's upper tail at z
+
+
 def decide(candidate: ArmStats, baseline: ArmStats, th: Thresholds) -> Decision:
     """Compare the arms (pure): wait for samples, roll back when worse, promote when as good.
 
@@ -157,10 +183,12 @@ def decide(candidate: ArmStats, baseline: ArmStats, th: Thresholds) -> Decision:
         return Decision("wait", f"{c.scored}/{th.min_samples} candidate and {b.scored}/{th.min_samples} baseline "
                                 f"samples scored")
     c_rate, b_rate = c.safety_rate or 0.0, b.safety_rate or 0.0
-    if c_rate > b_rate + th.safety_margin + 1e-12:
+    p_value = safety_p_value(c, b, th.safety_margin)
+    if p_value < th.safety_alpha:
         return Decision("rollback", f"safety: candidate v{c.version} intervention rate {c_rate:.3f} "
                                     f"({c.interventions}/{c.samples}) is above baseline v{b.version} {b_rate:.3f} "
-                                    f"({b.interventions}/{b.samples}), margin {th.safety_margin:g}")
+                                    f"({b.interventions}/{b.samples}), margin {th.safety_margin:g}, "
+                                    f"p={p_value:.3g} < {th.safety_alpha:g}")
     cm, bm = c.mean_score or 0.0, b.mean_score or 0.0
     if cm < bm - th.score_margin - 1e-12:
         return Decision("rollback", f"score: candidate v{c.version} mean {cm:.3f} is {bm - cm:.3f} below baseline "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from processors.twin.canary import ArmStats, CanaryError, Thresholds, decide, expected_arms, routes_to_candidate
+from processors.twin.canary import (ArmStats, CanaryError, Thresholds, decide, expected_arms, routes_to_candidate,
+                                   safety_p_value)
 
 TH = Thresholds(min_samples=20, score_margin=0.05, safety_margin=0.0)
 
@@ -20,22 +21,47 @@ def arm(version: int, scored: int, mean: float | None, interventions: int = 0, s
     (arm(2, 20, 0.46), arm(1, 20, 0.50), TH, "promote", "as good"),                 # 0.04 worse: within margin
     (arm(2, 20, 0.45), arm(1, 20, 0.50), TH, "promote", "as good"),                 # exactly the margin is not worse
     (arm(2, 20, 0.70), arm(1, 20, 0.50), TH, "promote", "as good"),                 # better
-    (arm(2, 20, 0.70, 1), arm(1, 20, 0.50, 0), TH, "rollback", "safety"),           # safer scores do not buy safety
-    (arm(2, 20, 0.40, 1), arm(1, 20, 0.50, 0), TH, "rollback", "safety"),           # safety is reported first
+    (arm(2, 20, 0.70, 4), arm(1, 20, 0.50, 0), TH, "rollback", "safety"),           # better scores do not buy safety
+    (arm(2, 20, 0.40, 4), arm(1, 20, 0.50, 0), TH, "rollback", "safety"),           # safety is reported first
+    (arm(2, 20, 0.50, 1), arm(1, 20, 0.50, 0), TH, "promote", "as good"),           # 1/20 vs 0/20 is noise (p=.16)
     (arm(2, 20, 0.50, 1), arm(1, 20, 0.50, 1), TH, "promote", "as good"),           # the same rate is not higher
-    (arm(2, 20, 0.50, 1), arm(1, 20, 0.50, 0), Thresholds(20, 0.05, 0.1), "promote", "as good"),  # within its margin
-    (arm(2, 20, 0.50, 2, samples=40), arm(1, 20, 0.5, 1, samples=20), TH, "promote", "as good"),  # rate, not count
+    (arm(2, 20, 0.50, 4), arm(1, 20, 0.50, 0), Thresholds(20, 0.05, 0.2), "promote", "as good"),  # within its margin
+    (arm(2, 20, 0.50, 4), arm(1, 20, 0.50, 0), Thresholds(20, safety_alpha=0.01), "promote", "as good"),  # p=.035
+    (arm(2, 20, 0.50, 8, samples=80), arm(1, 20, 0.5, 2, samples=20), TH, "promote", "as good"),  # rate, not count
     (arm(2, 20, 0.50), arm(1, 20, 0.50), Thresholds(20, promote_samples=40), "wait", "20/40 samples before"),
     (arm(2, 20, 0.30), arm(1, 20, 0.50), Thresholds(20, promote_samples=40), "rollback", "score"),  # no waiting to roll back
     (arm(2, 40, 0.50), arm(1, 40, 0.50), Thresholds(20, auto_promote=False), "wait", "promote by hand"),
     (arm(2, 40, 0.30), arm(1, 40, 0.50), Thresholds(20, auto_promote=False), "rollback", "score"),
 ], ids=["few-candidate", "few-baseline", "worse", "slightly-worse", "at-margin", "better", "less-safe-but-better",
-        "less-safe-and-worse", "equally-unsafe", "safety-margin", "rate-not-count", "promote-needs-more",
+        "less-safe-and-worse", "one-intervention-is-noise", "equally-unsafe", "safety-margin", "stricter-alpha",
+        "rate-not-count", "promote-needs-more",
         "rollback-needs-min-only", "manual-promotion", "manual-still-rolls-back"])
 def test_decision_table(candidate, baseline, th, action, why):
     decision = decide(candidate, baseline, th)
     assert decision.action == action
     assert why in decision.reason
+
+
+def test_safety_p_value_is_a_one_sided_two_proportion_test():
+    # 4/20 against 0/20: pooled rate 0.1, standard error 0.0949, z 2.108, upper tail 0.0175
+    assert safety_p_value(arm(2, 20, 0.5, 4), arm(1, 20, 0.5, 0)) == pytest.approx(0.0175, abs=5e-4)
+    assert safety_p_value(arm(2, 20, 0.5, 0), arm(1, 20, 0.5, 4)) > 0.95   # a safer candidate is not "higher"
+    assert safety_p_value(arm(2, 20, 0.5, 0), arm(1, 20, 0.5, 0)) == 1.0   # no interventions anywhere
+    assert safety_p_value(arm(2, 0, None), arm(1, 20, 0.5, 1)) == 1.0       # an arm without samples
+    # the margin shifts the null: 4/20 vs 0/20 is not 0.2 higher
+    assert safety_p_value(arm(2, 20, 0.5, 4), arm(1, 20, 0.5, 0), margin=0.2) == pytest.approx(0.5)
+
+
+def test_a_version_compared_with_itself_is_rarely_rolled_back_for_safety():
+    import random
+
+    rng = random.Random(7)
+    rollbacks = 0
+    for _ in range(400):  # both arms draw from the same 5% intervention rate
+        c = sum(rng.random() < 0.05 for _ in range(60))
+        b = sum(rng.random() < 0.05 for _ in range(60))
+        rollbacks += decide(arm(2, 60, 0.5, c), arm(1, 60, 0.5, b), TH).action == "rollback"
+    assert rollbacks / 400 <= 0.06  # about alpha (0.055 with this seed), not the 38% a raw "higher than" rule gives
 
 
 def test_rollback_reason_names_both_versions_and_the_numbers():
@@ -68,7 +94,7 @@ def test_expected_arms_partitions_the_sessions():
 
 
 @pytest.mark.parametrize("kwargs", [{"min_samples": 0}, {"score_margin": -0.1}, {"safety_margin": 1.5},
-                                    {"promote_samples": 0}])
+                                    {"promote_samples": 0}, {"safety_alpha": 0.0}, {"safety_alpha": 1.0}])
 def test_bad_thresholds_are_refused(kwargs):
     with pytest.raises(CanaryError) as exc:
         Thresholds(**kwargs)
