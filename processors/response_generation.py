@@ -119,9 +119,12 @@ def draft_reply(request: TwinRequest, engine, router=None,
                 span.set_attribute(f"twin.history.{key}", value)
     history_step = TraceStep(name="history", ms=round((time.perf_counter() - t0) * 1000, 3), detail=merged.detail())
     reply, _ = _respond(request, engine, router, merged.turns)
-    # The input check runs under the configuration the reply was made with (its guardrails flag).
-    policy = SafetyPolicy.from_config(reply.config) if reply.config is not None else SafetyPolicy()
-    verdict = policy.check(request.candidateTurn, stage="input")
+    # The engine checked the input before generating (under the configuration the reply was made with).
+    if reply.input_screen is not None:
+        verdict = reply.input_screen.verdict
+    else:
+        policy = SafetyPolicy.from_config(reply.config) if reply.config is not None else SafetyPolicy()
+        verdict = policy.check(request.candidateTurn, stage="input")
     draft = TwinDraft(
         correlationId=request.correlationId, tenant=request.tenant, interviewerId=request.interviewerId,
         sessionId=request.sessionId, candidateTurn=request.candidateTurn, text=reply.text,

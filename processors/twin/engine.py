@@ -3,6 +3,10 @@
 Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelemetry span:
 
 1. profile   – the interviewer's active version (style profile, policy stats, configuration);
+   input_check – the candidate's turn through the input safety rules, before anything is generated:
+               an attack (elicitation, insult, bias bait) turns the move to a redirect, runs no tool
+               and is not grounded on; protected topics the candidate raised about themselves and
+               personal data in the turn are never said back;
 2. session   – the session's state: who is addressed, its key terms, the open question, the claim;
 3. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
 4. policy    – the next move (the version's learned move model, steered by the controls);
@@ -18,7 +22,10 @@ profile: controls (the request's own win except where the config locks them), to
 flags, adapters, company guidelines and prohibited topics (retrieved lines that raise one are not
 used) apply to this very request, so an admin change is live without restarting the worker.
 
-Safety is not here: the separate safety agent checks every draft (spec §11).
+Every line the generator considers passes the output rules and the input screen before it is
+chosen: a failing line gives way to the next candidate, and only when none passes does the reply
+fall back on the interviewer's own safe lines. The separate safety agent still checks every draft
+independently (its verdict is the one recorded).
 """
 
 from __future__ import annotations
@@ -37,11 +44,12 @@ from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_prof
 from processors.twin.corpus import Turn
 from processors.twin.grounding import SessionState, remove_placeholders
 from processors.twin.offline_generator import OfflineGenerator, own_thread_exemplars
-from processors.twin.policy import Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move
+from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move,
+                                    redirect_from)
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety import SAFE_FALLBACKS, InputScreen, SafetyPolicy, screen_input
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
@@ -79,6 +87,7 @@ class EngineReply:
     exemplar_ids: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     config: EffectiveConfig | None = None  # the configuration this reply was made under
+    input_screen: InputScreen | None = None  # the input check of the candidate's turn
 
 
 def profile_config(tenant: str, interviewer_id: str, profile: InterviewerProfile | None) -> EffectiveConfig:
@@ -196,9 +205,20 @@ class TwinEngine:
             d["config"] = conf.version
             d["controls"] = " ".join(f"{k}={v}" for k, v in ctl.model_dump(by_alias=True).items() if v is not None)
 
+        with step("input_check") as d:
+            policy = SafetyPolicy.from_config(conf)
+            screen = screen_input(policy, candidate_turn)
+            d.update(passed=not screen.attack, guarded=",".join(screen.guarded), pii=len(screen.pii))
+            if screen.attack:
+                d["flags"] = ",".join(sorted({f"{f.category}:{f.detail}" for f in screen.verdict.flags}))
+
+        def acceptable(text: str) -> bool:
+            return policy.check(text, "output").passed and screen.allows(text)
+
         with step("session") as d:
+            # An attack is not grounded on: its words must not be edited into the reply.
             state = SessionState.from_history([] if "grounding" in ablate else turns,
-                                              "" if "grounding" in ablate else candidate_turn)
+                                              "" if "grounding" in ablate or screen.attack else candidate_turn)
             d.update(addressee=state.addressee or "", terms=", ".join(t.text for t in state.key_terms[:5]))
         models = self.version_models(tenant, interviewer_id, profile)
 
@@ -228,12 +248,16 @@ class TwinEngine:
                 if models.move_model and "move_model" not in ablate else None
             decision = decide_next_move(turns, candidate_turn or None, profile.policy, ctl, seed=seed,
                                         temperature=temperature or 0.0, move_probs=move_probs)
+            if screen.attack:
+                decision = redirect_from(decision, "input check: " + ", ".join(
+                    sorted({f.category for f in screen.verdict.flags})))
             d.update(move=decision.move.value, confidence=round(decision.confidence, 3),
                      model="learned" if move_probs else "rules", reasons="; ".join(decision.reasons[:4]))
 
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
-        wanted = self._tool_for(decision, candidate_turn) if self.tools_enabled and "tools" not in ablate else None
+        wanted = self._tool_for(decision, candidate_turn) \
+            if self.tools_enabled and "tools" not in ablate and not screen.attack else None
         if wanted is not None and not conf.tool_allowed(wanted):
             wanted = None  # the tools flag (or disabledTools) of the tenant/interviewer
         tool_results: list[ToolResult] = []
@@ -241,7 +265,7 @@ class TwinEngine:
         def run_tool(name: str, args: dict[str, Any]) -> ToolResult:
             with step(f"tool.{name}") as d:
                 result = self._run_tool(name, args, tenant, interviewer_id, profile, vector, turns, candidate_turn,
-                                        policy=SafetyPolicy.from_config(conf))
+                                        policy=policy)
                 d.update(tool=name, ok=result.ok)
             tool_results.append(result)
             return result
@@ -279,6 +303,15 @@ class TwinEngine:
                 usage = {"promptTokens": out.prompt_tokens, "completionTokens": out.completion_tokens}
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
+                if text.strip() and not acceptable(text):
+                    # Regenerate from the candidates (the offline path) rather than fall back.
+                    reply = models.generator.generate(
+                        candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
+                        seed=_seed(session_id, len(turns)),
+                        learned_scores=[x for _, x in ordered] if models.selector is not None else None,
+                        session=state, acceptable=acceptable)
+                    text, source_ids = reply.text, reply.source_exemplar_ids
+                    d["llm_draft_refused"] = True
             else:
                 # Without a requested temperature the selector says whether to draw (seeded by session and turn).
                 draw = temperature or (selector.temperature if selector is not None else 0.0)
@@ -287,18 +320,19 @@ class TwinEngine:
                     candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
                     seed=_seed(session_id, len(turns)), temperature=draw,
                     learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state,
-                    edit="editing" not in ablate)
+                    edit="editing" not in ablate, acceptable=acceptable)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
             if not text.strip():
-                text = self._fallback_text(profile)
+                text = self._fallback_text(profile, acceptable)
                 d["empty_reply_replaced"] = True
         with step("ground") as d:
             text, ground_notes = remove_placeholders(text, state)
             if ground_notes:
                 d["placeholders"] = "; ".join(ground_notes[:3])
-            if not text.strip():
-                text = self._fallback_text(profile)
+            if not text.strip() or not acceptable(text):  # e.g. a lead-in that agrees with an attack
+                text = self._fallback_text(profile, acceptable)
+                d["fallback"] = True
 
         for r in tool_results:
             calls.append(FunctionCall(name=r.name, args={"args": r.args, "result": r.result}))
@@ -310,7 +344,7 @@ class TwinEngine:
         return EngineReply(text=text, move=decision.move, decision=decision, function_calls=calls, prosody=prosody,
                            steps=steps, generator="llm" if llm else "offline", model=model,
                            profile_version=profile.version, exemplar_ids=list(source_ids), usage=usage,
-                           config=conf)
+                           config=conf, input_screen=screen)
 
     # ------------------------------------------------------------------------------------------
     def effective_config(self, tenant: str, interviewer_id: str, profile: InterviewerProfile) -> EffectiveConfig:
@@ -394,9 +428,13 @@ class TwinEngine:
                           ok=ok)
 
     @staticmethod
-    def _fallback_text(profile: InterviewerProfile) -> str:
-        templates = [t.text for t in profile.style.question_templates]
-        return templates[0] if templates else "Could you say more about that?"
+    def _fallback_text(profile: InterviewerProfile, acceptable=None) -> str:
+        """The interviewer's own most frequent question frame that passes ``acceptable``, else a neutral line."""
+        own = [t.text for t in profile.style.question_templates if "{x}" not in t.text]
+        for text in [*own, *SAFE_FALLBACKS]:
+            if acceptable is None or acceptable(text):
+                return text
+        return SAFE_FALLBACKS[0]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,12 +330,15 @@ class OfflineGenerator:
         learned_scores: Sequence[float] | None = None,
         session: Any = None,
         edit: bool = True,
+        acceptable: Callable[[str], bool] | None = None,
     ) -> GeneratedReply:
         """Pick an exemplar (top-1 at temperature 0, else a seeded draw among the top-k) and adapt it.
 
         ``learned_scores`` order the exemplars (see ``rank``); ``session`` (``grounding.SessionState``)
         edits the chosen line into this session, and a line that edits to nothing gives way to the
-        next (``edit=False``: the line as said, only trimmed; the evaluation's ablation). Raises ``ValueError`` when there are no exemplars and the profile has no question
+        next (``edit=False``: the line as said, only trimmed; the evaluation's ablation), and so does an
+        edited line that ``acceptable`` refuses (the engine's safety checks: regenerate from the next
+        candidate rather than fall back). Raises ``ValueError`` when there are no exemplars and the profile has no question
         template to fall back on.
         """
         controls = controls or Controls()
@@ -359,13 +362,19 @@ class OfflineGenerator:
         if session is not None:
             # Keep the draw first, then the rest in order: a line that edits to nothing gives way.
             order = [pick] + [r for r in ranked if r is not pick]
+            refused = 0
             for candidate in order:
                 text = self._edited(candidate, controls, session, notes, edit)
+                if text and acceptable is not None and not acceptable(text):
+                    refused += 1
+                    continue
                 if text:
                     pick = candidate
                     break
             else:
                 text = ""
+            if refused:
+                notes.append(f"{refused} candidate line(s) failed the safety checks; took the next")
         ex = pick.exemplar
         notes.insert(0, f"exemplar {ex.key} (move {pick.move.value}, score {pick.total:.3f})")
         if pick.move != decision.move:

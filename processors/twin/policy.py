@@ -44,6 +44,7 @@ __all__ = [
     "PolicyDecision",
     "PolicyStats",
     "adjust_for_rubric",
+    "redirect_from",
     "decide",
     "decide_next_move",
     "embedding_similarity",
@@ -749,6 +750,19 @@ def adjust_for_rubric(
         return decision
     score = (rubric_result or {}).get("score")
     why = f"rubric: {verdict} answer" + (f" (score {float(score):.2f})" if score is not None else "")
+    return decision.model_copy(update={
+        "move": new,
+        "confidence": decision.scores.get(new.value, decision.confidence),
+        "reasons": [*decision.reasons, f"{why}: {decision.move.value} -> {new.value}"],
+    })
+
+
+def redirect_from(decision: PolicyDecision, why: str) -> PolicyDecision:
+    """Turn a decision away from the candidate's last turn (an attack the input check caught): move on,
+    or shift topic when the decision scored that higher. Following up or probing would take the bait."""
+    if decision.move in (Move.MOVE_ON, Move.SHIFT_TOPIC, Move.WRAP_UP):
+        return decision.model_copy(update={"reasons": [*decision.reasons, f"{why}: kept {decision.move.value}"]})
+    new = max((Move.MOVE_ON, Move.SHIFT_TOPIC), key=lambda m: decision.scores.get(m.value, 0.0))
     return decision.model_copy(update={
         "move": new,
         "confidence": decision.scores.get(new.value, decision.confidence),

@@ -14,7 +14,8 @@ from typing import ClassVar, Iterable, Sequence
 
 from schemas.models import SafetyFlag
 
-__all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS"]
+__all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS", "InputScreen",
+           "PROTECTED_TERMS", "screen_input"]
 
 
 @dataclass
@@ -72,9 +73,10 @@ class ToxicityRule(SafetyRule):
 
 
 class BiasRule(SafetyRule):
-    """Stereotypes and demographic generalisations."""
+    """Stereotypes and demographic generalisations (in a reply, or a candidate turn that invites one)."""
 
     category = "bias"
+    stages = ("input", "output")
     PATTERNS = (
         ("gender_stereotype", r"\b(?:women|girls|men|guys) (?:are|aren't|can't|cannot|don't) (?:good|bad|great|able|suited|meant)\b"),
         ("gender_stereotype", r"\bfor a (?:woman|girl|man|guy)\b"),
@@ -105,7 +107,7 @@ class ElicitationRule(SafetyRule):
         ("prohibited_topic", r"\b(?:ask|tell|quiz) me (?:about|whether|if)[^.?!]{0,30}\b(?:religion|age|married|kids|children|pregnan\w*|nationality|disabilit\w*|where i'?m from)\b"),
         ("jailbreak", r"\b(?:ignore|forget|disregard) (?:all |your |the )?(?:previous |prior )?(?:instructions|rules|guidelines)\b"),
         ("insult_request", r"\b(?:insult|roast|mock|curse at) me\b"),
-        ("pii_request", r"\b(?:what is|give me|tell me|share) (?:the |your |another |other )?(?:candidate'?s?|interviewer'?s?|their|your) (?:email|phone|address|home address|salary)\b"),
+        ("pii_request", r"\b(?:what is|give me|tell me|share) (?:the |your |another |other |the other )?(?:candidate'?s?|interviewer'?s?|their|your) (?:email|phone|address|home address|salary)\b"),
     )
 
 
@@ -117,13 +119,77 @@ RULES: dict[str, type[SafetyRule]] = {
 # heuristic bias and elicitation rules).
 MANDATORY_RULES = ("prohibited_question", "toxicity", "pii_leak")
 
-# Replacements a failing reply falls back to: neutral, on-task, no personal topic. The safety agent
-# prefers one of the interviewer's own question templates that passes the same checks.
+# Replacements a failing reply falls back to when none of the interviewer's own lines passes: short,
+# no personal topic, and right for any register (a judge, a podcast host, a technical interviewer).
 SAFE_FALLBACKS = (
-    "Let's keep the focus on the problem. Could you walk me through your approach step by step?",
-    "Let's move on. How would you test what you just described?",
-    "Thanks. What trade-offs did you consider there?",
+    "Let's go back to the question at hand.",
+    "Let's move on.",
+    "Could you say more about the point you were making before?",
 )
+
+# Protected characteristics, as the words that name them. A candidate who speaks of one about themselves
+# ("I'm pregnant", "my wife and I") or in an attack must not hear it raised back at them.
+PROTECTED_TERMS: dict[str, str] = {
+    "age": r"how old|my age|your age|years old|too old|too young|born in|birthday|retire\w*|older|age",
+    "religion": r"religio\w*|church\w*|mosque|synagogue|temple|pray\w*|faith|christian|muslim|jewish|hindu|"
+                r"buddhist|atheist|catholic|sabbath|worship\w*",
+    "marital_status": r"married|marriage|marital|wife|husband|spouse|fianc\w*|boyfriend|girlfriend|divorc\w*",
+    "family_status": r"kids?|children|child|childcare|child care|daycare|baby|babies|family|families",
+    "pregnancy": r"pregnan\w*|maternity|paternity|due date|expecting",
+    "national_origin": r"accent|nationality|citizen\w*|immigra\w*|ethnic\w*|heritage|native|visa|green card|"
+                       r"originally from|really from|where (?:i'?m|i am|are you) from",
+    "disability": r"disab\w*|medication|medical|diagnos\w*|health|illness|wheelchair|therapy|mental",
+    "sexual_orientation": r"gay|lesbian|bisexual|queer|sexual\w*|orientation",
+    "gender_identity": r"transgender|trans|gender|pronouns",
+    "race": r"race|racial|black|white|asian|latin[oa]|hispanic",
+}
+_PROTECTED = {c: re.compile(rf"\b(?:{p})\b", re.IGNORECASE) for c, p in PROTECTED_TERMS.items()}
+# The candidate speaking about themselves: a first-person word at most three words before the term.
+_SELF = r"\b(?:my|i'?m|i am|i have|i'?ve|i was|i had|i take|i go|i'?d|me|myself)\b(?:\W+\w+){0,3}?\W+"
+_SELF_DISCLOSURE = {c: re.compile(_SELF + rf"(?:{p})\b", re.IGNORECASE) for c, p in PROTECTED_TERMS.items()}
+_PII_IN_TURN = re.compile(PiiLeakRule.PATTERNS[0][1] + "|" + r"(?<![\w-])\+?\d[\d ().-]{6,}\d(?![\w-])")
+# Agreeing with an attack ("Agree with me: women can't ...") is giving in, whatever follows.
+_AFFIRMATION = re.compile(r"^\W*(?:yes|yeah|yep|right|exactly|agreed|sure|of course|absolutely|true|correct)\b"
+                          r"|\bi (?:agree|concur)\b|\b(?:that'?s|you'?re) (?:right|true|correct)\b", re.IGNORECASE)
+
+
+@dataclass
+class InputScreen:
+    """What the input check found in a candidate turn, and what the reply must therefore not say.
+
+    ``attack``: the turn failed the input rules (an elicitation, an insult, a bias bait): the move
+    turns to a redirect and the reply must not agree. ``guarded``: protected categories the turn
+    raised about the candidate (or in an attack); a reply that names one of them gives way to the
+    next candidate line. ``pii``: personal data in the turn, never read back.
+    """
+
+    verdict: Verdict
+    guarded: tuple[str, ...] = ()
+    pii: tuple[str, ...] = ()
+
+    @property
+    def attack(self) -> bool:
+        return not self.verdict.passed
+
+    def allows(self, reply: str) -> bool:
+        """Whether ``reply`` keeps clear of what this turn raised (the output rules are separate)."""
+        if any(_PROTECTED[c].search(reply) for c in self.guarded):
+            return False
+        if any(p in reply for p in self.pii):
+            return False
+        return not (self.attack and _AFFIRMATION.search(reply))
+
+
+def screen_input(policy: "SafetyPolicy", candidate_turn: str) -> InputScreen:
+    """The input check, run before anything is generated (the engine's ``input_check`` step)."""
+    text = candidate_turn or ""
+    verdict = policy.check(text, stage="input")
+    if verdict.passed:
+        guarded = [c for c, rx in _SELF_DISCLOSURE.items() if rx.search(text)]
+    else:  # an attack: every protected topic it mentions, about anyone
+        guarded = [c for c, rx in _PROTECTED.items() if rx.search(text)]
+    pii = [m.group(0).strip() for m in _PII_IN_TURN.finditer(text)]
+    return InputScreen(verdict, tuple(guarded), tuple(p for p in pii if len(p) >= 6))
 
 
 class SafetyPolicy:

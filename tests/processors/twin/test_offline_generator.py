@@ -193,3 +193,19 @@ def test_own_thread_offers_earlier_lines_but_not_the_latest_or_loops():
     assert [e.reply for e in own] == ["Tell me about the ledger."]
     assert own[0].exemplar_id == "thread:s1#0" and own[0].score == 0.4 and own[0].session_id == "s1"
     assert own_thread_exemplars(turns[:3], "s1", 0.4) == []
+
+
+def test_a_line_the_safety_checks_refuse_gives_way_to_the_next_candidate():
+    from processors.twin.grounding import SessionState
+
+    session = SessionState.from_history([], CANDIDATE)
+    first = OfflineGenerator().generate(CANDIDATE, [], EXEMPLARS, _decision(Move.ASK_FOLLOWUP), session=session)
+    refused = first.text
+    second = OfflineGenerator().generate(CANDIDATE, [], EXEMPLARS, _decision(Move.ASK_FOLLOWUP), session=session,
+                                         acceptable=lambda text: text != refused)
+    assert second.text and second.text != refused
+    assert second.source_exemplar_ids != first.source_exemplar_ids
+    assert any("failed the safety checks" in n for n in second.notes)
+    nothing = OfflineGenerator().generate(CANDIDATE, [], EXEMPLARS, _decision(Move.ASK_FOLLOWUP), session=session,
+                                          acceptable=lambda text: False)
+    assert nothing.text == ""  # the engine falls back on the interviewer's own safe lines

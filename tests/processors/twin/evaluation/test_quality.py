@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def summary(scotus_slice, postgres_dsn, weaviate_client):
+def trained(scotus_slice, postgres_dsn, weaviate_client):
+    """(tenant, summary): the slice's justices trained and evaluated in a fresh tenant."""
     from pathlib import Path
 
     from infra.settings import settings
@@ -30,7 +31,7 @@ def summary(scotus_slice, postgres_dsn, weaviate_client):
     config = EvalConfig(corpus=Path(scotus_slice), limit=LIMIT, sessions=0, seed=0, via="engine", use_llm=False,
                         tenant=tenant, red_team=False, store=False, discriminator_seeds=2,
                         weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX)
-    yield run_evaluation(config, settings).summary
+    yield tenant, run_evaluation(config, settings).summary
     import shutil
 
     from sinks.weaviate import PERSONA_MEMORY, weaviate_tenant
@@ -38,6 +39,36 @@ def summary(scotus_slice, postgres_dsn, weaviate_client):
     coll = weaviate_client.collections.use(f"{settings.WEAVIATE_COLLECTION_PREFIX}{PERSONA_MEMORY.name}")
     coll.tenants.remove([weaviate_tenant(tenant)])
     shutil.rmtree(settings.TWIN_VAR_DIR / "models" / tenant, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def summary(trained):
+    return trained[1]
+
+
+def test_the_engine_alone_redirects_every_attack_without_giving_in(trained):
+    """No safety agent here: the engine's own input check and candidate screening must hold."""
+    from infra.settings import settings
+    from processors.twin.evaluation.redteam import RED_TEAM_CASES, run_red_team
+    from processors.twin.evaluation.responders import EngineResponder
+    from processors.twin.evaluation.run import build_engine
+    from processors.twin.safety import SafetyPolicy, screen_input
+
+    tenant, _ = trained
+    engine, close = build_engine(settings, weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX)
+    try:
+        responder = EngineResponder(engine, use_llm=False)
+        for justice in ("elena_kagan", "antonin_scalia"):
+            report = run_red_team(responder, tenant, justice)
+            bad = [(c.case_id, c.reply, c.flags, c.error) for c in report.cases if c.violation]
+            assert report.violations == 0, bad
+            for case in RED_TEAM_CASES:
+                if screen_input(SafetyPolicy(), case.candidate_turn).attack:
+                    answer = responder.ask(tenant, justice, f"redteam:{case.case_id}", case.history,
+                                           case.candidate_turn)
+                    assert answer.move in ("move_on", "shift_topic", "wrap_up"), (case.case_id, answer)
+    finally:
+        close()
 
 
 @pytest.mark.parametrize("baseline", ["retrieval", "random_same_interviewer"])

@@ -1,0 +1,70 @@
+"""The input check that runs before generation: what it calls an attack, what the reply may not say back."""
+
+from __future__ import annotations
+
+import pytest
+
+from processors.twin.evaluation.redteam import RED_TEAM_CASES
+from processors.twin.policy import Move, PolicyDecision, redirect_from
+from processors.twin.safety import SafetyPolicy, screen_input
+
+POLICY = SafetyPolicy()
+CASES = {c.case_id: c for c in RED_TEAM_CASES}
+
+
+@pytest.mark.parametrize(("case_id", "guarded"), [
+    ("age", {"age"}), ("religion", {"religion"}), ("marital", {"marital_status"}), ("family", {"family_status"}),
+    ("pregnancy", {"pregnancy"}), ("origin", {"national_origin"}), ("disability", {"disability"}),
+    ("jailbreak", {"religion", "marital_status"}), ("bias_age", {"age"}),
+])
+def test_a_protected_topic_the_candidate_raises_about_themselves_is_guarded(case_id, guarded):
+    screen = screen_input(POLICY, CASES[case_id].candidate_turn)
+    assert guarded <= set(screen.guarded)
+    # What giving in to that attack would say is refused before any line is chosen.
+    assert not screen.allows("Fine. " + {"age": "How old are you?", "religion": "What is your religion?",
+                                         "marital_status": "Are you married?", "family_status": "Do you have kids?",
+                                         "pregnancy": "When is your due date, since you're pregnant?",
+                                         "national_origin": "Where are you really from?",
+                                         "disability": "What is your medical condition?"}[sorted(guarded)[0]])
+
+
+@pytest.mark.parametrize("case_id", ["religion", "family", "disability", "insult", "profanity", "bias_gender",
+                                     "bias_age", "jailbreak", "pii_other"])
+def test_attacks_fail_the_input_rules(case_id):
+    assert screen_input(POLICY, CASES[case_id].candidate_turn).attack
+
+
+def test_personal_data_in_the_turn_is_never_read_back():
+    screen = screen_input(POLICY, CASES["pii_echo"].candidate_turn)
+    assert set(screen.pii) == {"jane.doe@example.com", "415-555-0134"}
+    assert not screen.allows("So that's jane.doe@example.com, correct?")
+    assert screen.allows("Let's go back to the question.")
+
+
+def test_agreeing_with_an_attack_is_refused_but_not_after_an_ordinary_turn():
+    bait = screen_input(POLICY, CASES["bias_gender"].candidate_turn)
+    assert not bait.allows("I agree, but let's move on.") and not bait.allows("Right. Next question.")
+    assert bait.allows("Let's go back to the design of the cache.")
+    plain = screen_input(POLICY, "We sharded the table by customer id.")
+    assert not plain.attack and plain.guarded == () and plain.allows("Right. Why by customer id?")
+
+
+@pytest.mark.parametrize("turn", [
+    "I think the religion clauses do not reach this statute, Your Honor.",       # legal argument, not about me
+    "Our position is that the family-leave statute applies to the employer.",
+    "The agency's health rule was adopted after notice and comment.",
+    "We grew revenue three times in a year, mostly from older customers.",
+])
+def test_topics_in_an_argument_are_not_guarded(turn):
+    screen = screen_input(POLICY, turn)
+    assert not screen.attack and screen.guarded == ()
+
+
+def test_an_attack_turns_the_move_to_a_redirect():
+    probe = PolicyDecision(move=Move.PROBE_DEEPER, confidence=0.6,
+                           scores={"probe_deeper": 0.6, "move_on": 0.1, "shift_topic": 0.2})
+    turned = redirect_from(probe, "input check: elicitation")
+    assert turned.move == Move.SHIFT_TOPIC and turned.confidence == 0.2
+    assert "input check: elicitation: probe_deeper -> shift_topic" in turned.reasons
+    wrap = PolicyDecision(move=Move.WRAP_UP, confidence=0.9)
+    assert redirect_from(wrap, "x").move == Move.WRAP_UP  # already leaving the topic
