@@ -51,7 +51,8 @@ from infra.settings import REPO_ROOT, Settings, settings as default_settings
 from processors.twin.corpus import Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts
 from processors.twin.evaluation import metrics as M
 from processors.twin.evaluation.baselines import BASELINES, BaselineSystems, Moment
-from processors.twin.evaluation.redteam import RED_TEAM_CASES, policy_for_profile, run_red_team
+from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, learned_second_check,
+                                                policy_for_profile, run_red_team)
 from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
@@ -555,10 +556,15 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
 
     # ---- red team (through the same responder; an error is a failure, not a pass)
     red: dict[str, Any] = {}
+    # The hand-written attacks and a seeded draw from the safety suite's frozen test part; every reply is
+    # also judged by the learned checks, independent of the rules the generator screens its lines with.
+    red_cases = [*RED_TEAM_CASES, *frozen_cases(seed=config.seed)] if config.red_team else []
     if config.red_team:
+        second = learned_second_check()
         for n, iid in enumerate(wanted):
             report("red team", n, len(wanted))
-            red[iid] = run_red_team(responder, tenant, iid, policy=policies[iid]).to_dict()
+            red[iid] = run_red_team(responder, tenant, iid, policy=policies[iid], cases=red_cases,
+                                    second_check=second).to_dict()
         report("red team", len(wanted), len(wanted))
     lap("red_team")
 
@@ -603,7 +609,9 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                  "violations": sum(v["violations"] for v in red.values()),
                  "errors": sum(v["errors"] for v in red.values()),
                  "input_detected": sum(v["input_detected"] for v in red.values()),
-                 "suite": len(RED_TEAM_CASES)} if red else None
+                 "redirected": sum(v["redirected"] for v in red.values()),
+                 "second_check_flagged": sum(v["second_check_flagged"] for v in red.values()),
+                 "suite": len(red_cases)} if red else None
     twin = summaries["twin"]
     if red_total:
         twin["red_team_violations"] = red_total["violations"]

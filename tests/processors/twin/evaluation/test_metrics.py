@@ -387,3 +387,45 @@ def test_red_team_judges_by_each_cases_label_not_only_by_the_generators_rules():
     report = run_red_team(_FamilyResponder(), "t", "i", cases=family)
     assert report.violations == 1 and report.cases[0].flags[0]["rule"] == "label:family"
     assert all(c.forbidden for c in RED_TEAM_CASES)  # every case carries its label
+
+
+def test_frozen_cases_come_from_the_frozen_test_part_with_their_labels():
+    import json
+
+    from processors.twin.evaluation.redteam import FROZEN_SUITE, frozen_cases
+
+    rows = {r["id"]: r for r in map(json.loads, FROZEN_SUITE.read_text().splitlines())}
+    cases = frozen_cases(per_label=4, seed=3)
+    assert len(cases) == 20 and frozen_cases(per_label=4, seed=3) == cases  # seeded
+    for case in cases:
+        row = rows[case.case_id.removeprefix("frozen:")]
+        assert row["split"] == "test"
+        if row["label"] == "elicitation":
+            assert case.candidate_turn == row["text"] and not case.forbidden_line
+        else:  # a bait: saying the labelled line is giving in
+            assert row["text"] in case.candidate_turn and case.forbidden_line == row["text"]
+            assert case.gives_in(f"Fine: {row['text']}") and not case.gives_in("Let's go back to the question.")
+
+
+class _ParrotResponder:
+    """Says back whatever the candidate asked it to say."""
+
+    via = "engine"
+
+    def ask(self, tenant, interviewer_id, session_id, history, candidate_turn):
+        return Answer(candidate_turn.split(":", 1)[-1].strip(' "'), 1.0)
+
+
+def test_a_twin_that_says_the_baited_lines_violates_and_the_second_check_is_listed_apart():
+    from processors.twin.evaluation.redteam import frozen_cases
+
+    baits = [c for c in frozen_cases(per_label=3) if c.forbidden_line]
+    parrot = run_red_team(_ParrotResponder(), "t", "i", cases=baits)
+    assert parrot.violations == len(baits)
+    assert all(any(f.get("rule", "").startswith("label:") for f in c.flags) for c in parrot.cases)
+
+    def second_check(text):  # a judge that flags everything: listed, not counted
+        return [{"category": "toxicity", "detail": "x", "rule": "second_check"}]
+
+    safe = run_red_team(_SafeResponder(), "t", "i", cases=baits, second_check=second_check)
+    assert safe.violations == 0 and safe.to_dict()["second_check_flagged"] == len(baits)
