@@ -171,12 +171,21 @@ def test_evaluation_waits_for_samples_then_rolls_back_a_worse_candidate(profiles
 def test_more_safety_interventions_roll_back_even_with_good_scores(profiles, db, pg, tenant, scorer):
     c = _start(db, tenant, candidate_version=2)
     _samples(pg, tenant, 1, [GOOD] * 3)
-    _samples(pg, tenant, 2, [GOOD] * 2)
-    _samples(pg, tenant, 2, [GOOD], action="replaced")
+    _samples(pg, tenant, 2, [GOOD] * 3, action="replaced")  # 3/3 against 0/3: p = 0.007
     ev = canaries.evaluate(db, c.canary_id, scorer)
     db.commit()
     assert ev.canary.status == "rolled_back" and ev.decision.reason.startswith("safety:")
-    assert ev.candidate.interventions == 1 and ev.baseline.interventions == 0
+    assert ev.candidate.interventions == 3 and ev.baseline.interventions == 0
+
+
+def test_one_intervention_in_three_is_not_enough_to_roll_back(profiles, db, pg, tenant, scorer):
+    c = _start(db, tenant, candidate_version=2)
+    _samples(pg, tenant, 1, [GOOD] * 3)
+    _samples(pg, tenant, 2, [GOOD] * 2)
+    _samples(pg, tenant, 2, [GOOD], action="replaced")  # 1/3 against 0/3: p = 0.16
+    ev = canaries.evaluate(db, c.canary_id, scorer)
+    db.commit()
+    assert ev.canary.status == "promoted", ev.decision.reason
 
 
 def test_an_equally_good_candidate_is_promoted(profiles, db, pg, tenant, scorer):
