@@ -283,7 +283,13 @@ class TwinEngine:
                 decision = adjust_for_rubric(decision, result.result, ctl)
         with step("select") as d:
             selector = None if "selection" in ablate else models.selector
-            ordered = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
+            ordered, query = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
+            if screen.attack:
+                # A redirect is said with the interviewer's own lines that leave a topic, when memory has any.
+                leaving = [p for p in ordered if p[0].labelled_move() in (Move.MOVE_ON, Move.SHIFT_TOPIC)]
+                if leaving:
+                    d["redirect_lines"] = len(leaving)
+                    ordered = leaving
             if selector is not None and ordered:
                 d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}
@@ -303,15 +309,19 @@ class TwinEngine:
                 usage = {"promptTokens": out.prompt_tokens, "completionTokens": out.completion_tokens}
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
-                if text.strip() and not acceptable(text):
-                    # Regenerate from the candidates (the offline path) rather than fall back.
+                refused = bool(text.strip()) and not acceptable(text)
+                # The selector that chose the candidates judges the draft too: a rewrite of the best
+                # line that it scores below that line gives way to the offline twin's edit of it.
+                worse = (not refused and bool(text.strip()) and selector is not None and query is not None
+                         and not self._draft_holds_up(selector, query, ordered, text, decision))
+                if refused or worse:
                     reply = models.generator.generate(
                         candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
                         seed=_seed(session_id, len(turns)),
                         learned_scores=[x for _, x in ordered] if models.selector is not None else None,
                         session=state, acceptable=acceptable)
                     text, source_ids = reply.text, reply.source_exemplar_ids
-                    d["llm_draft_refused"] = True
+                    d["llm_draft_refused" if refused else "llm_draft_below_offline"] = True
             else:
                 # Without a requested temperature the selector says whether to draw (seeded by session and turn).
                 draw = temperature or (selector.temperature if selector is not None else 0.0)
@@ -363,14 +373,29 @@ class TwinEngine:
 
     def _select(self, selector: Any, turns: Sequence[Turn], candidate_turn: str, vector,
                 exemplars: Sequence[Any], decision: PolicyDecision) -> list[tuple[Any, float]]:
-        """Memory's exemplars with the selector's scores, best first (retrieval order without a selector)."""
+        """Memory's exemplars with the selector's scores, best first (retrieval order without a selector),
+        and the moment as the selector saw it (None without one)."""
         if selector is None or not exemplars:
-            return [(e, float(e.score)) for e in exemplars]
+            return [(e, float(e.score)) for e in exemplars], None
         from processors.twin.selection import moment_query
 
         query = moment_query(self.embedder, turns, candidate_turn, vector)
         scores = selector.scores(query, selector.candidate_set(exemplars, self.embedder), decision.scores)
-        return sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1])
+        return sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1]), query
+
+    def _draft_holds_up(self, selector: Any, query: Any, ordered: Sequence[tuple[Any, float]], draft: str,
+                        decision: PolicyDecision) -> bool:
+        """Whether the selector scores an LLM draft at least as high as the best candidate line.
+
+        The draft stands in the best line's situation (the prompt asks the model to adapt that line), so
+        only the words differ; it is scored among all the candidates, as the selector standardises within them.
+        """
+        if not ordered:
+            return True
+        exemplars = [e for e, _ in ordered]
+        rewrite = exemplars[0].model_copy(update={"reply": draft, "exemplar_id": "", "move": None})
+        scores = selector.scores(query, selector.candidate_set([*exemplars, rewrite], self.embedder), decision.scores)
+        return bool(scores[-1] >= scores[:-1].max())
 
     @staticmethod
     def _tool_for(decision: PolicyDecision, candidate_turn: str) -> str | None:

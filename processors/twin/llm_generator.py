@@ -128,6 +128,12 @@ class LlmGenerator:
     :param model: default model id; a fine-tuned id per interviewer overrides it.
     """
 
+    # The session so far reaches the model as its state in the system prompt (whom, what about, the open
+    # question, the claim); the chat itself carries only the last few turns, each cut to its end: prompt
+    # tokens are most of a small server's latency (~150 per second on 2 cores).
+    HISTORY_TURNS = 4
+    TURN_CHARS = 400
+
     def __init__(self, client, model: str, max_tokens: int = 120):
         self.client = client
         self.model = model
@@ -149,8 +155,11 @@ class LlmGenerator:
         started = time.perf_counter()
         model = model or self.model
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        for turn in history[-8:]:
-            messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user", "content": turn["text"]})
+        for turn in history[-self.HISTORY_TURNS:]:
+            text = turn["text"]
+            if len(text) > self.TURN_CHARS:
+                text = "..." + text[-self.TURN_CHARS:].split(" ", 1)[-1]
+            messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user", "content": text})
         messages.append({"role": "user", "content": candidate_turn or "(the candidate is silent)"})
         reply = LlmReply(text="", model=model)
         opts: dict[str, Any] = {"model": model, "max_tokens": self.max_tokens}
