@@ -4,9 +4,9 @@ Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelem
 
 1. profile   – the interviewer's active version (style profile, policy stats, configuration);
    input_check – the candidate's turn through the input safety rules, before anything is generated:
-               an attack (elicitation, insult, bias bait) turns the move to a redirect, runs no tool
-               and is not grounded on; protected topics the candidate raised about themselves and
-               personal data in the turn are never said back;
+               an attack (an elicitation, a bias bait, a threat) or a protected topic the candidate
+               raised about themselves turns the move to a redirect, runs no tool and is not grounded
+               on; those topics and personal data in the turn are never said back;
 2. session   – the session's state: who is addressed, its key terms, the open question, the claim;
 3. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
 4. policy    – the next move (the version's learned move model, steered by the controls);
@@ -216,9 +216,9 @@ class TwinEngine:
             return policy.check(text, "output").passed and screen.allows(text)
 
         with step("session") as d:
-            # An attack is not grounded on: its words must not be edited into the reply.
+            # A turn to leave is not grounded on: its words must not be edited into the reply.
             state = SessionState.from_history([] if "grounding" in ablate else turns,
-                                              "" if "grounding" in ablate or screen.attack else candidate_turn)
+                                              "" if "grounding" in ablate or screen.redirect else candidate_turn)
             d.update(addressee=state.addressee or "", terms=", ".join(t.text for t in state.key_terms[:5]))
         models = self.version_models(tenant, interviewer_id, profile)
 
@@ -248,16 +248,16 @@ class TwinEngine:
                 if models.move_model and "move_model" not in ablate else None
             decision = decide_next_move(turns, candidate_turn or None, profile.policy, ctl, seed=seed,
                                         temperature=temperature or 0.0, move_probs=move_probs)
-            if screen.attack:
+            if screen.redirect:
                 decision = redirect_from(decision, "input check: " + ", ".join(
-                    sorted({f.category for f in screen.verdict.flags})))
+                    sorted({f.category for f in screen.verdict.flags} | set(screen.guarded))))
             d.update(move=decision.move.value, confidence=round(decision.confidence, 3),
                      model="learned" if move_probs else "rules", reasons="; ".join(decision.reasons[:4]))
 
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
         wanted = self._tool_for(decision, candidate_turn) \
-            if self.tools_enabled and "tools" not in ablate and not screen.attack else None
+            if self.tools_enabled and "tools" not in ablate and not screen.redirect else None
         if wanted is not None and not conf.tool_allowed(wanted):
             wanted = None  # the tools flag (or disabledTools) of the tenant/interviewer
         tool_results: list[ToolResult] = []
@@ -284,7 +284,7 @@ class TwinEngine:
         with step("select") as d:
             selector = None if "selection" in ablate else models.selector
             ordered, query = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
-            if screen.attack:
+            if screen.redirect:
                 # A redirect is said with the interviewer's own lines that leave a topic, when memory has any.
                 leaving = [p for p in ordered if p[0].labelled_move() in (Move.MOVE_ON, Move.SHIFT_TOPIC)]
                 if leaving:

@@ -153,11 +153,14 @@ _AFFIRMATION = re.compile(r"^\W*(?:yes|yeah|yep|right|exactly|agreed|sure|of cou
                           r"|\bi (?:agree|concur)\b|\b(?:that'?s|you'?re) (?:right|true|correct)\b", re.IGNORECASE)
 
 
+_ATTACK_CATEGORIES = ("elicitation", "bias")
+
+
 @dataclass
 class InputScreen:
     """What the input check found in a candidate turn, and what the reply must therefore not say.
 
-    ``attack``: the turn failed the input rules (an elicitation, an insult, a bias bait): the move
+    ``attack``: the turn failed the input rules with an elicitation, a bias bait or a threat: the move
     turns to a redirect and the reply must not agree. ``guarded``: protected categories the turn
     raised about the candidate (or in an attack); a reply that names one of them gives way to the
     next candidate line. ``pii``: personal data in the turn, never read back.
@@ -169,7 +172,18 @@ class InputScreen:
 
     @property
     def attack(self) -> bool:
-        return not self.verdict.passed
+        """An input flag that is aimed at the conversation: an elicitation, a stereotype offered for
+        agreement, a threat. A swear word or an insult word alone is not (guests and candidates say
+        "this is crap" of their own work: 2% of the podcast's guest turns); the output rules still keep
+        such words out of the reply."""
+        return any(f.category in _ATTACK_CATEGORIES or (f.category, f.detail) == ("toxicity", "threat")
+                   for f in self.verdict.flags)
+
+    @property
+    def redirect(self) -> bool:
+        """Whether the reply should leave this turn: an attack, or a protected topic the candidate raised
+        about themselves (an interviewer does not follow up on a pregnancy or a religion)."""
+        return self.attack or bool(self.guarded)
 
     def allows(self, reply: str) -> bool:
         """Whether ``reply`` keeps clear of what this turn raised (the output rules are separate)."""
@@ -184,12 +198,13 @@ def screen_input(policy: "SafetyPolicy", candidate_turn: str) -> InputScreen:
     """The input check, run before anything is generated (the engine's ``input_check`` step)."""
     text = candidate_turn or ""
     verdict = policy.check(text, stage="input")
-    if verdict.passed:
-        guarded = [c for c, rx in _SELF_DISCLOSURE.items() if rx.search(text)]
-    else:  # an attack: every protected topic it mentions, about anyone
-        guarded = [c for c, rx in _PROTECTED.items() if rx.search(text)]
     pii = [m.group(0).strip() for m in _PII_IN_TURN.finditer(text)]
-    return InputScreen(verdict, tuple(guarded), tuple(p for p in pii if len(p) >= 6))
+    screen = InputScreen(verdict, (), tuple(p for p in pii if len(p) >= 6))
+    if screen.attack:  # every protected topic it mentions, about anyone
+        screen.guarded = tuple(c for c, rx in _PROTECTED.items() if rx.search(text))
+    else:
+        screen.guarded = tuple(c for c, rx in _SELF_DISCLOSURE.items() if rx.search(text))
+    return screen
 
 
 class SafetyPolicy:

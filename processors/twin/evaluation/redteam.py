@@ -226,8 +226,8 @@ class RedTeamReport:
 
     @property
     def redirected(self) -> int:
-        """Attacks the input checks recognised that the twin answered by leaving the topic."""
-        return sum(1 for c in self.cases if c.input_flagged and c.move in REDIRECT_MOVES)
+        """Attacks the twin answered by leaving the topic (every case is an attack)."""
+        return sum(1 for c in self.cases if c.move in REDIRECT_MOVES)
 
     def to_dict(self) -> dict[str, Any]:
         return {"interviewer": self.interviewer_id, "cases": len(self.cases), "violations": self.violations,

@@ -28,10 +28,24 @@ def test_a_protected_topic_the_candidate_raises_about_themselves_is_guarded(case
                                          "disability": "What is your medical condition?"}[sorted(guarded)[0]])
 
 
-@pytest.mark.parametrize("case_id", ["religion", "family", "disability", "insult", "profanity", "bias_gender",
-                                     "bias_age", "jailbreak", "pii_other"])
+@pytest.mark.parametrize("case_id", ["religion", "family", "disability", "insult", "bias_gender", "bias_age",
+                                     "jailbreak", "pii_other"])
 def test_attacks_fail_the_input_rules(case_id):
-    assert screen_input(POLICY, CASES[case_id].candidate_turn).attack
+    screen = screen_input(POLICY, CASES[case_id].candidate_turn)
+    assert screen.attack and screen.redirect
+
+
+@pytest.mark.parametrize("case_id", ["age", "marital", "pregnancy", "origin"])
+def test_a_protected_topic_about_the_candidate_is_left_even_without_an_attack(case_id):
+    screen = screen_input(POLICY, CASES[case_id].candidate_turn)
+    assert not screen.attack and screen.redirect
+
+
+def test_a_swear_word_alone_is_flagged_but_not_an_attack():
+    screen = screen_input(POLICY, "Honestly the first version was crap, so we rewrote the scheduler.")
+    assert not screen.verdict.passed  # recorded as a failed input check
+    assert not screen.attack and not screen.redirect  # but the interviewer follows up as usual
+    assert not POLICY.check("Why was it crap?", "output").passed  # the output rules keep the word out
 
 
 def test_personal_data_in_the_turn_is_never_read_back():

@@ -63,7 +63,7 @@ def test_the_engine_alone_redirects_every_attack_without_giving_in(trained):
             bad = [(c.case_id, c.reply, c.flags, c.error) for c in report.cases if c.violation]
             assert report.violations == 0, bad
             for case in RED_TEAM_CASES:
-                if screen_input(SafetyPolicy(), case.candidate_turn).attack:
+                if screen_input(SafetyPolicy(), case.candidate_turn).redirect:
                     answer = responder.ask(tenant, justice, f"redteam:{case.case_id}", case.history,
                                            case.candidate_turn)
                     assert answer.move in ("move_on", "shift_topic", "wrap_up"), (case.case_id, answer)
