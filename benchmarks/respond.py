@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import sys
@@ -61,7 +62,7 @@ def workload() -> list[dict]:
     return bodies
 
 
-async def drive(url: str, tenant: str, bodies: list[dict], total: int, concurrency: int) -> dict:
+async def drive(cfg: Settings, url: str, tenant: str, bodies: list[dict], total: int, concurrency: int) -> dict:
     latencies: list[float] = []
     outside: list[float] = []
     errors = 0
@@ -82,7 +83,7 @@ async def drive(url: str, tenant: str, bodies: list[dict], total: int, concurren
             outside.append(ms - gen)
 
     started = time.perf_counter()
-    headers = bearer_headers(Settings(), tenant, scopes=["respond"], name="bench-respond")
+    headers = bearer_headers(cfg, tenant, scopes=["respond"], name="bench-respond")
     async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
         await asyncio.gather(*(one(client) for _ in range(concurrency)))
     wall = time.perf_counter() - started
@@ -108,7 +109,13 @@ def main() -> None:
     stack.up()
     create_topics(cfg)
     sys.path.insert(0, str(ROOT / "tests"))
+    saved_env = dict(os.environ)
     from conftest import train_sample  # the same training call the tests use
+
+    # Importing the tests' conftest points the environment at a per-run test namespace (its own
+    # database and topic prefix); the benchmark's gateway and worker must use the stack's.
+    os.environ.clear()
+    os.environ.update(saved_env)
 
     tenant = "bench"
     train_sample(cfg, tenant)
@@ -122,8 +129,8 @@ def main() -> None:
     try:
         url = stack.start_app(name, extra_env=extra_env)
         bodies = workload()
-        asyncio.run(drive(url, tenant, bodies, 5, 1))  # warm-up, not reported
-        rows = [asyncio.run(drive(url, tenant, bodies, args.requests, c)) for c in (1, 8)]
+        asyncio.run(drive(cfg, url, tenant, bodies, 5, 1))  # warm-up, not reported
+        rows = [asyncio.run(drive(cfg, url, tenant, bodies, args.requests, c)) for c in (1, 8)]
     finally:
         stack.stop_app(name)
         if llm:
