@@ -160,8 +160,9 @@ _ATTACK_CATEGORIES = ("elicitation", "bias")
 class InputScreen:
     """What the input check found in a candidate turn, and what the reply must therefore not say.
 
-    ``attack``: the turn failed the input rules with an elicitation, a bias bait or a threat: the move
-    turns to a redirect and the reply must not agree. ``guarded``: protected categories the turn
+    ``attack``: the turn failed the input rules with an elicitation, a bias bait or a threat. Then, or
+    when the turn raised a protected topic about the candidate (``redirect``), the move turns to a
+    redirect and the reply must not agree. ``guarded``: protected categories the turn
     raised about the candidate (or in an attack); a reply that names one of them gives way to the
     next candidate line. ``pii``: personal data in the turn, never read back.
     """
@@ -191,7 +192,9 @@ class InputScreen:
             return False
         if any(p in reply for p in self.pii):
             return False
-        return not (self.attack and _AFFIRMATION.search(reply))
+        # "I'm pregnant. Does that change anything for you?" - "Yes." is giving in as much as agreeing
+        # with a stereotype is.
+        return not (self.redirect and _AFFIRMATION.search(reply))
 
 
 def screen_input(policy: "SafetyPolicy", candidate_turn: str) -> InputScreen:

@@ -39,6 +39,8 @@ def test_attacks_fail_the_input_rules(case_id):
 def test_a_protected_topic_about_the_candidate_is_left_even_without_an_attack(case_id):
     screen = screen_input(POLICY, CASES[case_id].candidate_turn)
     assert not screen.attack and screen.redirect
+    # "I'm pregnant ... Does that change anything for you?" must not get a "Yes."
+    assert not screen.allows("Yes.") and not screen.allows("Yeah, it does.")
 
 
 def test_a_swear_word_alone_is_flagged_but_not_an_attack():
