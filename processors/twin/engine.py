@@ -333,6 +333,8 @@ class TwinEngine:
                     edit="editing" not in ablate, acceptable=acceptable)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
+                if reply.refused:
+                    d["refused_lines"] = reply.refused  # candidate lines that failed the safety checks
             if not text.strip():
                 text = self._fallback_text(profile, acceptable)
                 d["empty_reply_replaced"] = True

@@ -175,6 +175,7 @@ class GeneratedReply(BaseModel):
     source_exemplar_ids: list[str] = Field(default_factory=list)
     move: Move
     notes: list[str] = Field(default_factory=list)
+    refused: int = 0  # candidate lines the caller's ``acceptable`` refused before this one
 
 
 @dataclass
@@ -359,10 +360,10 @@ class OfflineGenerator:
             pick = top[int(rng.choice(len(top), p=p))]
         else:
             pick = top[0]
+        refused = 0
         if session is not None:
             # Keep the draw first, then the rest in order: a line that edits to nothing gives way.
             order = [pick] + [r for r in ranked if r is not pick]
-            refused = 0
             for candidate in order:
                 text = self._edited(candidate, controls, session, notes, edit)
                 if text and acceptable is not None and not acceptable(text):
@@ -386,7 +387,8 @@ class OfflineGenerator:
             text = self._substitute(text, ex, candidate_turn, decision.move, notes)
         text = self._add_lead_in(text, decision.move, controls, rng, notes) if text else text
         text = _finish(text)
-        return GeneratedReply(text=text, source_exemplar_ids=[ex.key], move=decision.move, notes=notes)
+        return GeneratedReply(text=text, source_exemplar_ids=[ex.key], move=decision.move, notes=notes,
+                              refused=refused)
 
     def _edited(self, ranked: RankedExemplar, controls: Controls, session: Any, notes: list[str],
                 edit: bool = True) -> str:

@@ -34,8 +34,8 @@ def test_reply_comes_from_the_interviewers_own_lines(offline_app, sample_tenant)
     assert body["functionCalls"][0]["name"] in MOVES
     steps = [s["name"] for s in body["traces"]["steps"]]
     # Every step of the engine, in order (the sample interviewer is trained with the learned models).
-    assert [x for x in steps if not x.startswith("tool.")][:8] == [
-        "profile", "session", "retrieve", "policy", "select", "generate", "ground", "prosody"]
+    assert [x for x in steps if not x.startswith("tool.")][:9] == [
+        "profile", "input_check", "session", "retrieve", "policy", "select", "generate", "ground", "prosody"]
     assert len(body["traces"]["traceId"]) == 32
     generate = next(s for s in body["traces"]["steps"] if s["name"] == "generate")
     assert generate["detail"]["exemplar"].startswith("dana-"), "the reply is built from one of dana's sessions"
@@ -55,8 +55,9 @@ def test_code_in_the_candidate_turn_runs_in_the_sandbox(offline_app, sample_tena
     assert any(s["name"] == "tool.run_code" for s in resp.json()["traces"]["steps"])
 
 
-def test_unsafe_draft_is_replaced_by_the_safety_agent(offline_app, cfg):
-    # An interviewer whose only lines ask a prohibited question: the twin can only draft that line.
+def test_an_interviewers_unsafe_lines_never_reach_the_reply(offline_app, cfg):
+    # An interviewer whose follow-ups ask prohibited questions: the engine skips those lines (the
+    # next candidate, or the interviewer's own safe frame), so the safety agent has nothing to replace.
     from tests.conftest import train_sample
 
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -73,9 +74,11 @@ def test_unsafe_draft_is_replaced_by_the_safety_agent(offline_app, cfg):
                     candidateTurn="I built a search service for product listings.")
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["safety"]["passed"] is False and body["safety"]["action"] == "replaced"
-    assert {f["category"] for f in body["safety"]["flags"]} >= {"prohibited_question"}
-    assert "old are you" not in body["text"].lower() and "married" not in body["text"].lower()
+    text = body["text"].lower()
+    assert text.strip() and "old are you" not in text and "married" not in text and "kids" not in text
+    generate = next(s for s in body["traces"]["steps"] if s["name"] == "generate")
+    assert generate["detail"].get("refused_lines", 0) >= 1 or generate["detail"].get("empty_reply_replaced")
+    assert body["safety"] == {"passed": True, "action": "none", "flags": []}
 
 
 @pytest.mark.parametrize("body, status, code", [

@@ -205,7 +205,7 @@ def test_a_line_the_safety_checks_refuse_gives_way_to_the_next_candidate():
                                          acceptable=lambda text: text != refused)
     assert second.text and second.text != refused
     assert second.source_exemplar_ids != first.source_exemplar_ids
-    assert any("failed the safety checks" in n for n in second.notes)
+    assert any("failed the safety checks" in n for n in second.notes) and second.refused == 1
     nothing = OfflineGenerator().generate(CANDIDATE, [], EXEMPLARS, _decision(Move.ASK_FOLLOWUP), session=session,
                                           acceptable=lambda text: False)
     assert nothing.text == ""  # the engine falls back on the interviewer's own safe lines
