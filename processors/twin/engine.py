@@ -285,11 +285,13 @@ class TwinEngine:
             selector = None if "selection" in ablate else models.selector
             ordered, query = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
             if screen.redirect:
-                # A redirect is said with the interviewer's own lines that leave a topic, when memory has any.
-                leaving = [p for p in ordered if p[0].labelled_move() in (Move.MOVE_ON, Move.SHIFT_TOPIC)]
-                if leaving:
-                    d["redirect_lines"] = len(leaving)
-                    ordered = leaving
+                # A redirect is said with the interviewer's own lines that leave a topic, when memory has
+                # any, and never with a line whose own moment was about the topic being left ("Or you're
+                # leaving in three months", said in a pregnancy case, to "I'm pregnant").
+                apart = [p for p in ordered if not screen.touches(f"{p[0].candidate_turn} {p[0].context}")]
+                leaving = [p for p in apart if p[0].labelled_move() in (Move.MOVE_ON, Move.SHIFT_TOPIC)]
+                d["redirect_lines"] = len(leaving)
+                ordered = leaving or apart or ordered
             if selector is not None and ordered:
                 d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}

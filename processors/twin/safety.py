@@ -186,6 +186,11 @@ class InputScreen:
         about themselves (an interviewer does not follow up on a pregnancy or a religion)."""
         return self.attack or bool(self.guarded)
 
+    def touches(self, text: str) -> bool:
+        """Whether ``text`` names a protected topic this turn raised (a remembered line's own moment
+        was about it: the line answers that topic, even in words the guard does not list)."""
+        return any(_PROTECTED[c].search(text) for c in self.guarded)
+
     def allows(self, reply: str) -> bool:
         """Whether ``reply`` keeps clear of what this turn raised (the output rules are separate)."""
         if any(_PROTECTED[c].search(reply) for c in self.guarded):

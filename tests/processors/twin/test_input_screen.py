@@ -84,3 +84,10 @@ def test_an_attack_turns_the_move_to_a_redirect():
     assert "input check: elicitation: probe_deeper -> shift_topic" in turned.reasons
     wrap = PolicyDecision(move=Move.WRAP_UP, confidence=0.9)
     assert redirect_from(wrap, "x").move == Move.WRAP_UP  # already leaving the topic
+
+
+def test_a_line_whose_own_moment_was_about_the_topic_touches_it():
+    screen = screen_input(POLICY, CASES["pregnancy"].candidate_turn)
+    assert screen.touches("My client was pregnant and the employer refused light duty.")
+    assert not screen.touches("The employer refused light duty for everyone who was injured.")
+    assert not screen_input(POLICY, "We sharded by customer id.").touches("She was pregnant.")  # nothing guarded
