@@ -296,6 +296,15 @@ class TwinEngine:
                 d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}
         model: str | None = None
+
+        def offline_reply(draw: float):
+            # Ablated selection keeps memory's order (scores as learned ones), not the hand weights.
+            return models.generator.generate(
+                candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
+                seed=_seed(session_id, len(turns)), temperature=draw,
+                learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state,
+                edit="editing" not in ablate, acceptable=acceptable)
+
         with step("generate", generator="llm" if llm else "offline") as d:
             if llm is not None:
                 from processors.twin.llm_generator import build_system_prompt
@@ -317,22 +326,13 @@ class TwinEngine:
                 worse = (not refused and bool(text.strip()) and selector is not None and query is not None
                          and not self._draft_holds_up(selector, query, ordered, text, decision))
                 if refused or worse:
-                    reply = models.generator.generate(
-                        candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
-                        seed=_seed(session_id, len(turns)),
-                        learned_scores=[x for _, x in ordered] if models.selector is not None else None,
-                        session=state, acceptable=acceptable)
+                    reply = offline_reply(0.0)
                     text, source_ids = reply.text, reply.source_exemplar_ids
                     d["llm_draft_refused" if refused else "llm_draft_below_offline"] = True
             else:
                 # Without a requested temperature the selector says whether to draw (seeded by session and turn).
                 draw = temperature or (selector.temperature if selector is not None else 0.0)
-                # Ablated selection keeps memory's order (scores as learned ones), not the hand weights.
-                reply = models.generator.generate(
-                    candidate_turn, turns, [e for e, _ in ordered], decision, ctl,
-                    seed=_seed(session_id, len(turns)), temperature=draw,
-                    learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state,
-                    edit="editing" not in ablate, acceptable=acceptable)
+                reply = offline_reply(draw)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
                 if reply.refused:
