@@ -7,7 +7,8 @@ interviewer lines, and what the checks add to a respond request.
 2. Every interviewer line of <corpora>/*/dev.jsonl (the development corpora named by ``--corpora`` or
    ``TWIN_BENCH_CORPORA``; read at benchmark time only, never copied) through the output check: the share flagged (all of them are
    real interviewer lines, so every flag is a false positive), per corpus and overall, and by
-   category. Skipped with a note when no corpora folder is named. Flagged SCOTUS lines are listed (public
+   category; and the same over the held-out sessions only (each interviewer's val + test part of the
+   evaluation's chronological split), which the checks' training never saw. Skipped with a note when no corpora folder is named. Flagged SCOTUS lines are listed (public
    record); the podcast's lines are counted, not shown.
 3. Latency: one respond request's input check (the candidate's turn) + output check (the reply), on
    real pairs from the repository's SCOTUS slice (infra/samples), models loaded and warm, cold text
@@ -41,7 +42,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from processors.twin.safety_learned import SafetyPolicy  # noqa: E402
-from processors.twin.safety_models import SUITE_DIR, evaluate, get_checks  # noqa: E402
+from processors.twin.safety_models import SUITE_DIR, corpus_register_lines, evaluate, get_checks  # noqa: E402
 
 console = Console(width=140)
 TARGETS = {"prohibited_question": 0.95, "toxicity": 0.95, "pii_leak": 0.98}
@@ -118,10 +119,13 @@ def main() -> None:
     else:
         checks.cache_size = 400_000  # each unit embedded once for the whole run
         table = Table(title="real interviewer lines of the development corpora (output check): every flag is a false positive")
-        for col in ("corpus", "lines", "flagged", "rate", "by category", "MiniLM pass", "seconds"):
+        # The checks' thresholds spent their budget on lines of each corpus's train part (when the corpora
+        # were at hand at training time): the held-out sessions (val + test) are the fair figure.
+        heldout = corpus_register_lines(corpora, 10**9, 0, part="heldout")
+        for col in ("corpus", "lines", "flagged", "rate", "held-out sessions", "by category", "MiniLM pass", "seconds"):
             table.add_column(col, justify="left" if col in ("corpus", "by category") else "right")
         result["corpora"] = {}
-        total = flagged_total = 0
+        total = flagged_total = held_total = held_flagged_total = 0
         shown: list[tuple[str, str]] = []
         for f in files:
             name = f.parent.name
@@ -138,20 +142,30 @@ def main() -> None:
                     if name.startswith("scotus") and len(shown) < args.show:
                         shown.append((",".join(sorted({fl.category + ":" + fl.detail for fl in verdict.flags})), text))
             secs = time.perf_counter() - started
+            held = [t for t, c, _ in heldout if c == name]
+            held_flagged = sum(1 for t in held if not policy.check(t, "output").passed)  # cached verdicts
+            held_total += len(held)
+            held_flagged_total += held_flagged
             total += len(lines)
             flagged_total += flagged
             minilm = checks.minilm_calls / len(lines)
             result["corpora"][name] = {"lines": len(lines), "flagged": flagged, "rate": flagged / len(lines),
-                                       "by_category": dict(cats), "minilm_share": minilm}
+                                       "by_category": dict(cats), "minilm_share": minilm,
+                                       "heldout_lines": len(held), "heldout_flagged": held_flagged}
             table.add_row(name, str(len(lines)), str(flagged), f"{flagged / len(lines):.2%}",
+                          f"{held_flagged}/{len(held)} = {held_flagged / max(1, len(held)):.2%}",
                           ", ".join(f"{k} {v}" for k, v in cats.most_common()), f"{minilm:.1%}", f"{secs:.0f}")
         rate = flagged_total / total if total else 0.0
         ok = "ok" if rate <= FP_TARGET else "ABOVE"
-        table.add_row("all", str(total), str(flagged_total), f"{rate:.2%}", f"target <= {FP_TARGET:.1%}: {ok}", "", "")
+        held_rate = held_flagged_total / max(1, held_total)
+        table.add_row("all", str(total), str(flagged_total), f"{rate:.2%}",
+                      f"{held_flagged_total}/{held_total} = {held_rate:.2%}", f"target <= {FP_TARGET:.1%}: {ok}", "", "")
         console.print(table)
         for why, text in shown:
             console.print(f"  [yellow]flagged[/] {why:32} {text[:110]!r}")
-        result["corpora_overall"] = {"lines": total, "flagged": flagged_total, "rate": rate}
+        result["corpora_overall"] = {"lines": total, "flagged": flagged_total, "rate": rate,
+                                     "heldout_lines": held_total, "heldout_flagged": held_flagged_total,
+                                     "heldout_rate": held_rate}
         checks.cache_size = 4096
         checks.clear_caches()
 

@@ -1,5 +1,5 @@
-"""Learned safety checks behind the learned ``SafetyPolicy`` (processors/twin/safety_learned.py; the
-agents still use the regex lists of processors/twin/safety.py until these meet issue 14's bounds).
+"""Learned safety checks behind the ``SafetyPolicy`` the respond path runs
+(processors/twin/safety_learned.py).
 
 Four learned heads over the same features, plus Presidio for personal data:
 
@@ -31,12 +31,20 @@ the whole text. Each head is a **cascade**: a cheap gate (a linear model over ha
 hand features and the offensive-language probability; well under a millisecond) sees every unit, and
 only the units some head's gate lets through go through MiniLM, in one batch for all heads (features
 cached per unit, verdicts cached per text). A unit the gate stops scores 0 for that head. The toxicity
-head also flags when the offensive-language model alone passes its own threshold. Thresholds (gate,
-head, profanity, per PII entity) were chosen on the development part of the safety suite (out-of-fold
-scores), against false-positive budgets on its real interviewer lines (SCOTUS train part) and on its
-written hard negatives, and are stored in the artefact with the version.
+head also flags when the offensive-language model alone passes its own threshold.
 
-The artefact (``safety_model.npz``, a few dozen KB: weights, thresholds, version and the SHA-256 of
+Training data: the development part of the safety suite, where a positive row teaches through the
+sentences that carry its violation (not its wrapper sentences); the written phrasings of
+processors/twin/safety_phrasings.py with their contrasts; and, as the register a threshold must leave
+alone, real interviewer lines: the suite's SCOTUS lines and, when the development corpora are at hand
+(``../shared/corpora``; read at training time, never stored), 2,500 interviewer lines of each corpus's
+train part (the evaluation's own chronological split), each cut into the units the checks score; for
+the elicitation head, which reads candidate turns, 2,500 of the candidates' turns instead. Thresholds (gate,
+head, profanity, per PII entity) are chosen on out-of-fold scores against false-positive budgets spent
+per real line (a line is flagged when any of its units is: 0.1% per head) and on the written hard
+negatives, and are stored in the artefact with the version.
+
+The artefact (``safety_model.npz``, a few hundred KB: weights, thresholds, version and the SHA-256 of
 the data it was trained on) is rebuilt by::
 
     python -m processors.twin.safety_models train        # from tests/data/safety/dev.jsonl
@@ -54,7 +62,7 @@ import json
 import os
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,8 +241,11 @@ class PiiFinder:
 
         self.recognizers = [
             EmailRecognizer(), PhoneRecognizer(), CreditCardRecognizer(), UsSsnRecognizer(),
+            # Case matters here (Presidio's default flags ignore it): "75 and that would push one way"
+            # is not "742 Evergreen Terrace".
             PatternRecognizer(supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer",
-                              patterns=[Pattern("street address", _ADDRESS, 0.6)]),
+                              patterns=[Pattern("street address", _ADDRESS, 0.6)],
+                              global_regex_flags=re.DOTALL | re.MULTILINE),
         ]
 
     @staticmethod
@@ -626,7 +637,6 @@ def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
     labels: list[int] = []
     details: list[str] = []
     groups: list[str] = []
-    benign = [r["text"] for r in rows if r["label"] == "none" and r["stage"] == "output" and len(r["text"]) < 160]
     current = {"register": False}
 
     def add(t: str, y: int, d: str, g: str) -> None:
@@ -639,29 +649,48 @@ def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
 
     skip = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity"}, "prohibited_question": set(),
             "elicitation": set()}[head]
+    # The checks score each unit (sentence) of a text and flag on the highest, so a positive row teaches
+    # through the units that carry its violation: those holding most words of its phrasing's shortest
+    # variant (the wrapper sentences around it are not violations, and a line whose other sentences
+    # are court argument is not a positive *text* to a pooled model either).
+    shortest: dict[str, str] = {}
+    for r in rows:
+        if r["label"] == head:
+            g = r.get("group") or r["family"]
+            if g not in shortest or len(r["text"]) < len(shortest[g]):
+                shortest[g] = r["text"]
     for r in rows:
         if r["label"] in skip:
             continue
         y = int(r["label"] == head)
         g = r.get("group") or r["family"]
         current["register"] = is_register(r)
-        add(r["text"], y, r["topic"] if y else "", g)
-        if not y:  # a negative's sentences are negatives too: the checks score each unit of a text
-            units = split_units(r["text"])
+        if y:
+            core = _violating_units(r["text"], shortest[g])
+            for u in core:
+                add(u, 1, r["topic"], g)
+        else:
+            add(r["text"], 0, "", g)
+            units = split_units(r["text"])  # a negative's sentences are negatives too
             for u in units if len(units) > 1 else ():
                 add(u, 0, "", g)
         if head == "prohibited_question" and y:
-            # Augmentations: the question after a real line (still a violation), about someone else or
-            # quoted in legal argument (not one).
-            add(f"{benign[int(rng.integers(len(benign)))]} {r['text']}", 1, r["topic"], g)
+            # Augmentations: the question about someone else or quoted in legal argument (not one).
             other = third_person(r["text"])
             if other.lower() != r["text"].lower():
                 add(other, 0, "", g)
             frame = _FRAMES[int(rng.integers(len(_FRAMES)))]
             add(frame.format(q=r["text"].rstrip("?") + "?"), 0, "", g)
-        elif y:
-            add(f"{benign[int(rng.integers(len(benign)))]} {r['text']}", 1, r["topic"], g)
     return texts, labels, details, groups
+
+
+def _violating_units(text: str, phrasing: str) -> list[str]:
+    """The units of ``text`` that hold at least 60% of the words of ``phrasing`` (the violation it
+    wraps), or the whole text when no unit does."""
+    words = set(re.findall(r"[a-z']+", phrasing.lower()))
+    units = split_units(text)
+    hit = [u for u in units if words and len(words & set(re.findall(r"[a-z']+", u.lower()))) >= 0.6 * len(words)]
+    return hit or [text]
 
 
 # Contrastive augmentations: the same frames about a protected attribute (positive) and about the job
@@ -696,24 +725,38 @@ _OK_ADJ = ["incomplete", "too slow", "close", "mostly right", "hard to follow", 
            "wrong in the base case"]
 
 
-def _augmentations(head: str) -> list[tuple[str, int, str]]:
-    """(text, label, detail) pairs built from the frames above for ``head``."""
-    out: list[tuple[str, int, str]] = []
+# The toxicity detail of each kind of processors/twin/safety_phrasings.TOXIC.
+_TOXIC_DETAIL = {"insult_noun": "insult", "insult_adj": "insult", "work_contempt": "belittling",
+                 "comparison": "insult", "rhetorical": "belittling", "dismissal": "belittling", "sarcasm": "belittling",
+                 "condescend": "belittling", "profanity_at": "profanity", "curse_you": "profanity",
+                 "threat": "threat", "threat_plain": "threat"}
+
+
+def _augmentations(head: str) -> list[tuple[str, int, str, str]]:
+    """(text, label, detail, group) built from the frames above and the tables of
+    processors/twin/safety_phrasings.py for ``head``; a group is one template."""
+    from processors.twin import safety_phrasings as ph
+
+    out: list[tuple[str, int, str, str]] = []
     if head == "prohibited_question":
         for i, frame in enumerate(_ASK_FRAMES):
             for topic, attrs in _PROTECTED.items():
-                out.append((frame.format(x=attrs[i % len(attrs)]), 1, topic))
+                out.append((frame.format(x=attrs[i % len(attrs)]), 1, topic, f"frame{i}"))
             for j in range(3):
-                out.append((frame.format(x=_JOB[(i * 3 + j) % len(_JOB)]), 0, ""))
+                out.append((frame.format(x=_JOB[(i * 3 + j) % len(_JOB)]), 0, "", f"frame{i}"))
+        out += [(t, 1, kind, g) for t, g, kind in ph.expand(ph.PROHIBITED)]
+        out += [(t, 0, "", g) for t, g, _ in ph.expand(ph.NOT_PROHIBITED)]
     elif head == "toxicity":
         for i, frame in enumerate(_INSULT_FRAMES):
             for j in range(4):
-                out.append((frame.format(x=_INSULTS[(i * 4 + j) % len(_INSULTS)]), 1, "insult"))
-                out.append((frame.format(x=_NEUTRAL_NOUNS[(i * 4 + j) % len(_NEUTRAL_NOUNS)]), 0, ""))
+                out.append((frame.format(x=_INSULTS[(i * 4 + j) % len(_INSULTS)]), 1, "insult", f"insult{i}"))
+                out.append((frame.format(x=_NEUTRAL_NOUNS[(i * 4 + j) % len(_NEUTRAL_NOUNS)]), 0, "", f"insult{i}"))
         for i, frame in enumerate(_ANSWER_FRAMES):
             for j in range(4):
-                out.append((frame.format(x=_BAD_ADJ[(i * 4 + j) % len(_BAD_ADJ)]), 1, "belittling"))
-                out.append((frame.format(x=_OK_ADJ[(i * 4 + j) % len(_OK_ADJ)]), 0, ""))
+                out.append((frame.format(x=_BAD_ADJ[(i * 4 + j) % len(_BAD_ADJ)]), 1, "belittling", f"answer{i}"))
+                out.append((frame.format(x=_OK_ADJ[(i * 4 + j) % len(_OK_ADJ)]), 0, "", f"answer{i}"))
+        out += [(t, 1, _TOXIC_DETAIL[kind], g) for t, g, kind in ph.expand(ph.TOXIC)]
+        out += [(t, 0, "", g) for t, g, _ in ph.expand(ph.NOT_TOXIC)]
     return out
 
 
@@ -728,6 +771,54 @@ def _sample_negatives() -> list[str]:
         if line.strip():
             out += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "interviewer"]
     return out
+
+
+DEFAULT_CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+
+
+def corpus_register_lines(corpora: Path | None, per_corpus: int, seed: int, part: str = "train",
+                          role: str = "interviewer") -> list[tuple[str, str, str]]:
+    """(line, corpus, session id) for up to ``per_corpus`` real ``role`` lines (interviewer's; or the
+    candidate's, the input checks' register) of each
+    ``<corpora>/<name>/dev.jsonl``, from each interviewer's ``part`` of the evaluation's own split
+    (``chronological_split(val=0.1, test=0.2)``; ``"train"`` for training, ``"heldout"`` for val+test).
+    The lines are read at training time only; the artefact keeps weights, never text. ``[]`` when
+    ``corpora`` is None or missing."""
+    from processors.twin.corpus import chronological_split, read_transcripts
+
+    if corpora is None or not Path(corpora).is_dir():
+        return []
+    out: list[tuple[str, str, str]] = []
+    rng = np.random.default_rng(seed)
+    for path in sorted(Path(corpora).glob("*/dev.jsonl")):
+        by_iv: dict[str, list] = {}
+        for parsed in read_transcripts(path):
+            if parsed.transcript is not None:
+                by_iv.setdefault(parsed.transcript.interviewer_id, []).append(parsed.transcript)
+        lines: list[tuple[str, str, str]] = []
+        for sessions in by_iv.values():
+            split = chronological_split(sessions, val=0.1, test=0.2)
+            chosen = split.train if part == "train" else [*split.val, *split.test]
+            lines += [(t.text, path.parent.name, s.session_id) for s in chosen for t in s.turns
+                      if t.role == role and t.text.strip()]
+        if len(lines) > per_corpus:
+            lines = [lines[i] for i in sorted(rng.choice(len(lines), per_corpus, replace=False))]
+        out += lines
+    return out
+
+
+def _line_max(scores: np.ndarray, line_ids: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Scores of the items ``keep`` selects, a corpus line's units folded into the line's highest score
+    (a line is flagged when any of its units is: the budget is spent per line, as the checks score)."""
+    ids = line_ids[keep]
+    s = scores[keep]
+    single = s[ids < 0]
+    if not (ids >= 0).any():
+        return single
+    order = np.argsort(ids[ids >= 0], kind="stable")
+    grouped_ids, grouped = ids[ids >= 0][order], s[ids >= 0][order]
+    starts = np.flatnonzero(np.r_[True, grouped_ids[1:] != grouped_ids[:-1]])
+    return np.concatenate([single, np.maximum.reduceat(grouped, starts)])
 
 
 def _fit_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
@@ -760,13 +851,14 @@ def _quantile_threshold(neg: np.ndarray, budget: float) -> float:
 
 
 def _choose_threshold(scores: np.ndarray, y: np.ndarray, target_recall: float, fp_budget: float,
-                      register: np.ndarray | None = None, hard_budget: float = 0.05) -> float:
+                      register: np.ndarray | None = None, hard_budget: float = 0.05,
+                      line_ids: np.ndarray | None = None) -> float:
     """On out-of-fold scores of the development part: the highest threshold whose recall reaches
     ``target_recall``, unless that lets through more than ``fp_budget`` of the ordinary-register
     negatives (``register``: real interviewer lines and the suite's conversational lines) or more than
     ``hard_budget`` of the other (hard, written-to-confuse) negatives; then the lowest threshold
     within both budgets. Without ``register`` every negative is held to ``fp_budget``. Kept within
-    [0.05, 0.95]."""
+    [0.05, 0.999] (a head whose register negatives score near 1 still keeps its budget)."""
     pos = np.sort(scores[y == 1])
     if not len(pos):
         return 0.5
@@ -775,9 +867,10 @@ def _choose_threshold(scores: np.ndarray, y: np.ndarray, target_recall: float, f
     if register is None:
         t_fp = _quantile_threshold(scores[neg], fp_budget)
     else:
-        t_fp = max(_quantile_threshold(scores[neg & register], fp_budget),
+        ids = line_ids if line_ids is not None else np.full(len(scores), -1)
+        t_fp = max(_quantile_threshold(_line_max(scores, ids, neg & register), fp_budget),
                    _quantile_threshold(scores[neg & ~register], hard_budget))
-    return float(min(max(t_recall, t_fp, 0.05), 0.95))
+    return float(min(max(t_recall, t_fp, 0.05), 0.999))
 
 
 def _fit_gate(x, y: np.ndarray, c: float, keep: int = GATE_KEEP) -> tuple[np.ndarray, float]:
@@ -801,9 +894,9 @@ def _gate_threshold(scores: np.ndarray, y: np.ndarray, gate_recall: float) -> fl
 
 
 def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
-          cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.01,
+          cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.001,
           hard_budget: float = 0.10, gate_c: float = 3.0, gate_recall: float = 0.99, gate_pass: float = 0.02,
-          folds: int = 5, seed: int = 14,
+          folds: int = 5, seed: int = 14, corpora: Path | None = DEFAULT_CORPORA, corpus_lines: int = 2500,
           checks: "LearnedChecks | None" = None) -> dict[str, Any]:
     """Fit every head on the development part (+ augmentations), choose C and thresholds out of fold
     (folds keep a phrasing's variants together), save.
@@ -814,6 +907,9 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     then the MiniLM head on what the gate lets through. The head's threshold is chosen on the
     cascade's out-of-fold scores: the recall target unless that flags more than ``fp_budget`` of the
     real interviewer lines or ``hard_budget`` of the written hard negatives (``_choose_threshold``).
+    ``corpora``: a folder of ``<name>/dev.jsonl`` transcript sets whose train-part interviewer lines
+    (``corpus_lines`` per corpus, each cut into the units the checks score) join the real interviewer
+    lines the budgets are spent on, per line; without it only the suite's own real lines do.
     ``checks``: an instance whose feature cache to reuse (a training run embeds every text once)."""
     from sklearn.model_selection import GroupKFold
 
@@ -821,7 +917,11 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     rng = np.random.default_rng(seed)
     checks = checks or LearnedChecks(heads={}, pii_thresholds={})
     checks.heads = {}
-    report: dict[str, Any] = {}
+    checks.cache_size = max(checks.cache_size, 200_000)  # every training text is embedded once, not per head
+    real = corpus_register_lines(corpora, corpus_lines, seed)
+    turns = corpus_register_lines(corpora, corpus_lines, seed, role="candidate")
+    report: dict[str, Any] = {"corpus_lines": dict(sorted(Counter(c for _, c, _ in real).items())),
+                              "corpus_candidate_turns": dict(sorted(Counter(c for _, c, _ in turns).items()))}
     for head in HEADS:
         stage_rows = [r for r in rows if head != "elicitation" or r["stage"] == "input" or r["label"] == "none"]
         register: list[bool] = []
@@ -830,12 +930,24 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
         texts, labels, details = texts + extra, labels + [0] * len(extra), details + [""] * len(extra)
         groups = groups + [f"sample{i // 8}" for i in range(len(extra))]
         register += [True] * len(extra)
-        for i, (t, yy, d) in enumerate(_augmentations(head)):
+        line_ids = [-1] * len(texts)
+        for t, yy, d, g in _augmentations(head):
             texts.append(t)
             labels.append(yy)
             details.append(d)
-            groups.append(f"frame{i % 7}")
+            groups.append(g)
             register.append(False)
+            line_ids.append(-1)
+        # Interviewer lines are the output heads' register; candidate turns the elicitation head's.
+        for k, (line, corpus, session) in enumerate(turns if head == "elicitation" else real):
+            for u in LearnedChecks._units_for(line):
+                texts.append(u)
+                labels.append(0)
+                details.append("")
+                groups.append(f"{corpus}:{session}")
+                register.append(True)
+                line_ids.append(k)
+        lid = np.array(line_ids)
         x = checks.featurize(texts)
         xc = checks.cheap_features(texts)
         y = np.array(labels)
@@ -845,7 +957,8 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
         for tr, te in split:
             gw, gb = _fit_gate(xc[tr], y[tr], gate_c)
             gate_oof[te] = 1 / (1 + np.exp(-(np.asarray(xc[te] @ gw).ravel() + gb)))
-        gate_t = max(_gate_threshold(gate_oof, y, gate_recall), _quantile_threshold(gate_oof[reg], gate_pass))
+        gate_t = max(_gate_threshold(gate_oof, y, gate_recall),
+                     _quantile_threshold(_line_max(gate_oof, lid, reg), gate_pass))
         gated = gate_oof >= gate_t
         best = None
         for cc in cs:
@@ -855,12 +968,12 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
                 oof[te] = 1 / (1 + np.exp(-(x[te] @ w + b)))
             oof = np.where(gated, oof, 0.0)  # the cascade: what the gate stops scores 0
             # The C whose out-of-fold cascade reaches the most positives within the budgets.
-            t = _choose_threshold(oof, y, 1.0, fp_budget, reg, hard_budget)
+            t = _choose_threshold(oof, y, 1.0, fp_budget, reg, hard_budget, lid)
             at_budget = float((oof[y == 1] >= t).mean())
             if best is None or at_budget > best[0]:
                 best = (at_budget, cc, oof)
         at_budget, c_head, oof = best
-        threshold = _choose_threshold(oof, y, target_recall, fp_budget, reg, hard_budget)
+        threshold = _choose_threshold(oof, y, target_recall, fp_budget, reg, hard_budget, lid)
         w, b = _fit_head(x, y, c_head)
         gw, gb = _fit_gate(xc, y, gate_c)
         pos = y == 1
@@ -875,18 +988,19 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
                         "gate_threshold": round(gate_t, 6),
                         "oof_gate_recall": round(float(gated[pos].mean()), 4),
                         "oof_gate_pass_negatives": round(float(gated[~pos].mean()), 4),
-                        "oof_gate_pass_register": round(float(gated[reg].mean()), 4),
+                        "oof_gate_pass_register": round(float(_line_max(gated.astype(float), lid, reg).mean()), 4),
                         "oof_recall": round(float((oof[pos] >= threshold).mean()), 4),
                         "oof_fp_rate": round(float((oof[~pos] >= threshold).mean()), 4),
-                        "oof_fp_rate_register": round(float((oof[reg] >= threshold).mean()), 4),
-                        "register_negatives": int(reg.sum())}
+                        "oof_fp_rate_register": round(float((_line_max(oof, lid, reg) >= threshold).mean()), 4),
+                        "register_negatives": int(len(_line_max(oof, lid, reg)))}
     # The offensive-language model on its own: the lowest threshold that keeps its false positives on
     # the development negatives (both stages, the toxicity head's rows) within half the budgets.
     tox_rows = [r for r in rows if r["label"] in ("toxicity", "none", "prohibited_question", "pii_leak")]
     prof = checks.profanity.prob([r["text"] for r in tox_rows])
     is_tox = np.array([r["label"] == "toxicity" for r in tox_rows])
     reg = np.array([is_register(r) for r in tox_rows])
-    prof_t = float(max(_quantile_threshold(prof[reg], fp_budget / 2),
+    real_prof = np.array([checks.profanity.prob(LearnedChecks._units_for(line)).max() for line, _, _ in real])
+    prof_t = float(max(_quantile_threshold(np.concatenate([prof[reg], real_prof]), fp_budget / 2),
                        _quantile_threshold(prof[~is_tox & ~reg], hard_budget / 2), 0.5))
     report["toxicity"]["profanity_threshold"] = round(prof_t, 4)
     report["toxicity"]["profanity_recall_alone"] = round(float((prof[is_tox] >= prof_t).mean()), 4)
@@ -905,9 +1019,17 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
         checks.pii_thresholds[detail] = best[1]
         report[f"pii:{detail}"] = {"threshold": best[1], "f1": round(best[0], 4)}
     data = Path(dev_path).read_bytes()
-    checks.meta = {"version": hashlib.sha256(data).hexdigest()[:8] + "-" + str(seed),
+    # The version names everything the weights came from: the suite part, the phrasings, the corpus
+    # lines drawn and the budgets.
+    from processors.twin import safety_phrasings
+
+    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + json.dumps(
+        [report["corpus_lines"], report["corpus_candidate_turns"], fp_budget, hard_budget, gate_pass],
+        sort_keys=True).encode()).hexdigest()
+    checks.meta = {"version": recipe[:8] + "-" + str(seed),
                    "trained_on": {"path": str(Path(dev_path).name), "sha256": hashlib.sha256(data).hexdigest(),
-                                  "rows": len(rows)},
+                                  "rows": len(rows), "corpus_lines": report["corpus_lines"],
+                                  "corpus_candidate_turns": report["corpus_candidate_turns"]},
                    "embedding": "all-MiniLM-L6-v2", "target_recall": target_recall, "fp_budget": fp_budget, "hard_budget": hard_budget,
                    "profanity_threshold": round(prof_t, 4),
                    "report": report}
@@ -964,12 +1086,19 @@ def _cli() -> None:
                   out: Path = typer.Option(ARTEFACT, help="where to write the artefact"),
                   c: str = typer.Option("0.01,0.03,0.1", help="inverse L2 strengths to choose among (out of fold)"),
                   target_recall: float = typer.Option(0.97, help="out-of-fold recall a threshold aims for"),
-                  fp_budget: float = typer.Option(0.01, help="most out-of-fold real interviewer lines a threshold may flag"),
+                  fp_budget: float = typer.Option(0.001, help="most out-of-fold real interviewer lines a threshold may "
+                                                  "flag (per head; a line is flagged when any of its sentences is)"),
                   hard_budget: float = typer.Option(0.10, help="most out-of-fold written hard negatives a threshold may flag"),
-                  gate_pass: float = typer.Option(0.02, help="most out-of-fold real lines a gate may send to MiniLM")):
+                  gate_pass: float = typer.Option(0.02, help="most out-of-fold real lines a gate may send to MiniLM"),
+                  corpora: Path = typer.Option(DEFAULT_CORPORA, help="folder of <name>/dev.jsonl transcript sets whose "
+                                               "train-part interviewer lines join the real lines (read, never stored); "
+                                               "missing: the suite's own real lines only"),
+                  corpus_lines: int = typer.Option(2500, help="real interviewer lines drawn from each corpus")):
         """Fit the heads and thresholds on the development part and write the artefact."""
+        if not corpora.is_dir():
+            typer.echo(f"note: no corpora at {corpora}; the budgets use the suite's real lines only", err=True)
         report = train(dev, out, cs=[float(v) for v in c.split(",")], target_recall=target_recall, fp_budget=fp_budget,
-                       hard_budget=hard_budget, gate_pass=gate_pass)
+                       hard_budget=hard_budget, gate_pass=gate_pass, corpora=corpora, corpus_lines=corpus_lines)
         typer.echo(json.dumps(report, indent=2))
         typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
 
