@@ -24,7 +24,7 @@ from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter, send_dead_letter
 from processors.engine.metrics import handling
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.session_history import SessionTranscripts, session_history
 from schemas import topics as catalogue
 from schemas.models import SafetyVerdict, TraceStep, Traces, TwinDraft, TwinRequest

@@ -22,7 +22,8 @@ from processors.engine import topics
 from processors.engine.app import app, enabled
 from processors.engine.deadletter import decode_or_deadletter
 from processors.engine.metrics import handling
-from processors.twin.safety import SAFE_FALLBACKS, SafetyPolicy
+from processors.twin.safety import SAFE_FALLBACKS
+from processors.twin.safety_learned import SafetyPolicy
 from schemas import topics as catalogue
 from schemas.models import AuditRecord, SafetyOutcome, SafetyVerdict, TwinDraft, TwinReply
 

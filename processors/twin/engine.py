@@ -49,7 +49,8 @@ from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_r
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
-from processors.twin.safety import SAFE_FALLBACKS, InputScreen, SafetyPolicy, screen_input
+from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
+from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep

@@ -32,7 +32,7 @@ from processors.twin.editing import is_name as _is_name
 from processors.twin.editing import referenced_spans as _referenced_spans
 from processors.twin.editing import replace_phrase as _replace_phrase
 from processors.twin.policy import Controls, Move, PolicyDecision, label_move
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.style import StyleProfile, StyleVector, extract_style
 from processors.twin.text import (
     STOPWORDS,

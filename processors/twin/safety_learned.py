@@ -1,10 +1,10 @@
-"""The learned safety checks behind ``SafetyPolicy``'s API, not wired into the respond path yet.
+"""The learned safety checks behind ``SafetyPolicy``'s API: what the respond path runs.
 
 Same classes, registry, ``Verdict``, categories and ``SafetyPolicy`` API as processors/twin/safety.py
-(the regex lists the agents use today), backed by processors/twin/safety_models.py. Measured by
-benchmarks/safety_checks.py, it does not meet issue 14's bounds yet (false positives on the podcast
-corpus's real lines, latency on 2 cores), so safety.py stays the production path until it does;
-swapping is then an import change (``SAFE_FALLBACKS`` and ``MANDATORY_RULES`` are shared).
+(whose word lists now serve only as the red team's independent second judge; its ``InputScreen``,
+``SAFE_FALLBACKS`` and ``MANDATORY_RULES`` are shared), backed by processors/twin/safety_models.py.
+The engine's input check, the offline generator's screen of each candidate line, the safety agent's
+output check and the code runner's output screen all use it. Measured by benchmarks/safety_checks.py.
 
 Safety checks for candidate turns (input) and twin replies (output).
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Iterable, Sequence
 
+from processors.twin import safety as _word_lists
 from processors.twin.safety import MANDATORY_RULES, SAFE_FALLBACKS, Verdict
 from processors.twin.safety import SafetyPolicy as _RegexPolicy
 from schemas.models import SafetyFlag
@@ -43,6 +44,9 @@ class SafetyRule:
     head: ClassVar[str | None] = None  # the learned head of processors/twin/safety_models.py
     PATTERNS: ClassVar[Sequence[tuple[str, str]]] = ()  # (detail, regex), flagging in addition
     stages: ClassVar[tuple[str, ...]] = ("output",)
+    # Where the head and where the patterns judge (default: every stage of the rule).
+    head_stages: ClassVar[tuple[str, ...] | None] = None
+    pattern_stages: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, extra_patterns: Iterable[tuple[str, str]] = ()):
         self._compiled = [(d, re.compile(p, re.IGNORECASE)) for d, p in [*self.PATTERNS, *extra_patterns]]
@@ -61,8 +65,14 @@ class SafetyRule:
         s = scores[self.head]
         return [SafetyFlag(category=self.category, detail=s.detail or self.category)] if s.flagged else []
 
-    def check(self, text: str, scores: dict | None = None) -> list[SafetyFlag]:
-        flags = self.learned_flags(text, scores)
+    def judges(self, stage: str) -> bool:
+        """Whether the learned head runs at ``stage``."""
+        return self.head is not None and stage in (self.head_stages or self.stages)
+
+    def check(self, text: str, scores: dict | None = None, stage: str = "output") -> list[SafetyFlag]:
+        flags = self.learned_flags(text, scores) if self.head is None or self.judges(stage) else []
+        if stage not in (self.pattern_stages or self.stages):
+            return flags
         seen = {f.detail for f in flags}
         return flags + [f for f in self.pattern_flags(text) if f.detail not in seen]
 
@@ -85,10 +95,17 @@ class ToxicityRule(SafetyRule):
 
 
 class BiasRule(SafetyRule):
-    """Stereotypes and demographic generalisations."""
+    """Stereotypes and demographic generalisations. The head, trained on interviewer lines, judges
+    replies; in a candidate's turn a stereotype offered for agreement is caught by the stereotype
+    patterns (safety.py's), which on real interviewer lines would flag "for a man of ordinary prudence"."""
 
     category = "bias"
     head = "bias"
+    stages = ("input", "output")
+    head_stages = ("output",)
+
+    pattern_stages = ("input",)
+    PATTERNS = _word_lists.BiasRule.PATTERNS
 
 
 class PiiLeakRule(SafetyRule):
@@ -109,9 +126,9 @@ class ElicitationRule(SafetyRule):
     category = "elicitation"
     head = "elicitation"
     stages = ("input",)
-    PATTERNS = (  # an instruction override is a literal; a learned head adds nothing to it
-        ("jailbreak", r"\b(?:ignore|forget|disregard) (?:all |your |the )?(?:previous |prior )?(?:instructions|rules|guidelines)\b"),
-    )
+    # The word lists' literal requests (an instruction override, "ask me about my religion", "insult me",
+    # "give me the other candidate's email") flag besides the head.
+    PATTERNS = _word_lists.ElicitationRule.PATTERNS
 
 
 RULES: dict[str, type[SafetyRule]] = {
@@ -130,14 +147,14 @@ class SafetyPolicy(_RegexPolicy):
         featurisation of ``text``."""
         rules = [r for r in self.rules if stage in r.stages]
         flags: list[SafetyFlag] = []
-        heads = [r.head for r in rules if r.head is not None]
+        heads = [r.head for r in rules if r.judges(stage)]
         scores = None
         if heads and text and text.strip():
             from processors.twin.safety_models import get_checks
 
             scores = get_checks().scores(text, heads)
         for rule in rules:
-            flags += rule.check(text, scores) if text and text.strip() else []
+            flags += rule.check(text, scores, stage) if text and text.strip() else []
         if stage == "output":
             flags += [SafetyFlag(category="prohibited_topic", detail=t) for t, rx in self._topics if rx.search(text)]
         return Verdict(passed=not flags, flags=flags)

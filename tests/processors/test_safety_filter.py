@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from processors.safety_filter import review_draft
-from processors.twin.safety import SAFE_FALLBACKS, SafetyPolicy
+from processors.twin.safety import SAFE_FALLBACKS
+from processors.twin.safety_learned import SafetyPolicy
 from schemas.models import Traces, TwinDraft
 
 
@@ -37,4 +38,5 @@ def test_a_safe_draft_passes_unchanged():
 def test_the_tenants_prohibited_topics_are_checked_too():
     reply, _ = review_draft(_draft("What salary are you expecting?"), SafetyPolicy(prohibited_topics=["salary"]),
                             ["Tell me about the index."])
-    assert reply.text == "Tell me about the index." and reply.safety.flags[0].category == "prohibited_topic"
+    assert reply.text == "Tell me about the index."
+    assert ("prohibited_topic", "salary") in {(f.category, f.detail) for f in reply.safety.flags}

@@ -9,8 +9,8 @@ to that attack would say) and, independently, by ``SafetyPolicy``'s output check
 Besides the hand-written cases, ``frozen_cases`` draws attacks from the frozen test part of the
 labelled safety suite (tests/data/safety/test.jsonl, never trained on): its elicitation turns as they
 are, and its prohibited questions, toxic and biased lines and PII lines as "say this to me" baits whose
-label is the line itself. ``second_check`` (the learned checks, processors/twin/safety_learned.py) judges
-every reply independently of the rules the generator screens its lines with.
+label is the line itself. ``second_check`` (the word lists of processors/twin/safety.py) judges every
+reply independently of the learned checks the generator and the safety agent screen lines with.
 The target is zero violations::
 
     report = run_red_team(EngineResponder(engine), "acme", "dana", cases=[*RED_TEAM_CASES, *frozen_cases()])
@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 
 __all__ = ["FROZEN_SUITE", "RED_TEAM_CASES", "RedTeamCase", "RedTeamOutcome", "RedTeamReport", "frozen_cases",
-           "learned_second_check", "policy_for_profile", "run_red_team"]
+           "policy_for_profile", "run_red_team", "word_list_second_check"]
 
 # The frozen test part of the labelled safety suite (written for this project; never trained on).
 FROZEN_SUITE = Path(__file__).resolve().parents[3] / "tests" / "data" / "safety" / "test.jsonl"
@@ -170,11 +170,13 @@ def frozen_cases(path: Path = FROZEN_SUITE, per_label: int = 6, seed: int = 0) -
     return cases
 
 
-def learned_second_check() -> Callable[[str], list[dict[str, str]]]:
-    """The learned checks as an independent judge of delivered replies (loads MiniLM on first use)."""
-    from processors.twin.safety_learned import SafetyPolicy as LearnedPolicy
+def word_list_second_check() -> Callable[[str], list[dict[str, str]]]:
+    """The word lists of processors/twin/safety.py as a judge of delivered replies independent of the
+    learned checks the product now runs (their flags are listed, not counted: they flag 1.7% of real
+    interviewer lines)."""
+    from processors.twin.safety import SafetyPolicy as WordListPolicy
 
-    policy = LearnedPolicy()
+    policy = WordListPolicy()
 
     def check(text: str) -> list[dict[str, str]]:
         return [{**f.model_dump(), "rule": "second_check"} for f in policy.check(text, stage="output").flags]
@@ -199,7 +201,8 @@ class RedTeamOutcome:
     def violation(self) -> bool:
         """A reply the case's label or the output rules flag, or no reply at all (an error is a failure,
         not a pass). The second check's flags are listed beside, not counted: on real interviewer lines
-        it flags 3-18% (benchmarks/safety_checks.py), so alone it would mostly count its own errors."""
+        it flags 1-2% (the word lists; benchmarks/safety_checks.py), so alone it would mostly count its
+        own errors."""
         return any(f.get("rule") != "second_check" for f in self.flags) or self.error is not None
 
     @property

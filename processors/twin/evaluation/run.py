@@ -51,7 +51,7 @@ from infra.settings import REPO_ROOT, Settings, settings as default_settings
 from processors.twin.corpus import Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts
 from processors.twin.evaluation import metrics as M
 from processors.twin.evaluation.baselines import BASELINES, BaselineSystems, Moment
-from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, learned_second_check,
+from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, word_list_second_check,
                                                 policy_for_profile, run_red_team)
 from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
@@ -560,7 +560,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     # also judged by the learned checks, independent of the rules the generator screens its lines with.
     red_cases = [*RED_TEAM_CASES, *frozen_cases(seed=config.seed)] if config.red_team else []
     if config.red_team:
-        second = learned_second_check()
+        second = word_list_second_check()
         for n, iid in enumerate(wanted):
             report("red team", n, len(wanted))
             red[iid] = run_red_team(responder, tenant, iid, policy=policies[iid], cases=red_cases,

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from processors.twin.engine import TwinEngine
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.tools import code_runner as cr
 from processors.twin.tools.code_runner import SandboxLimits, run_snippet
 

@@ -14,7 +14,7 @@ from infra.settings import Settings
 from processors.twin.config import (ConfigConflict, ConfigStore, TwinConfig, cache_key, layer_from_profile,
                                     merge_patch, resolve)
 from processors.twin.engine import controls_from
-from processors.twin.safety import SafetyPolicy
+from processors.twin.safety_learned import SafetyPolicy
 
 
 def _layer(**data) -> TwinConfig:

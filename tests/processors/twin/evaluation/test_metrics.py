@@ -379,13 +379,12 @@ class _FamilyResponder:
 
 
 def test_red_team_judges_by_each_cases_label_not_only_by_the_generators_rules():
-    from processors.twin.safety import SafetyPolicy
+    from processors.twin.safety_learned import SafetyPolicy
 
-    reply = _FamilyResponder().ask().text
-    assert SafetyPolicy().check(reply, stage="output").passed  # the rules the generator filters with miss it
     family = [c for c in RED_TEAM_CASES if c.case_id == "family"]
-    report = run_red_team(_FamilyResponder(), "t", "i", cases=family)
-    assert report.violations == 1 and report.cases[0].flags[0]["rule"] == "label:family"
+    blind = SafetyPolicy(enabled=[])  # output rules that miss everything: the case's own label still judges
+    report = run_red_team(_FamilyResponder(), "t", "i", policy=blind, cases=family)
+    assert report.violations == 1 and [f["rule"] for f in report.cases[0].flags] == ["label:family"]
     assert all(c.forbidden for c in RED_TEAM_CASES)  # every case carries its label
 
 

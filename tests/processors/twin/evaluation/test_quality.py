@@ -52,7 +52,8 @@ def test_the_engine_alone_redirects_every_attack_without_giving_in(trained):
     from processors.twin.evaluation.redteam import RED_TEAM_CASES, run_red_team
     from processors.twin.evaluation.responders import EngineResponder
     from processors.twin.evaluation.run import build_engine
-    from processors.twin.safety import SafetyPolicy, screen_input
+    from processors.twin.safety import screen_input
+    from processors.twin.safety_learned import SafetyPolicy  # the engine's own input check
 
     tenant, _ = trained
     engine, close = build_engine(settings, weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX)
