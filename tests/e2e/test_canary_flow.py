@@ -39,9 +39,14 @@ ANSWERS = [
 
 @pytest.fixture(scope="module")
 def canary_app(twin_app_factory):
-    return twin_app_factory("canary", extra_env={
+    app = twin_app_factory("canary", extra_env={
         "EVAL_SAMPLE_RATES": json.dumps({t: 1.0 for t in TENANTS.values()}),
         "CANARY_EVAL_INTERVAL_S": "1", "CANARY_ROUTE_TTL_S": str(ROUTE_TTL_S)})
+    yield app
+    # Its controller judges every running canary of the database each second: left running, it
+    # would decide the canaries that later tests start and evaluate by hand.
+    app.gateway.stop()
+    app.worker.stop()
 
 
 def _sample_sessions() -> list[Transcript]:
