@@ -41,7 +41,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,10 @@ FIT_WEIGHT = 0.5
 FIT_WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 # Fewer validation turns than this and the version keeps FIT_WEIGHT (the choice would be noise).
 MIN_TURNS_TO_CHOOSE_WEIGHT = 20
+# The reply predictor's ridge penalty and the session-grouped folds whose out-of-fold predictions the
+# closeness and fit models learn from (in-sample predictions would look better than any at request time).
+REPLY_PREDICTOR_ALPHA = 30.0
+REPLY_PREDICTOR_FOLDS = 5
 FIT_FEATURE_NAMES = (
     "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
     "shared_words_candidate_turn", "shared_words_session", "log_words", "is_question", "repeats_previous_line",
@@ -138,6 +142,14 @@ class MomentQuery:
     history: tuple[Turn, ...] = ()
     candidate_text: str = ""
     previous_text: str = ""
+    # What the selector's reply predictor expects the interviewer to say here (unit vector); None for
+    # selectors without one. Set by the selector, never by the caller.
+    predicted: np.ndarray | None = None
+
+    def as_row(self) -> np.ndarray:
+        """The moment as one vector: the reply predictor's input."""
+        hc, hp = float(self.has_candidate_turn), float(self.has_previous_line)
+        return np.concatenate([self.candidate_turn * hc, self.previous_line * hp, self.session, self.thread * hp])
 
 
 def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
@@ -217,7 +229,7 @@ def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndar
         r @ query.candidate_turn * hc, r @ query.previous_line * hp, r @ query.session, r @ query.thread * hp,
         cands.situation_scores, (cands.candidate_turn_vectors @ query.candidate_turn) * hc * cands.has_candidate_turn,
         r @ typical, lengths, questions, shared_c, shared_s, np.full(n, hc), np.full(n, hp),
-        np.full(n, math.log1p(query.position)), move_p,
+        np.full(n, math.log1p(query.position)), move_p, *_predicted_column(query, r),
     ])
 
 
@@ -240,7 +252,38 @@ def fit_features(query: MomentQuery, cands: CandidateSet) -> np.ndarray:
     previous = query.previous_text.strip()
     repeats = np.array([float(bool(previous) and x.strip() == previous) for x in cands.replies])
     return np.column_stack([to_cand, to_prev, r @ query.session, r @ query.thread * hp, shared_c, shared_s,
-                            lengths, questions, repeats, lengths * hc, questions * hc, to_cand * to_prev])
+                            lengths, questions, repeats, lengths * hc, questions * hc, to_cand * to_prev,
+                            *_predicted_column(query, r)])
+
+
+def _predicted_column(query: MomentQuery, reply_vectors: np.ndarray) -> list[np.ndarray]:
+    """``reply_vs_predicted`` (each line's cosine to the predicted reply) when the selector predicts one."""
+    return [] if query.predicted is None else [reply_vectors @ query.predicted]
+
+
+class ReplyPredictor:
+    """What this interviewer says at a moment, as a MiniLM vector: a ridge map from the moment (candidate
+    turn, previous line, session, thread) to the reply's vector, fitted on the train split.
+
+    Raw cosines only say a line is *about* what was just said; the map learns how this interviewer
+    answers: which content in a candidate's turn leads to which kind of line.
+    """
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray):
+        self.coef = np.asarray(coef, dtype=np.float32)
+        self.intercept = np.asarray(intercept, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, rows: np.ndarray, replies: np.ndarray, alpha: float) -> "ReplyPredictor":
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=alpha).fit(rows, replies)
+        return cls(model.coef_.T, model.intercept_)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        out = np.atleast_2d(rows).astype(np.float32) @ self.coef + self.intercept
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
 
 
 def _standardised(v: np.ndarray) -> np.ndarray:
@@ -267,12 +310,14 @@ class ResponseSelector:
     :param vectors: exemplar key (``<session>#<turn index>``) -> (reply vector, candidate-turn vector), so
         candidates that memory returns need no embedding at request time.
     :param fit_model: the "would say this here" classifier (None in selectors saved before it existed).
+    :param predictor: the reply predictor whose cosine is a feature of both models (None: no such feature).
     """
 
     def __init__(self, model: Any, typical: np.ndarray, vectors: dict[str, tuple[np.ndarray, np.ndarray]],
-                 meta: dict[str, Any] | None = None, fit_model: Any = None):
+                 meta: dict[str, Any] | None = None, fit_model: Any = None, predictor: ReplyPredictor | None = None):
         self.model = model
         self.fit_model = fit_model
+        self.predictor = predictor
         self.typical = np.asarray(typical, dtype=np.float32)
         self.vectors = vectors
         self.meta = meta or {}
@@ -324,7 +369,15 @@ class ResponseSelector:
         """The closeness model's prediction alone (move probabilities used only if it was fitted with them)."""
         if not self.meta.get("usesMoveModel"):
             move_probs = None
-        return np.asarray(self.model.predict(candidate_features(query, cands, self.typical, move_probs)))
+        return np.asarray(self.model.predict(candidate_features(self._predicting(query), cands, self.typical,
+                                                                move_probs)))
+
+    def _predicting(self, query: MomentQuery) -> MomentQuery:
+        """The query with this selector's predicted reply, or with none if it has no predictor (a copy:
+        the caller's query stays as it was)."""
+        if self.predictor is None:
+            return query if query.predicted is None else replace(query, predicted=None)
+        return replace(query, predicted=self.predictor.predict(query.as_row())[0])
 
     @property
     def own_thread(self) -> bool:
@@ -344,7 +397,7 @@ class ResponseSelector:
 
     def fit_scores(self, query: MomentQuery, cands: CandidateSet) -> np.ndarray:
         """The fit model's log-odds that each line is what the interviewer said at this moment."""
-        return np.asarray(self.fit_model.decision_function(fit_features(query, cands)))
+        return np.asarray(self.fit_model.decision_function(fit_features(self._predicting(query), cands)))
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
@@ -357,7 +410,9 @@ class ResponseSelector:
         joblib.dump({"model": self.model, "fitModel": self.fit_model, "typical": self.typical, "keys": keys,
                      "reply": np.stack([self.vectors[k][0] for k in keys]) if keys else np.zeros((0, 0)),
                      "candidate": np.stack([self.vectors[k][1] for k in keys]) if keys else np.zeros((0, 0)),
-                     "meta": self.meta}, tmp)
+                     "meta": self.meta,
+                     "predictor": None if self.predictor is None else
+                     {"coef": self.predictor.coef, "intercept": self.predictor.intercept}}, tmp)
         tmp.replace(path)
         return path
 
@@ -367,7 +422,9 @@ class ResponseSelector:
 
         data = joblib.load(path)  # nosec B301  # our own artefact, written by save() into the model folder
         vectors = {k: (data["reply"][i], data["candidate"][i]) for i, k in enumerate(data["keys"])}
-        return cls(data["model"], data["typical"], vectors, data["meta"], data.get("fitModel"))
+        pred = data.get("predictor")
+        return cls(data["model"], data["typical"], vectors, data["meta"], data.get("fitModel"),
+                   ReplyPredictor(pred["coef"], pred["intercept"]) if pred else None)
 
 
 def _move_probs(move_model: Any, query: MomentQuery) -> dict[str, float]:
@@ -381,13 +438,14 @@ def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
 
 def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
                  move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 300, top_k: int = 24,
-                 max_val_turns: int = 60,
+                 max_val_turns: int = 60, reply_predictor: bool = True,
                  seed: int = 0, progress: Callable[[float], None] | None = None) -> ResponseSelector:
     """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
 
     :param situation_vectors: exemplar key -> the retrieval vector memory indexed (saves embedding them
         twice); computed when absent.
     :param move_model: the version's move model; its probability of each line's move is a feature.
+    :param reply_predictor: fit a ``ReplyPredictor`` and use its cosine as a feature of both models.
     :raises ValueError: fewer than two train sessions (no other session to draw candidates from).
     """
     from sklearn.linear_model import LogisticRegression, Ridge
@@ -425,6 +483,9 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     sample = rng.sample(full, min(max_moments, len(full)))
     key_index = {k: i for i, k in enumerate(keys)}
     index_of = np.array([ex.index for ex in pool])
+    predictor, held_out = None, {}
+    if reply_predictor:
+        predictor, held_out = _fit_reply_predictor(full, key_index, replies, situations, sessions, embedder)
     X, y, fit_x, fit_y = [], [], [], []
     for n_done, ex in enumerate(sample):
         history, cand = _moment_of(ex)
@@ -432,6 +493,8 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         if i_true is None:
             continue
         query = moment_query(embedder, history, cand, situations[i_true])
+        if predictor is not None:  # out of fold; in-sample only when the moment's session had no fold
+            query.predicted = held_out[i_true] if i_true in held_out else predictor.predict(query.as_row())[0]
         top, cands = _nearest_situations(situations, everything, query, top_k,
                                          allowed=np.flatnonzero(sessions != ex.session_id))
         probs = _move_probs(move_model, query) if move_model is not None else None
@@ -450,30 +513,86 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         raise ValueError("no train moments to fit the selector on")
     # Linear on purpose: on the validation split of two corpora it matched the real next line better
     # than gradient boosting, which overfits the few hundred moments an interviewer has.
-    model = Ridge(alpha=1.0).fit(np.vstack(X), np.concatenate(y))
-    fit_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000)).fit(
-        np.vstack(fit_x), np.concatenate(fit_y))
-    meta: dict[str, Any] = {"features": list(FEATURE_NAMES), "moments": len(X), "pairs": int(sum(len(g) for g in y)),
-                            "weights": {n: round(float(w), 4) for n, w in zip(FEATURE_NAMES, model.coef_)},
-                            "fitWeights": {n: round(float(w), 4) for n, w in
-                                           zip(FIT_FEATURE_NAMES, fit_model[-1].coef_[0])},
-                            "fitWeight": FIT_WEIGHT,  # replaced by the validation split's choice below
-                            "topK": top_k, "poolLines": len(pool), "usesMoveModel": move_model is not None,
-                            "fitSeconds": round(time.perf_counter() - started, 1)}
-    selector = ResponseSelector(model, typical, {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}, meta,
-                                fit_model)
-    if val:
-        meta["val"] = selection_report(selector, val, embedder, situations, everything, top_k, move_model,
-                                       max_turns=max_val_turns, seed=seed)
-        mrr = meta["val"].get("realLineMrr") or {}
-        if mrr and meta["val"]["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
-            # Ties go to the first (the lightest weight) of the grid.
-            best = max(mrr, key=lambda w: (mrr[w], -float(w)))
-            meta["fitWeight"] = float(best)
-            at = meta["val"]["selectedCosineByWeight"][best]
-            meta["ownThread"] = bool(at["withOwnThread"] > at["memory"])
+    X_all, y_all, fit_x_all, fit_y_all = np.vstack(X), np.concatenate(y), np.vstack(fit_x), np.concatenate(fit_y)
+    vectors = {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}
+    common: dict[str, Any] = {"moments": len(X), "pairs": int(len(y_all)), "topK": top_k, "poolLines": len(pool),
+                              "usesMoveModel": move_model is not None}
+
+    def build(with_predictor: bool) -> ResponseSelector:
+        # The predictor's cosine is the last column of both matrices: without it, both models refit
+        # on the other columns of the same moments.
+        cols, fit_cols = (slice(None), slice(None)) if with_predictor else (slice(0, len(FEATURE_NAMES)),
+                                                                             slice(0, len(FIT_FEATURE_NAMES)))
+        names = FEATURE_NAMES + (("reply_vs_predicted",) if with_predictor else ())
+        fit_names = FIT_FEATURE_NAMES + (("reply_vs_predicted",) if with_predictor else ())
+        model = Ridge(alpha=1.0).fit(X_all[:, cols], y_all)
+        fit_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000)).fit(
+            fit_x_all[:, fit_cols], fit_y_all)
+        meta = {**common, "features": list(names),
+                "weights": {n: round(float(w), 4) for n, w in zip(names, model.coef_)},
+                "fitWeights": {n: round(float(w), 4) for n, w in zip(fit_names, fit_model[-1].coef_[0])},
+                "replyPredictor": with_predictor,
+                "fitWeight": FIT_WEIGHT}  # replaced by the validation split's choice
+        return ResponseSelector(model, typical, vectors, meta, fit_model, predictor if with_predictor else None)
+
+    options = [build(False)] + ([build(True)] if predictor is not None else [])
+    for option in options:
+        if val:
+            option.meta["val"] = _choose_on_val(option, val, embedder, situations, everything, top_k, move_model,
+                                                max_val_turns, seed)
+    # With the predictor only where it brought the selected line closer to the real one on validation
+    # (it did for the podcast host, not for the justices); without a validation split it is used.
+    selector = max(options, key=lambda o: (o.meta.get("val") or {}).get("chosenCosine", float(o.predictor is not None)))
+    if len(options) > 1 and val:
+        selector.meta["valOtherOption"] = options[0 if selector is options[1] else 1].meta.get("val")
+    selector.meta["fitSeconds"] = round(time.perf_counter() - started, 1)
     report(1.0)
     return selector
+
+
+def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedder, situations: np.ndarray,
+                   everything: CandidateSet, top_k: int, move_model: Any, max_turns: int, seed: int) -> dict[str, Any]:
+    """Measure ``selector`` on the validation sessions and set its fit weight and own-thread choice from
+    them; returns the report with ``chosenCosine``, the selected line's cosine to the real one under
+    the choices made."""
+    rep = selection_report(selector, val, embedder, situations, everything, top_k, move_model, max_turns=max_turns,
+                           seed=seed)
+    rep["chosenCosine"] = rep.get("selectedCosine", 0.0)
+    mrr = rep.get("realLineMrr") or {}
+    if mrr and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
+        # Ties go to the first (the lightest weight) of the grid.
+        best = max(mrr, key=lambda w: (mrr[w], -float(w)))
+        selector.meta["fitWeight"] = float(best)
+        at = rep["selectedCosineByWeight"][best]
+        selector.meta["ownThread"] = bool(at["withOwnThread"] > at["memory"])
+        rep["chosenCosine"] = max(at["withOwnThread"], at["memory"])
+    return rep
+
+
+def _fit_reply_predictor(full: Sequence[Exchange], key_index: dict[str, int], replies: np.ndarray,
+                         situations: np.ndarray, sessions: np.ndarray, embedder
+                         ) -> tuple[ReplyPredictor, dict[int, np.ndarray]]:
+    """The reply predictor on every train moment, and each moment's prediction by a predictor fitted
+    without its session (session-grouped folds): what the other two models learn from."""
+    idx, rows = [], []
+    for ex in full:
+        i = key_index.get(_exemplar_key(ex))
+        if i is None:
+            continue
+        history, cand = _moment_of(ex)
+        idx.append(i)
+        rows.append(moment_query(embedder, history, cand, situations[i]).as_row())
+    idx_arr, X = np.array(idx), np.vstack(rows)
+    Y = replies[idx_arr]
+    fold_of = {s: k % REPLY_PREDICTOR_FOLDS for k, s in enumerate(dict.fromkeys(sessions[idx_arr].tolist()))}
+    folds = np.array([fold_of[s] for s in sessions[idx_arr]])
+    held_out: dict[int, np.ndarray] = {}
+    for k in range(REPLY_PREDICTOR_FOLDS):
+        test = folds == k
+        if test.any() and (~test).any():
+            part = ReplyPredictor.fit(X[~test], Y[~test], REPLY_PREDICTOR_ALPHA)
+            held_out.update(zip(idx_arr[test].tolist(), part.predict(X[test])))
+    return ReplyPredictor.fit(X, Y, REPLY_PREDICTOR_ALPHA), held_out
 
 
 def _nearest_situations(situations: np.ndarray, everything: CandidateSet, query: MomentQuery, top_k: int,

@@ -26,13 +26,17 @@ def selector(split, embedder) -> ResponseSelector:
 
 def test_fit_records_what_it_learned_from(selector, split):
     meta = selector.meta
-    assert meta["features"] == list(FEATURE_NAMES)
+    predicted = ["reply_vs_predicted"] if selector.predictor is not None else []
+    assert meta["replyPredictor"] == bool(predicted)
+    assert meta["features"] == list(FEATURE_NAMES) + predicted
     assert meta["moments"] == 60
-    assert set(meta["weights"]) == set(FEATURE_NAMES)
+    assert set(meta["weights"]) == set(meta["features"])
     assert meta["poolLines"] == sum(1 for t in split.train for _ in exchanges(t))
     assert len(selector.vectors) == meta["poolLines"]
     assert not meta["usesMoveModel"]
-    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES)
+    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | set(predicted)
+    # With or without the reply predictor: whichever brought the selected line closer on validation.
+    assert meta["val"]["chosenCosine"] >= meta["valOtherOption"]["chosenCosine"]
     assert selector.fit_model is not None and selector.temperature == 0.0
     # The fit weight is the grid's weight that ranked the real line highest on the validation split.
     mrr = meta["val"]["realLineMrr"]
@@ -107,10 +111,26 @@ def test_save_and_load_give_the_same_scores(selector, split, embedder, tmp_path)
     a = selector.scores(query, selector.candidate_set(exemplars, embedder))
     b = again.scores(query, again.candidate_set(exemplars, embedder))
     assert np.allclose(a, b)
-    assert again.fit_model is not None
+    assert again.fit_model is not None and (again.predictor is None) == (selector.predictor is None)
     assert again.meta == selector.meta
 
 
 def test_one_session_is_not_enough(split, embedder):
     with pytest.raises(ValueError, match="two train sessions"):
         fit_selector(split.train[:1], embedder)
+
+
+def test_the_reply_predictor_points_towards_what_is_said_next(split, embedder):
+    """Held-out moments: the predicted reply is closer to the real next line than the interviewer's
+    typical line is (it predicts something about this moment), and the selector fitted with it
+    scores lines with its cosine as one more feature."""
+    sel = fit_selector(split.train, embedder, max_moments=40, seed=1)  # no val: the predictor is used
+    assert sel.predictor is not None and sel.meta["features"][-1] == "reply_vs_predicted"
+    gains = []
+    for session in split.val:
+        for ex in list(exchanges(session, max_context_turns=10**6))[1:]:
+            query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+            real = embedder.embed_cached([ex.interviewer_reply.text])[0]
+            gains.append(float(sel.predictor.predict(query.as_row())[0] @ real - sel.typical @ real))
+            assert query.predicted is None  # scoring never changes the caller's query
+    assert len(gains) > 30 and np.mean(gains) > 0, np.mean(gains)
