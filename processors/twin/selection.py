@@ -97,6 +97,8 @@ MIN_TURNS_TO_CHOOSE_WEIGHT = 20
 # closeness and fit models learn from (in-sample predictions would look better than any at request time).
 REPLY_PREDICTOR_ALPHA = 30.0
 REPLY_PREDICTOR_FOLDS = 5
+# Train lines (other sessions than any validation moment's) the selected line must beat (selection_report).
+DISTRACTOR_LINES = 200
 FIT_FEATURE_NAMES = (
     "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
     "shared_words_candidate_turn", "shared_words_session", "log_words", "is_question", "repeats_previous_line",
@@ -540,9 +542,10 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         if val:
             option.meta["val"] = _choose_on_val(option, val, embedder, situations, everything, top_k, move_model,
                                                 max_val_turns, seed)
-    # With the predictor only where it brought the selected line closer to the real one on validation
-    # (it did for the podcast host, not for the justices); without a validation split it is used.
-    selector = max(options, key=lambda o: (o.meta.get("val") or {}).get("chosenCosine", float(o.predictor is not None)))
+    # With the predictor only where its selected lines beat more of the interviewer's other lines on
+    # validation (by raw cosine it always looked better: it favours typical lines); without a
+    # validation split it is used.
+    selector = max(options, key=lambda o: (o.meta.get("val") or {}).get("chosenBeaten", float(o.predictor is not None)))
     if len(options) > 1 and val:
         selector.meta["valOtherOption"] = options[0 if selector is options[1] else 1].meta.get("val")
     selector.meta["fitSeconds"] = round(time.perf_counter() - started, 1)
@@ -553,11 +556,11 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
 def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedder, situations: np.ndarray,
                    everything: CandidateSet, top_k: int, move_model: Any, max_turns: int, seed: int) -> dict[str, Any]:
     """Measure ``selector`` on the validation sessions and set its fit weight and own-thread choice from
-    them; returns the report with ``chosenCosine``, the selected line's cosine to the real one under
-    the choices made."""
+    them; returns the report with ``chosenBeaten``: under the choices made, the share of the
+    interviewer's other lines the selected line beats in closeness to the real one."""
     rep = selection_report(selector, val, embedder, situations, everything, top_k, move_model, max_turns=max_turns,
                            seed=seed)
-    rep["chosenCosine"] = rep.get("selectedCosine", 0.0)
+    rep["chosenBeaten"] = 0.0
     mrr = rep.get("realLineMrr") or {}
     if mrr and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
         # Ties go to the first (the lightest weight) of the grid.
@@ -565,7 +568,8 @@ def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedd
         selector.meta["fitWeight"] = float(best)
         at = rep["selectedCosineByWeight"][best]
         selector.meta["ownThread"] = bool(at["withOwnThread"] > at["memory"])
-        rep["chosenCosine"] = max(at["withOwnThread"], at["memory"])
+        beat = rep["selectedBeatenByWeight"][best]
+        rep["chosenBeaten"] = beat["withOwnThread" if selector.meta["ownThread"] else "memory"]
     return rep
 
 
@@ -618,6 +622,15 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
 
     chosen, first, best = [], [], []
     reciprocal: dict[float, list[float]] = {w: [] for w in FIT_WEIGHT_GRID}
+    # As the evaluation's cross-session match asks: is the selected line closer to the real one than the
+    # interviewer's lines from other sessions are? (Cosine alone rewards their most typical lines.)
+    distractors = everything.reply_vectors[random.Random(seed).sample(range(len(everything)),  # nosec B311
+                                                                      min(DISTRACTOR_LINES, len(everything)))]
+    beaten: dict[tuple[float, bool], list[float]] = {(w, t): [] for w in FIT_WEIGHT_GRID for t in (False, True)}
+
+    def beaten_share(line: np.ndarray, real: np.ndarray) -> float:
+        return float((distractors @ line < float(line @ real)).mean())
+
     # Cosine of the selected line to the real one, per weight, from memory's lines alone and with the
     # session's own earlier lines added (which a version uses is chosen from these).
     selected: dict[tuple[float, bool], list[float]] = {(w, t): [] for w in FIT_WEIGHT_GRID for t in (False, True)}
@@ -651,9 +664,12 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
             for w in FIT_WEIGHT_GRID:
                 order = selector.combine(closeness, fit, w)
                 reciprocal[w].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
-                selected[(w, False)].append(float(sims[int(np.argmax(selector.combine(closeness[:-1], fit[:-1], w)))]))
-                selected[(w, True)].append(float(wider_sims[int(np.argmax(selector.combine(wider_closeness,
-                                                                                             wider_fit, w)))]))
+                i_mem = int(np.argmax(selector.combine(closeness[:-1], fit[:-1], w)))
+                i_wide = int(np.argmax(selector.combine(wider_closeness, wider_fit, w)))
+                selected[(w, False)].append(float(sims[i_mem]))
+                selected[(w, True)].append(float(wider_sims[i_wide]))
+                beaten[(w, False)].append(beaten_share(cands.reply_vectors[i_mem], true))
+                beaten[(w, True)].append(beaten_share(wider.reply_vectors[i_wide], true))
     if not chosen:
         return {}
     out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
@@ -663,5 +679,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         out["realLineMrr"] = {str(w): round(float(np.mean(v)), 4) for w, v in reciprocal.items()}
         out["selectedCosineByWeight"] = {str(w): {"memory": round(float(np.mean(selected[(w, False)])), 4),
                                                   "withOwnThread": round(float(np.mean(selected[(w, True)])), 4)}
+                                         for w in FIT_WEIGHT_GRID}
+        out["selectedBeatenByWeight"] = {str(w): {"memory": round(float(np.mean(beaten[(w, False)])), 4),
+                                                  "withOwnThread": round(float(np.mean(beaten[(w, True)])), 4)}
                                          for w in FIT_WEIGHT_GRID}
     return out

@@ -36,7 +36,8 @@ def test_fit_records_what_it_learned_from(selector, split):
     assert not meta["usesMoveModel"]
     assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | set(predicted)
     # With or without the reply predictor: whichever brought the selected line closer on validation.
-    assert meta["val"]["chosenCosine"] >= meta["valOtherOption"]["chosenCosine"]
+    assert meta["val"]["chosenBeaten"] >= meta["valOtherOption"]["chosenBeaten"]
+    assert 0 < meta["val"]["chosenBeaten"] < 1
     assert selector.fit_model is not None and selector.temperature == 0.0
     # The fit weight is the grid's weight that ranked the real line highest on the validation split.
     mrr = meta["val"]["realLineMrr"]
