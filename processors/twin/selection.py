@@ -88,8 +88,9 @@ FIT_SAME_SESSION_NEGATIVES = 8
 FIT_WEIGHT = 0.5
 # The weights a version chooses among on its own validation split: the one that ranks the real next line
 # highest among memory's lines (mean reciprocal rank). Validation before the reply predictor, four
-# justices vs the podcast host: the justices' rank rises with the weight (chosen: 1.0), the host's falls (chosen: 0, closeness alone),
-# as their match and indistinguishability did. Above 1.0 the justices' match fell with no gain elsewhere.
+# justices vs the podcast host: the justices' rank rises with the weight (chosen: 1.0), the host's falls
+# (chosen: 0, closeness alone), as their match and indistinguishability did. Above 1.0 the justices' match
+# fell with no gain elsewhere.
 FIT_WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 # Fewer validation turns than this and the version keeps FIT_WEIGHT (the choice would be noise).
 MIN_TURNS_TO_CHOOSE_WEIGHT = 20
