@@ -163,7 +163,9 @@ def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
     for iid in SLICE_JUSTICES:
         artefacts = ProfileStore(postgres_dsn).active(tenant, iid).artefacts
         selector, move = artefacts["selector"], artefacts["moveModel"]
-        assert set(selector["weights"]) == set(FEATURE_NAMES) and selector["moments"] > 0, selector
+        # The reply predictor's feature joins them when the version chose it on its val split.
+        expected = set(FEATURE_NAMES) | ({"reply_vs_predicted"} if selector["replyPredictor"] else set())
+        assert set(selector["weights"]) == expected and selector["moments"] > 0, selector
         assert selector["val"]["turns"] > 0 and selector["val"]["oracleCosine"] >= selector["val"]["selectedCosine"]
         assert move["metrics"]["val"]["n"] > 0, move
     texts = [r[0] for r in pg.execute("SELECT twin_text FROM eval_samples WHERE tenant=%s AND run_id=%s",
