@@ -127,11 +127,13 @@ def test_the_reply_predictor_points_towards_what_is_said_next(split, embedder):
     scores lines with its cosine as one more feature."""
     sel = fit_selector(split.train, embedder, max_moments=40, seed=1)  # no val: the predictor is used
     assert sel.predictor is not None and sel.meta["features"][-1] == "reply_vs_predicted"
+    cands = sel.candidate_set([Exemplar.from_exchange(e) for t in split.train[:2] for e in exchanges(t)], embedder)
     gains = []
     for session in split.val:
         for ex in list(exchanges(session, max_context_turns=10**6))[1:]:
             query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
             real = embedder.embed_cached([ex.interviewer_reply.text])[0]
             gains.append(float(sel.predictor.predict(query.as_row())[0] @ real - sel.typical @ real))
+            assert np.isfinite(sel.scores(query, cands)).all()
             assert query.predicted is None  # scoring never changes the caller's query
     assert len(gains) > 30 and np.mean(gains) > 0, np.mean(gains)
