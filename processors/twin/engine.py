@@ -227,6 +227,17 @@ class TwinEngine:
             vector = self.memory.embed_situation(turns, candidate_turn)
             exemplars = self.memory.similar_moments(tenant, interviewer_id, profile.version, vector, self.retrieve_k)
             d["exemplars"] = len(exemplars)
+            if models.selector is not None and models.selector.uses_context and "selection" not in ablate:
+                # The interviewer's lines nearest the conversation itself join the moments nearest its
+                # situation (the selector was fitted on both).
+                from processors.twin.selection import CONTEXT_LINES, context_text
+
+                context = self.embedder.embed_cached([context_text(turns, candidate_turn)])[0]
+                seen = {e.exemplar_id for e in exemplars}
+                lines = [e for e in self.memory.similar_lines(tenant, interviewer_id, profile.version, context,
+                                                              CONTEXT_LINES) if e.exemplar_id not in seen]
+                exemplars = [*exemplars, *lines]
+                d["context_lines"] = len(lines)
             banned = topic_pattern(conf.prohibitedTopics)
             if banned is not None:
                 # Lines that raise a prohibited topic are not offered to either generator (the safety
@@ -385,7 +396,7 @@ class TwinEngine:
         from processors.twin.selection import moment_query
 
         query = moment_query(self.embedder, turns, candidate_turn, vector)
-        scores = selector.scores(query, selector.candidate_set(exemplars, self.embedder), decision.scores)
+        scores = selector.scores(query, selector.candidate_set(exemplars, self.embedder, vector), decision.scores)
         return sorted(zip(exemplars, (float(x) for x in scores)), key=lambda p: -p[1]), query
 
     def _draft_holds_up(self, selector: Any, query: Any, ordered: Sequence[tuple[Any, float]], draft: str,
@@ -399,7 +410,8 @@ class TwinEngine:
             return True
         exemplars = [e for e, _ in ordered]
         rewrite = exemplars[0].model_copy(update={"reply": draft, "exemplar_id": "", "move": None})
-        scores = selector.scores(query, selector.candidate_set([*exemplars, rewrite], self.embedder), decision.scores)
+        scores = selector.scores(query, selector.candidate_set([*exemplars, rewrite], self.embedder, query.situation),
+                                 decision.scores)
         return bool(scores[-1] >= scores[:-1].max())
 
     @staticmethod

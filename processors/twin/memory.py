@@ -75,26 +75,33 @@ class PersonaMemory:
 
         :param vectors: their ``situation_vectors`` when the caller already computed them (training
             fits the response selector on the same vectors).
+
+        Each exchange is written twice: as an ``exemplar`` (situation vector) and as a ``line`` (the
+        reply's vector); the count returned is of exchanges.
         """
+        from processors.twin.selection import tail
+
         items = list(items)
         written = 0
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             chunk_vectors = self.situation_vectors(chunk) if vectors is None else vectors[start:start + batch_size]
+            # The same string the response selector embeds for a line, so the worker's cache serves both.
+            line_vectors = self.embedder.embed_cached([tail(ex.interviewer_reply.text) for ex in chunk])
             objs = []
-            for ex, vec in zip(chunk, chunk_vectors):
+            for ex, vec, line_vec in zip(chunk, chunk_vectors, line_vectors):
                 exemplar = Exemplar.from_exchange(ex)
-                objs.append(VectorObject(
-                    key=f"{tenant}/{interviewer_id}/v{version}/{exemplar.key}",
-                    properties={
-                        "interviewerId": interviewer_id, "kind": "exemplar", "sessionId": ex.session_id,
-                        "context": exemplar.context, "candidateTurn": exemplar.candidate_turn,
-                        "reply": exemplar.reply, "move": exemplar.labelled_move().value,
-                        "key": exemplar.key, "version": version, "turnIndex": ex.index,
-                    },
-                    vector=vec,
-                ))
-            written += self.sink.upsert(tenant, objs)
+                properties = {
+                    "interviewerId": interviewer_id, "kind": "exemplar", "sessionId": ex.session_id,
+                    "context": exemplar.context, "candidateTurn": exemplar.candidate_turn,
+                    "reply": exemplar.reply, "move": exemplar.labelled_move().value,
+                    "key": exemplar.key, "version": version, "turnIndex": ex.index,
+                }
+                objs.append(VectorObject(key=f"{tenant}/{interviewer_id}/v{version}/{exemplar.key}",
+                                         properties=properties, vector=vec))
+                objs.append(VectorObject(key=f"{tenant}/{interviewer_id}/v{version}/line/{exemplar.key}",
+                                         properties={**properties, "kind": "line"}, vector=line_vec))
+            written += self.sink.upsert(tenant, objs) // 2
             if progress:
                 progress(len(chunk))
         return written
@@ -127,9 +134,20 @@ class PersonaMemory:
     def similar_moments(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
                         limit: int = 24, exclude_sessions: Iterable[str] = ()) -> list[Exemplar]:
         """The interviewer's past moments nearest to the situation, as generator exemplars."""
+        return self._exemplars(tenant, interviewer_id, version, vector, "exemplar", limit, exclude_sessions)
+
+    def similar_lines(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
+                      limit: int = 24, exclude_sessions: Iterable[str] = ()) -> list[Exemplar]:
+        """The interviewer's lines nearest to ``vector`` (the conversation's, ``selection.context_text``),
+        as generator exemplars whose ``score`` is that closeness. Versions indexed before lines were
+        written have none."""
+        return self._exemplars(tenant, interviewer_id, version, vector, "line", limit, exclude_sessions)
+
+    def _exemplars(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float], kind: str,
+                   limit: int, exclude_sessions: Iterable[str]) -> list[Exemplar]:
         excluded = set(exclude_sessions)
         hits = self.sink.near_vector(tenant, vector, limit=limit + (8 if excluded else 0),
-                                     where={"interviewerId": interviewer_id, "version": version, "kind": "exemplar"})
+                                     where={"interviewerId": interviewer_id, "version": version, "kind": kind})
         out = []
         for h in hits:
             p = h.properties

@@ -7,16 +7,17 @@ it is (MiniLM cosine) to what the interviewer really says next. Its inputs descr
 (moment, candidate line):
 
 * how the candidate line relates to this session: to the candidate's turn, the interviewer's
-  previous line, the conversation so far and the interviewer's own thread of lines, in meaning
-  (cosine) and in shared content words;
+  previous line, the conversation so far (its last turns, ``context_text``, and a mean of the recent
+  ones) and the interviewer's own thread of lines, in meaning (cosine) and in shared content words;
 * how the past moment relates to this one: situation similarity (the retrieval score) and the
   similarity of the two candidate turns;
 * the line itself: how typical it is of the interviewer (cosine to their mean line), length,
   question form;
 * the move: the probability the move model gives the move this line makes (when there is one).
 
-Training pairs come from the train split only: for sampled train moments, the top candidates by
-situation from the interviewer's *other* train sessions (what memory would return), each labelled
+Training pairs come from the train split only: for sampled train moments, the candidates memory would
+return from the interviewer's *other* train sessions (the moments nearest by situation and the lines
+nearest to the conversation), each labelled
 with its cosine to the real next line, centred per moment (only the order within a moment matters).
 Nothing of the evaluation (its discriminator, its distractor lines, the test split) is used.
 
@@ -25,14 +26,16 @@ how the line relates to this moment only (never to the past moment it came from)
 same train moments with the real line against misplaced ones (memory's lines from other sessions,
 and the same session's lines from other moments). Closeness alone favours the interviewer's most
 typical lines, which a reader spots; fit alone ignores what the line says. The order is the sum of
-both, standardised within the candidates, the second weighted per version (the weight of
-``FIT_WEIGHT_GRID`` that ranks the real line highest on the version's validation split).
+both, standardised within the candidates, the second weighted per version, plus the line's closeness
+to the conversation with a per-version weight (both weights chosen on the version's validation split:
+``_choose_on_val``).
 
 The engine asks memory (Weaviate) for candidates and lets the selector order them::
 
     selector = ResponseSelector.load(path)
     query = moment_query(embedder, history, candidate_turn, situation_vector)
-    order = np.argsort(-selector.scores(query, selector.candidate_set(exemplars, embedder)))
+    exemplars = memory.similar_moments(..., situation_vector) + memory.similar_lines(..., query.context)
+    order = np.argsort(-selector.scores(query, selector.candidate_set(exemplars, embedder, situation_vector)))
 """
 
 from __future__ import annotations
@@ -86,18 +89,28 @@ FIT_SAME_SESSION_NEGATIVES = 8
 # (.711/.683/.635/.616) and worse for the justices (.684/.505/.493/.191): a per-version weight is open.
 # Selectors with a fit model take their first line (no draw).
 FIT_WEIGHT = 0.5
-# The weights a version chooses among on its own validation split: the one that ranks the real next line
-# highest among memory's lines (mean reciprocal rank). Validation before the reply predictor, four
-# justices vs the podcast host: the justices' rank rises with the weight (chosen: 1.0), the host's falls
-# (chosen: 0, closeness alone), as their match and indistinguishability did. Above 1.0 the justices' match
+# The weights a version chooses among on its own validation split (with the context weight and the
+# own-thread switch: ``_choose_on_val``). Choosing by the real line's rank among the candidates instead
+# scored lower on both dev corpora's validation splits in every match rate. Above 1.0 the justices' match
 # fell with no gain elsewhere.
 FIT_WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
-# Fewer validation turns than this and the version keeps FIT_WEIGHT (the choice would be noise).
+# Weights of each line's standardised closeness to the conversation (``context_text``) beside the two
+# models, for selectors with context lines; chosen per version with the fit weight and the own-thread
+# switch, as the combination whose selected lines beat most of the interviewer's other lines on validation.
+CONTEXT_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0)
+# Fewer validation turns than this and the version keeps FIT_WEIGHT, no context weight and no own thread
+# (the choice would be noise).
 MIN_TURNS_TO_CHOOSE_WEIGHT = 20
 # The reply predictor's ridge penalty and the session-grouped folds whose out-of-fold predictions the
 # closeness and fit models learn from (in-sample predictions would look better than any at request time).
 REPLY_PREDICTOR_ALPHA = 30.0
 REPLY_PREDICTOR_FOLDS = 5
+# Lines nearest to the conversation itself (``context_text``) that join memory's nearest moments as
+# candidates. Memory's moments are near in *situation*, which says little about whether their line fits
+# here; on the validation split of four justices, the single line nearest the conversation beat .73 of the
+# justice's other lines in closeness to the real one, the selector over memory's moments .54-.65.
+CONTEXT_LINES = 24
+CONTEXT_TURNS = 2
 # Train lines (other sessions than any validation moment's) the selected line must beat (selection_report).
 DISTRACTOR_LINES = 200
 FIT_FEATURE_NAMES = (
@@ -117,6 +130,15 @@ def tail(text: str, n: int = TAIL_WORDS) -> str:
     """The last ``n`` words of ``text``, single-spaced (the same string as the move model embeds, so
     the worker's embedding cache serves both)."""
     return " ".join(text.split()[-n:])
+
+
+def context_text(history: Sequence[Turn], candidate_turn: str) -> str:
+    """The conversation as the line search embeds it: the last ``CONTEXT_TURNS`` turns and the candidate's
+    new turn, each by its tail, marked Q (interviewer) and A (candidate)."""
+    parts = [("Q: " if t.role == "interviewer" else "A: ") + tail(t.text) for t in list(history)[-CONTEXT_TURNS:]]
+    if candidate_turn.strip():
+        parts.append("A: " + tail(candidate_turn, 60))
+    return " ".join(parts) or "(the interview starts)"
 
 
 def _stems(text: str) -> frozenset[str]:
@@ -148,6 +170,9 @@ class MomentQuery:
     # What the selector's reply predictor expects the interviewer to say here (unit vector); None for
     # selectors without one. Set by the selector, never by the caller.
     predicted: np.ndarray | None = None
+    # The conversation's vector (``context_text``): the line search's query and a feature of selectors
+    # fitted with context lines (the selector drops it for others).
+    context: np.ndarray | None = None
 
     def as_row(self) -> np.ndarray:
         """The moment as one vector: the reply predictor's input."""
@@ -169,7 +194,8 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
     recent = [tail(t.text) for t in turns[-SESSION_TURNS:] if t.text.strip()]
     # Every text but the candidate's new turn was embedded for an earlier turn of the session: each
     # turn's tail is embedded once and cached, and the session and thread vectors are their means.
-    texts = [tail(candidate_turn) or ".", tail(previous) or ".", *recent, *(tail(x) for x in mine[-THREAD_LINES:])]
+    texts = [tail(candidate_turn) or ".", tail(previous) or ".", *recent, *(tail(x) for x in mine[-THREAD_LINES:]),
+             context_text(turns, candidate_turn)]
     if situation is None:
         texts.append(situation_text(turns, candidate_turn))
     vecs = embedder.embed_cached(texts)
@@ -177,6 +203,7 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
     recent_vecs = vecs[2:2 + len(recent)]
     thread_vecs = vecs[2 + len(recent):2 + len(recent) + min(THREAD_LINES, len(mine))]
     sit = vecs[-1] if situation is None else situation
+    context = vecs[-2] if situation is None else vecs[-1]
     session = _unit(recent_vecs.mean(axis=0)) if len(recent_vecs) else np.zeros(dim, dtype=np.float32)
     thread = _unit(thread_vecs.mean(axis=0)) if len(thread_vecs) else np.zeros(dim, dtype=np.float32)
     so_far = " ".join(t.text for t in turns[-SESSION_TURNS:])
@@ -184,7 +211,7 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
                        session=session, thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
                        has_previous_line=bool(previous), position=len(turns),
                        candidate_words=_stems(candidate_turn), session_words=_stems(so_far),
-                       history=tuple(turns), candidate_text=candidate_turn, previous_text=previous)
+                       history=tuple(turns), candidate_text=candidate_turn, previous_text=previous, context=context)
 
 
 @dataclass
@@ -232,7 +259,7 @@ def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndar
         r @ query.candidate_turn * hc, r @ query.previous_line * hp, r @ query.session, r @ query.thread * hp,
         cands.situation_scores, (cands.candidate_turn_vectors @ query.candidate_turn) * hc * cands.has_candidate_turn,
         r @ typical, lengths, questions, shared_c, shared_s, np.full(n, hc), np.full(n, hp),
-        np.full(n, math.log1p(query.position)), move_p, *_predicted_column(query, r),
+        np.full(n, math.log1p(query.position)), move_p, *_context_column(query, r), *_predicted_column(query, r),
     ])
 
 
@@ -256,7 +283,12 @@ def fit_features(query: MomentQuery, cands: CandidateSet) -> np.ndarray:
     repeats = np.array([float(bool(previous) and x.strip() == previous) for x in cands.replies])
     return np.column_stack([to_cand, to_prev, r @ query.session, r @ query.thread * hp, shared_c, shared_s,
                             lengths, questions, repeats, lengths * hc, questions * hc, to_cand * to_prev,
-                            *_predicted_column(query, r)])
+                            *_context_column(query, r), *_predicted_column(query, r)])
+
+
+def _context_column(query: MomentQuery, reply_vectors: np.ndarray) -> list[np.ndarray]:
+    """``reply_vs_context`` (each line's cosine to the conversation) for selectors fitted with context lines."""
+    return [] if query.context is None else [reply_vectors @ query.context]
 
 
 def _predicted_column(query: MomentQuery, reply_vectors: np.ndarray) -> list[np.ndarray]:
@@ -314,13 +346,17 @@ class ResponseSelector:
         candidates that memory returns need no embedding at request time.
     :param fit_model: the "would say this here" classifier (None in selectors saved before it existed).
     :param predictor: the reply predictor whose cosine is a feature of both models (None: no such feature).
+    :param situations: exemplar key -> the moment's situation vector, so a line that memory found by its
+        words (``PersonaMemory.similar_lines``) gets the same situation score as one found by its moment.
     """
 
     def __init__(self, model: Any, typical: np.ndarray, vectors: dict[str, tuple[np.ndarray, np.ndarray]],
-                 meta: dict[str, Any] | None = None, fit_model: Any = None, predictor: ReplyPredictor | None = None):
+                 meta: dict[str, Any] | None = None, fit_model: Any = None, predictor: ReplyPredictor | None = None,
+                 situations: dict[str, np.ndarray] | None = None):
         self.model = model
         self.fit_model = fit_model
         self.predictor = predictor
+        self.situations = situations or {}
         self.typical = np.asarray(typical, dtype=np.float32)
         self.vectors = vectors
         self.meta = meta or {}
@@ -331,8 +367,18 @@ class ResponseSelector:
         return 0.0 if self.fit_model is not None else SELECTION_TEMPERATURE
 
     # -- request time ---------------------------------------------------------------------------
-    def candidate_set(self, exemplars: Sequence[Any], embedder) -> CandidateSet:
-        """Vectors for memory's exemplars (stored ones; embedded when a line is not among them)."""
+    @property
+    def uses_context(self) -> bool:
+        """Whether the lines nearest the conversation join memory's moments as candidates (and their
+        closeness to it is a feature): selectors fitted before context lines have neither."""
+        return bool(self.meta.get("contextLines", False))
+
+    def candidate_set(self, exemplars: Sequence[Any], embedder, situation: np.ndarray | None = None) -> CandidateSet:
+        """Vectors for memory's exemplars (stored ones; embedded when a line is not among them).
+
+        :param situation: the moment's situation vector: each stored exemplar's situation score is its
+            cosine to it (what memory's moment search scores); others keep their ``score``.
+        """
         n = len(exemplars)
         dim = len(self.typical)
         r = np.zeros((n, dim), dtype=np.float32)
@@ -349,8 +395,14 @@ class ResponseSelector:
                                          + [tail(exemplars[i].candidate_turn) or "." for i in missing])
             r[missing], c[missing] = vecs[: len(missing)], vecs[len(missing):]
         moves = [(e.move.value if hasattr(e.move, "value") else e.move) if e.move else None for e in exemplars]
+        sit = np.array([float(e.score) for e in exemplars])
+        if situation is not None:
+            for i, e in enumerate(exemplars):
+                stored = self.situations.get(getattr(e, "exemplar_id", "") or "")
+                if stored is not None:
+                    sit[i] = float(stored @ situation)
         return CandidateSet(replies=[e.reply for e in exemplars], reply_vectors=r, candidate_turn_vectors=c,
-                            situation_scores=np.array([float(e.score) for e in exemplars]), moves=moves,
+                            situation_scores=sit, moves=moves,
                             has_candidate_turn=np.array([float(bool(e.candidate_turn)) for e in exemplars]),
                             words=[_stems(e.reply) for e in exemplars])
 
@@ -365,22 +417,28 @@ class ResponseSelector:
         closeness = self.closeness(query, cands, move_probs)
         if self.fit_model is None:
             return closeness
-        return self.combine(closeness, self.fit_scores(query, cands))
+        return self.combine(closeness, self.fit_scores(query, cands), self.context_closeness(query, cands))
+
+    def context_closeness(self, query: MomentQuery, cands: CandidateSet) -> np.ndarray | None:
+        """Each line's cosine to the conversation, for selectors with context lines (else None)."""
+        if not self.uses_context or query.context is None:
+            return None
+        return cands.reply_vectors @ query.context
 
     def closeness(self, query: MomentQuery, cands: CandidateSet,
                   move_probs: dict[str, float] | None = None) -> np.ndarray:
         """The closeness model's prediction alone (move probabilities used only if it was fitted with them)."""
         if not self.meta.get("usesMoveModel"):
             move_probs = None
-        return np.asarray(self.model.predict(candidate_features(self._predicting(query), cands, self.typical,
+        return np.asarray(self.model.predict(candidate_features(self._as_fitted(query), cands, self.typical,
                                                                 move_probs)))
 
-    def _predicting(self, query: MomentQuery) -> MomentQuery:
-        """The query with this selector's predicted reply, or with none if it has no predictor (a copy:
-        the caller's query stays as it was)."""
-        if self.predictor is None:
-            return query if query.predicted is None else replace(query, predicted=None)
-        return replace(query, predicted=self.predictor.predict(query.as_row())[0])
+    def _as_fitted(self, query: MomentQuery) -> MomentQuery:
+        """The query as this selector's models were fitted on it (a copy: the caller's query stays as it
+        was): with its predicted reply or none without a predictor, with the conversation's vector only if
+        it uses context lines."""
+        return replace(query, predicted=None if self.predictor is None else self.predictor.predict(query.as_row())[0],
+                       context=query.context if self.uses_context else None)
 
     @property
     def own_thread(self) -> bool:
@@ -389,18 +447,26 @@ class ResponseSelector:
         return bool(self.meta.get("ownThread", False))
 
     @property
+    def context_weight(self) -> float:
+        """The weight of each line's closeness to the conversation in the order (0 without context lines)."""
+        return float(self.meta.get("contextWeight", 0.0)) if self.uses_context else 0.0
+
+    @property
     def fit_weight(self) -> float:
         """The fit model's weight beside closeness: chosen on this version's validation split when it
         had one (``fit_selector``), else ``FIT_WEIGHT``."""
         return float(self.meta.get("fitWeight", FIT_WEIGHT))
 
-    def combine(self, closeness: np.ndarray, fit: np.ndarray, weight: float | None = None) -> np.ndarray:
+    def combine(self, closeness: np.ndarray, fit: np.ndarray, context: np.ndarray | None = None,
+                weight: float | None = None, context_weight: float | None = None) -> np.ndarray:
         w = self.fit_weight if weight is None else weight
-        return _standardised(closeness) + w * _standardised(fit)
+        out = _standardised(closeness) + w * _standardised(fit)
+        cw = self.context_weight if context_weight is None else context_weight
+        return out if context is None or cw == 0 else out + cw * _standardised(context)
 
     def fit_scores(self, query: MomentQuery, cands: CandidateSet) -> np.ndarray:
         """The fit model's log-odds that each line is what the interviewer said at this moment."""
-        return np.asarray(self.fit_model.decision_function(fit_features(self._predicting(query), cands)))
+        return np.asarray(self.fit_model.decision_function(fit_features(self._as_fitted(query), cands)))
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
@@ -414,6 +480,7 @@ class ResponseSelector:
                      "reply": np.stack([self.vectors[k][0] for k in keys]) if keys else np.zeros((0, 0)),
                      "candidate": np.stack([self.vectors[k][1] for k in keys]) if keys else np.zeros((0, 0)),
                      "meta": self.meta,
+                     "situation": np.stack([self.situations[k] for k in keys]) if self.situations else None,
                      "predictor": None if self.predictor is None else
                      {"coef": self.predictor.coef, "intercept": self.predictor.intercept}}, tmp)
         tmp.replace(path)
@@ -426,8 +493,10 @@ class ResponseSelector:
         data = joblib.load(path)  # nosec B301  # our own artefact, written by save() into the model folder
         vectors = {k: (data["reply"][i], data["candidate"][i]) for i, k in enumerate(data["keys"])}
         pred = data.get("predictor")
+        sit = data.get("situation")
         return cls(data["model"], data["typical"], vectors, data["meta"], data.get("fitModel"),
-                   ReplyPredictor(pred["coef"], pred["intercept"]) if pred else None)
+                   ReplyPredictor(pred["coef"], pred["intercept"]) if pred else None,
+                   {k: sit[i] for i, k in enumerate(data["keys"])} if sit is not None else None)
 
 
 def _move_probs(move_model: Any, query: MomentQuery) -> dict[str, float]:
@@ -441,7 +510,7 @@ def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
 
 def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
                  move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 300, top_k: int = 24,
-                 max_val_turns: int = 60, reply_predictor: bool = True,
+                 max_val_turns: int = 60, reply_predictor: bool = True, context_lines: bool = True,
                  seed: int = 0, progress: Callable[[float], None] | None = None) -> ResponseSelector:
     """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
 
@@ -449,6 +518,8 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         twice); computed when absent.
     :param move_model: the version's move model; its probability of each line's move is a feature.
     :param reply_predictor: fit a ``ReplyPredictor`` and use its cosine as a feature of both models.
+    :param context_lines: the ``CONTEXT_LINES`` lines nearest the conversation join memory's moments as
+        candidates, and each line's closeness to the conversation is a feature of both models.
     :raises ValueError: fewer than two train sessions (no other session to draw candidates from).
     """
     from sklearn.linear_model import LogisticRegression, Ridge
@@ -496,10 +567,11 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         if i_true is None:
             continue
         query = moment_query(embedder, history, cand, situations[i_true])
+        if not context_lines:
+            query.context = None
         if predictor is not None:  # out of fold; in-sample only when the moment's session had no fold
             query.predicted = held_out[i_true] if i_true in held_out else predictor.predict(query.as_row())[0]
-        top, cands = _nearest_situations(situations, everything, query, top_k,
-                                         allowed=np.flatnonzero(sessions != ex.session_id))
+        top, cands = _candidates(situations, everything, query, top_k, allowed=np.flatnonzero(sessions != ex.session_id))
         probs = _move_probs(move_model, query) if move_model is not None else None
         target = replies[top] @ replies[i_true]
         X.append(candidate_features(query, cands, typical, probs))
@@ -519,15 +591,15 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     X_all, y_all, fit_x_all, fit_y_all = np.vstack(X), np.concatenate(y), np.vstack(fit_x), np.concatenate(fit_y)
     vectors = {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}
     common: dict[str, Any] = {"moments": len(X), "pairs": int(len(y_all)), "topK": top_k, "poolLines": len(pool),
-                              "usesMoveModel": move_model is not None}
+                              "usesMoveModel": move_model is not None, "contextLines": context_lines}
+    context_names = ("reply_vs_context",) if context_lines else ()
 
     def build(with_predictor: bool) -> ResponseSelector:
         # The predictor's cosine is the last column of both matrices: without it, both models refit
         # on the other columns of the same moments.
-        cols, fit_cols = (slice(None), slice(None)) if with_predictor else (slice(0, len(FEATURE_NAMES)),
-                                                                             slice(0, len(FIT_FEATURE_NAMES)))
-        names = FEATURE_NAMES + (("reply_vs_predicted",) if with_predictor else ())
-        fit_names = FIT_FEATURE_NAMES + (("reply_vs_predicted",) if with_predictor else ())
+        names = FEATURE_NAMES + context_names + (("reply_vs_predicted",) if with_predictor else ())
+        fit_names = FIT_FEATURE_NAMES + context_names + (("reply_vs_predicted",) if with_predictor else ())
+        cols, fit_cols = slice(0, len(names)), slice(0, len(fit_names))
         model = Ridge(alpha=1.0).fit(X_all[:, cols], y_all)
         fit_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000)).fit(
             fit_x_all[:, fit_cols], fit_y_all)
@@ -536,7 +608,8 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
                 "fitWeights": {n: round(float(w), 4) for n, w in zip(fit_names, fit_model[-1].coef_[0])},
                 "replyPredictor": with_predictor,
                 "fitWeight": FIT_WEIGHT}  # replaced by the validation split's choice
-        return ResponseSelector(model, typical, vectors, meta, fit_model, predictor if with_predictor else None)
+        return ResponseSelector(model, typical, vectors, meta, fit_model, predictor if with_predictor else None,
+                                {k: situations[i] for i, k in enumerate(keys)})
 
     options = [build(False)] + ([build(True)] if predictor is not None else [])
     for option in options:
@@ -556,21 +629,20 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
 
 def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedder, situations: np.ndarray,
                    everything: CandidateSet, top_k: int, move_model: Any, max_turns: int, seed: int) -> dict[str, Any]:
-    """Measure ``selector`` on the validation sessions and set its fit weight and own-thread choice from
-    them; returns the report with ``chosenBeaten``: under the choices made, the share of the
-    interviewer's other lines the selected line beats in closeness to the real one."""
+    """Measure ``selector`` on the validation sessions and set its fit weight, context weight and
+    own-thread choice from them: the combination whose selected lines beat most of the interviewer's other
+    lines in closeness to the real one (the question the evaluation's cross-session match asks; raw cosine
+    would favour their most typical lines). Returns the report with that share as ``chosenBeaten``."""
     rep = selection_report(selector, val, embedder, situations, everything, top_k, move_model, max_turns=max_turns,
                            seed=seed)
     rep["chosenBeaten"] = 0.0
-    mrr = rep.get("realLineMrr") or {}
-    if mrr and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
-        # Ties go to the first (the lightest weight) of the grid.
-        best = max(mrr, key=lambda w: (mrr[w], -float(w)))
-        selector.meta["fitWeight"] = float(best)
-        at = rep["selectedCosineByWeight"][best]
-        selector.meta["ownThread"] = bool(at["withOwnThread"] > at["memory"])
-        beat = rep["selectedBeatenByWeight"][best]
-        rep["chosenBeaten"] = beat["withOwnThread" if selector.meta["ownThread"] else "memory"]
+    grid = rep.get("grid") or []
+    if grid and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
+        # Ties go to the lightest weights and to memory's lines alone (the grid's first entries).
+        best = max(grid, key=lambda g: g["beaten"])
+        selector.meta.update(fitWeight=best["fitWeight"], contextWeight=best["contextWeight"],
+                             ownThread=best["ownThread"])
+        rep["chosenBeaten"] = best["beaten"]
     return rep
 
 
@@ -600,12 +672,16 @@ def _fit_reply_predictor(full: Sequence[Exchange], key_index: dict[str, int], re
     return ReplyPredictor.fit(X, Y, REPLY_PREDICTOR_ALPHA), held_out
 
 
-def _nearest_situations(situations: np.ndarray, everything: CandidateSet, query: MomentQuery, top_k: int,
-                        allowed: np.ndarray | None = None) -> tuple[np.ndarray, CandidateSet]:
-    """What memory would return: the ``top_k`` moments nearest in situation (among ``allowed``)."""
+def _candidates(situations: np.ndarray, everything: CandidateSet, query: MomentQuery, top_k: int,
+                allowed: np.ndarray | None = None) -> tuple[np.ndarray, CandidateSet]:
+    """What memory would return (among ``allowed``): the ``top_k`` moments nearest in situation, and when
+    the query carries the conversation's vector, the ``CONTEXT_LINES`` lines nearest to it."""
     idx = np.arange(len(situations)) if allowed is None else allowed
     sims = situations[idx] @ query.situation
     top = idx[np.argsort(-sims)[:top_k]]
+    if query.context is not None:
+        near = idx[np.argsort(-(everything.reply_vectors[idx] @ query.context))[:CONTEXT_LINES]]
+        top = np.array(list(dict.fromkeys([*top.tolist(), *near.tolist()])))
     cands = everything.subset(top)
     cands.situation_scores = situations[top] @ query.situation
     return top, cands
@@ -616,8 +692,10 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                      seed: int = 0) -> dict[str, Any]:
     """On held-out sessions (a seeded sample of ``max_turns`` turns): mean cosine to the real next line
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
-    ceiling); and, for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line
-    when it is put among memory's candidates (``realLineMrr``)."""
+    ceiling); for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
+    is put among memory's candidates (``realLineMrr``); and for each combination of fit weight, context
+    weight and own-thread switch (``grid``), the selected line's mean cosine to the real one and the
+    share of the interviewer's other lines it beats in that closeness."""
     from processors.twin.offline_generator import own_thread_exemplars
     from processors.twin.policy import label_move
 
@@ -627,14 +705,17 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     # interviewer's lines from other sessions are? (Cosine alone rewards their most typical lines.)
     distractors = everything.reply_vectors[random.Random(seed).sample(range(len(everything)),  # nosec B311
                                                                       min(DISTRACTOR_LINES, len(everything)))]
-    beaten: dict[tuple[float, bool], list[float]] = {(w, t): [] for w in FIT_WEIGHT_GRID for t in (False, True)}
+    combos = [(w, cw, own) for w in FIT_WEIGHT_GRID
+              for cw in (CONTEXT_WEIGHT_GRID if selector.uses_context else (0.0,)) for own in (False, True)]
+    beaten: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
+    real_rank: dict[tuple[float, float], list[float]] = {(w, cw): [] for w, cw, _ in combos}
 
     def beaten_share(line: np.ndarray, real: np.ndarray) -> float:
         return float((distractors @ line < float(line @ real)).mean())
 
-    # Cosine of the selected line to the real one, per weight, from memory's lines alone and with the
-    # session's own earlier lines added (which a version uses is chosen from these).
-    selected: dict[tuple[float, bool], list[float]] = {(w, t): [] for w in FIT_WEIGHT_GRID for t in (False, True)}
+    # Cosine of the selected line to the real one, per combination of weights, from memory's lines alone
+    # and with the session's own earlier lines added.
+    selected: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
     _embed_turn_tails(embedder, sessions)
     moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
     if len(moments) > max_turns:
@@ -642,7 +723,9 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     for ex in moments:
         history, cand = _moment_of(ex)
         query = moment_query(embedder, history, cand)
-        _, cands = _nearest_situations(situations, everything, query, top_k)
+        if not selector.uses_context:
+            query.context = None
+        _, cands = _candidates(situations, everything, query, top_k)
         true, true_cand = embedder.embed_cached([tail(ex.interviewer_reply.text), tail(cand) or "."])
         sims = cands.reply_vectors @ true
         probs = _move_probs(move_model, query) if move_model is not None else None
@@ -660,17 +743,21 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
             closeness, fit = selector.closeness(query, both, probs), selector.fit_scores(query, both)
             own = own_thread_exemplars(history, ex.session_id, neutral)
             wider = cands.concat(selector.candidate_set(own, embedder)) if own else cands
-            wider_closeness, wider_fit = selector.closeness(query, wider, probs), selector.fit_scores(query, wider)
-            wider_sims = wider.reply_vectors @ true
+            scored = {False: (cands, closeness[:-1], fit[:-1]),
+                      True: (wider, selector.closeness(query, wider, probs), selector.fit_scores(query, wider))}
             for w in FIT_WEIGHT_GRID:
-                order = selector.combine(closeness, fit, w)
+                order = selector.combine(closeness, fit, weight=w)
                 reciprocal[w].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
-                i_mem = int(np.argmax(selector.combine(closeness[:-1], fit[:-1], w)))
-                i_wide = int(np.argmax(selector.combine(wider_closeness, wider_fit, w)))
-                selected[(w, False)].append(float(sims[i_mem]))
-                selected[(w, True)].append(float(wider_sims[i_wide]))
-                beaten[(w, False)].append(beaten_share(cands.reply_vectors[i_mem], true))
-                beaten[(w, True)].append(beaten_share(wider.reply_vectors[i_wide], true))
+            both_context = selector.context_closeness(query, both)
+            for w, cw, with_own in combos:
+                if not with_own:
+                    order = selector.combine(closeness, fit, both_context, weight=w, context_weight=cw)
+                    real_rank[(w, cw)].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
+                pool, c_scores, f_scores = scored[with_own]
+                i = int(np.argmax(selector.combine(c_scores, f_scores, selector.context_closeness(query, pool),
+                                                   weight=w, context_weight=cw)))
+                selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
+                beaten[(w, cw, with_own)].append(beaten_share(pool.reply_vectors[i], true))
     if not chosen:
         return {}
     out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
@@ -678,10 +765,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                            "oracleCosine": round(float(np.mean(best)), 4)}
     if selector.fit_model is not None:
         out["realLineMrr"] = {str(w): round(float(np.mean(v)), 4) for w, v in reciprocal.items()}
-        out["selectedCosineByWeight"] = {str(w): {"memory": round(float(np.mean(selected[(w, False)])), 4),
-                                                  "withOwnThread": round(float(np.mean(selected[(w, True)])), 4)}
-                                         for w in FIT_WEIGHT_GRID}
-        out["selectedBeatenByWeight"] = {str(w): {"memory": round(float(np.mean(beaten[(w, False)])), 4),
-                                                  "withOwnThread": round(float(np.mean(beaten[(w, True)])), 4)}
-                                         for w in FIT_WEIGHT_GRID}
+        out["grid"] = [{"fitWeight": w, "contextWeight": cw, "ownThread": own,
+                        "beaten": round(float(np.mean(beaten[(w, cw, own)])), 4),
+                        "realLineMrr": round(float(np.mean(real_rank[(w, cw)])), 4),
+                        "cosine": round(float(np.mean(selected[(w, cw, own)])), 4)} for w, cw, own in combos]
     return out

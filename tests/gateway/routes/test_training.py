@@ -115,7 +115,10 @@ async def test_training_without_recorded_consent_is_refused(api, pg):
 async def test_train_through_the_api_with_a_real_worker(api, owner, pg, postgres_dsn, worker_factory, weaviate_client,
                                                         tmp_path_factory):
     """POST → Kafka → trainer agent → PostgreSQL row, Weaviate objects, active version; GET follows it."""
+    from processors.twin.embeddings import get_embedder
+    from processors.twin.memory import PersonaMemory
     from processors.twin.profiles import ProfileStore
+    from processors.twin.selection import tail
     from sinks.weaviate import PERSONA_MEMORY, WeaviateSink
 
     prefix = f"T{uuid.uuid4().hex[:8]}"
@@ -142,6 +145,16 @@ async def test_train_through_the_api_with_a_real_worker(api, owner, pg, postgres
         sink = WeaviateSink(weaviate_client, PERSONA_MEMORY, prefix=prefix)
         assert sink.count(owner, {"interviewerId": "elena_kagan", "version": 1, "kind": "exemplar"}) \
             == profile.artefacts["counts"]["exchanges"]
+        # Each moment is indexed a second time by its line, for the line search (PersonaMemory.similar_lines).
+        assert sink.count(owner, {"interviewerId": "elena_kagan", "version": 1, "kind": "line"}) \
+            == profile.artefacts["counts"]["exchanges"]
+        embedder = get_embedder()
+        memory = PersonaMemory(sink, embedder)
+        some = sink.near_vector(owner, [1.0] + [0.0] * 383, limit=1,
+                                where={"interviewerId": "elena_kagan", "version": 1, "kind": "line"})[0].properties
+        found = memory.similar_lines(owner, "elena_kagan", 1, embedder.embed_cached([tail(some["reply"])])[0], 3)
+        assert found[0].reply == some["reply"] and found[0].score == pytest.approx(1.0, abs=1e-3)
+        assert found[0].exemplar_id == some["key"] and found[0].session_id == some["sessionId"]
         assert sink.count(owner, {"interviewerId": "elena_kagan", "version": 1, "kind": "preference"}) >= 2
         row = pg.execute("SELECT attempts, worker, heartbeat_at IS NOT NULL FROM training_jobs WHERE job_id=%s",
                          (job_id,)).fetchone()

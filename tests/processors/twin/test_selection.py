@@ -7,7 +7,7 @@ import pytest
 
 from processors.twin.corpus import chronological_split, exchanges
 from processors.twin.offline_generator import Exemplar
-from processors.twin.selection import (FEATURE_NAMES, FIT_FEATURE_NAMES, FIT_WEIGHT_GRID, ResponseSelector,
+from processors.twin.selection import (CONTEXT_WEIGHT_GRID, FEATURE_NAMES, FIT_FEATURE_NAMES, FIT_WEIGHT_GRID, ResponseSelector,
                                        fit_features, fit_selector, moment_query)
 
 JUSTICE = "ruth_bader_ginsburg"
@@ -28,25 +28,28 @@ def test_fit_records_what_it_learned_from(selector, split):
     meta = selector.meta
     predicted = ["reply_vs_predicted"] if selector.predictor is not None else []
     assert meta["replyPredictor"] == bool(predicted)
-    assert meta["features"] == list(FEATURE_NAMES) + predicted
+    assert meta["contextLines"] and selector.uses_context
+    assert meta["features"] == [*FEATURE_NAMES, "reply_vs_context", *predicted]
     assert meta["moments"] == 60
     assert set(meta["weights"]) == set(meta["features"])
     assert meta["poolLines"] == sum(1 for t in split.train for _ in exchanges(t))
     assert len(selector.vectors) == meta["poolLines"]
     assert not meta["usesMoveModel"]
-    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | set(predicted)
+    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | {"reply_vs_context", *predicted}
     # With or without the reply predictor: whichever brought the selected line closer on validation.
     assert meta["val"]["chosenBeaten"] >= meta["valOtherOption"]["chosenBeaten"]
     assert 0 < meta["val"]["chosenBeaten"] < 1
     assert selector.fit_model is not None and selector.temperature == 0.0
-    # The fit weight is the grid's weight that ranked the real line highest on the validation split.
     mrr = meta["val"]["realLineMrr"]
     assert set(mrr) == {str(w) for w in FIT_WEIGHT_GRID} and all(0 < v <= 1 for v in mrr.values())
-    best = max(mrr, key=lambda w: (mrr[w], -float(w)))
-    assert selector.fit_weight == float(best)
-    # The session's own earlier lines join the candidates when they brought the selected line closer.
-    at = meta["val"]["selectedCosineByWeight"][best]
-    assert selector.own_thread == (at["withOwnThread"] > at["memory"])
+    # Fit weight, context weight and own-thread switch: the combination whose selected lines beat the most
+    # of the justice's other lines on the validation split (the first such, lightest weights first).
+    grid = meta["val"]["grid"]
+    assert len(grid) == len(FIT_WEIGHT_GRID) * len(CONTEXT_WEIGHT_GRID) * 2
+    best = max(grid, key=lambda g: g["beaten"])
+    assert (selector.fit_weight, selector.context_weight, selector.own_thread) == \
+        (best["fitWeight"], best["contextWeight"], best["ownThread"])
+    assert meta["val"]["chosenBeaten"] == best["beaten"] == max(g["beaten"] for g in grid)
 
 
 def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embedder):
@@ -66,7 +69,7 @@ def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embe
             cands = CandidateSet(texts, vecs, vecs, np.zeros(len(texts)), [None] * len(texts),
                                  np.ones(len(texts)), [_stems(x) for x in texts])
             query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
-            assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES))
+            assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES) + 1)  # + context
             scores = selector.fit_scores(query, cands)
             wins += int((scores[0] > scores[1:]).sum())
             total += len(texts) - 1
@@ -103,6 +106,19 @@ def test_scores_follow_the_moment(selector, split, embedder):
     assert len(set(np.round(first, 6))) > 1  # it tells lines apart
 
 
+def test_a_line_found_by_its_words_gets_its_moments_situation_score(selector, split, embedder):
+    """Memory's line search scores a hit by its closeness to the conversation; the selector replaces that
+    by the stored moment's situation closeness, as memory's moment search would have scored it."""
+    ex = list(exchanges(split.val[0], max_context_turns=10**6))[4]
+    query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+    stored = [Exemplar.from_exchange(e, score=0.99) for e in list(exchanges(split.train[0]))[:5]]
+    unknown = Exemplar(reply="Is there a limiting principle?", score=0.3)
+    cands = selector.candidate_set([*stored, unknown], embedder, query.situation)
+    expected = [float(selector.situations[e.exemplar_id] @ query.situation) for e in stored]
+    assert np.allclose(cands.situation_scores[:-1], expected) and cands.situation_scores[-1] == pytest.approx(0.3)
+    assert not np.allclose(cands.situation_scores[:-1], 0.99)
+
+
 def test_save_and_load_give_the_same_scores(selector, split, embedder, tmp_path):
     path = selector.save(tmp_path / "selector.joblib")
     again = ResponseSelector.load(path)
@@ -125,8 +141,10 @@ def test_the_reply_predictor_points_towards_what_is_said_next(split, embedder):
     """Held-out moments: the predicted reply is closer to the real next line than the interviewer's
     typical line is (it predicts something about this moment), and the selector fitted with it
     scores lines with its cosine as one more feature."""
-    sel = fit_selector(split.train, embedder, max_moments=40, seed=1)  # no val: the predictor is used
-    assert sel.predictor is not None and sel.meta["features"][-1] == "reply_vs_predicted"
+    # No val: the predictor is used. Without context lines: the features of selectors fitted before them.
+    sel = fit_selector(split.train, embedder, max_moments=40, seed=1, context_lines=False)
+    assert sel.predictor is not None and sel.meta["features"] == [*FEATURE_NAMES, "reply_vs_predicted"]
+    assert not sel.uses_context
     cands = sel.candidate_set([Exemplar.from_exchange(e) for t in split.train[:2] for e in exchanges(t)], embedder)
     gains = []
     for session in split.val:
@@ -135,5 +153,5 @@ def test_the_reply_predictor_points_towards_what_is_said_next(split, embedder):
             real = embedder.embed_cached([ex.interviewer_reply.text])[0]
             gains.append(float(sel.predictor.predict(query.as_row())[0] @ real - sel.typical @ real))
             assert np.isfinite(sel.scores(query, cands)).all()
-            assert query.predicted is None  # scoring never changes the caller's query
+            assert query.predicted is None and query.context is not None  # scoring never changes the caller's query
     assert len(gains) > 30 and np.mean(gains) > 0, np.mean(gains)

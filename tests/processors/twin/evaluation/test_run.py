@@ -163,8 +163,11 @@ def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
     for iid in SLICE_JUSTICES:
         artefacts = ProfileStore(postgres_dsn).active(tenant, iid).artefacts
         selector, move = artefacts["selector"], artefacts["moveModel"]
-        # The reply predictor's feature joins them when the version chose it on its val split.
-        expected = set(FEATURE_NAMES) | ({"reply_vs_predicted"} if selector["replyPredictor"] else set())
+        # The conversation's closeness is a feature of every new version; the reply predictor's joins them
+        # when the version chose it on its val split.
+        assert selector["contextLines"]
+        expected = set(FEATURE_NAMES) | {"reply_vs_context"} | ({"reply_vs_predicted"} if selector["replyPredictor"]
+                                                                else set())
         assert set(selector["weights"]) == expected and selector["moments"] > 0, selector
         assert selector["val"]["turns"] > 0 and selector["val"]["oracleCosine"] >= selector["val"]["selectedCosine"]
         assert move["metrics"]["val"]["n"] > 0, move
