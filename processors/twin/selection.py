@@ -694,8 +694,9 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
     ceiling); for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
     is put among memory's candidates (``realLineMrr``); and for each combination of fit weight, context
-    weight and own-thread switch (``grid``), the selected line's mean cosine to the real one and the
-    share of the interviewer's other lines it beats in that closeness."""
+    weight and own-thread switch (``grid``), the selected line's mean cosine to the real one, the share of
+    the interviewer's other lines it beats in that closeness and its mean fit-model log-odds (beside the
+    real line's, ``realLineFit``: a plausibility check a future choice may use)."""
     from processors.twin.offline_generator import own_thread_exemplars
     from processors.twin.policy import label_move
 
@@ -709,6 +710,9 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
               for cw in (CONTEXT_WEIGHT_GRID if selector.uses_context else (0.0,)) for own in (False, True)]
     beaten: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
     real_rank: dict[tuple[float, float], list[float]] = {(w, cw): [] for w, cw, _ in combos}
+    # The fit model's log-odds that the selected line is said here, against the real line's.
+    selected_fit: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
+    real_fit: list[float] = []
 
     def beaten_share(line: np.ndarray, real: np.ndarray) -> float:
         return float((distractors @ line < float(line @ real)).mean())
@@ -749,6 +753,7 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                 order = selector.combine(closeness, fit, weight=w)
                 reciprocal[w].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
             both_context = selector.context_closeness(query, both)
+            real_fit.append(float(fit[-1]))
             for w, cw, with_own in combos:
                 if not with_own:
                     order = selector.combine(closeness, fit, both_context, weight=w, context_weight=cw)
@@ -757,6 +762,7 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                 i = int(np.argmax(selector.combine(c_scores, f_scores, selector.context_closeness(query, pool),
                                                    weight=w, context_weight=cw)))
                 selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
+                selected_fit[(w, cw, with_own)].append(float(f_scores[i]))
                 beaten[(w, cw, with_own)].append(beaten_share(pool.reply_vectors[i], true))
     if not chosen:
         return {}
@@ -768,5 +774,7 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         out["grid"] = [{"fitWeight": w, "contextWeight": cw, "ownThread": own,
                         "beaten": round(float(np.mean(beaten[(w, cw, own)])), 4),
                         "realLineMrr": round(float(np.mean(real_rank[(w, cw)])), 4),
+                        "fit": round(float(np.mean(selected_fit[(w, cw, own)])), 4),
                         "cosine": round(float(np.mean(selected[(w, cw, own)])), 4)} for w, cw, own in combos]
+        out["realLineFit"] = round(float(np.mean(real_fit)), 4)
     return out
