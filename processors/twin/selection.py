@@ -111,11 +111,6 @@ REPLY_PREDICTOR_FOLDS = 5
 # justice's other lines in closeness to the real one, the selector over memory's moments .54-.65.
 CONTEXT_LINES = 24
 CONTEXT_TURNS = 2
-# Off by default: on the validation splits (``twin eval --on val``) they raised the justices' match rates
-# (.695/.560 → .717/.587 cross/same, indistinguishability .510 → .562) but made the podcast host's lines
-# more on-topic than the host is (indistinguishability .983 → .667 at equal match). Until a version can
-# choose them without the evaluation's discriminator, training leaves them off.
-CONTEXT_LINES_DEFAULT = False
 # Train lines (other sessions than any validation moment's) the selected line must beat (selection_report).
 DISTRACTOR_LINES = 200
 FIT_FEATURE_NAMES = (
@@ -515,7 +510,7 @@ def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
 
 def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
                  move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 300, top_k: int = 24,
-                 max_val_turns: int = 60, reply_predictor: bool = True, context_lines: bool = CONTEXT_LINES_DEFAULT,
+                 max_val_turns: int = 60, reply_predictor: bool = True, context_lines: bool = True,
                  seed: int = 0, progress: Callable[[float], None] | None = None) -> ResponseSelector:
     """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
 

@@ -21,8 +21,7 @@ def split(scotus):
 
 @pytest.fixture(scope="module")
 def selector(split, embedder) -> ResponseSelector:
-    return fit_selector(split.train, embedder, val=split.val, max_moments=60, max_val_turns=40, seed=0,
-                        context_lines=True)
+    return fit_selector(split.train, embedder, val=split.val, max_moments=60, max_val_turns=40, seed=0)
 
 
 def test_fit_records_what_it_learned_from(selector, split):

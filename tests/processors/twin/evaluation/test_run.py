@@ -156,18 +156,18 @@ def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
     import re
 
     from processors.twin.profiles import ProfileStore
-    from processors.twin.selection import CONTEXT_LINES_DEFAULT, FEATURE_NAMES
+    from processors.twin.selection import FEATURE_NAMES
 
     tenant, result, _ = eval_run
     out = json.loads(result.stdout)
     for iid in SLICE_JUSTICES:
         artefacts = ProfileStore(postgres_dsn).active(tenant, iid).artefacts
         selector, move = artefacts["selector"], artefacts["moveModel"]
-        # The conversation's closeness is a feature when the version uses context lines (training's default:
-        # CONTEXT_LINES_DEFAULT); the reply predictor's when the version chose it on its val split.
-        assert selector["contextLines"] == CONTEXT_LINES_DEFAULT
-        expected = set(FEATURE_NAMES) | ({"reply_vs_context"} if selector["contextLines"] else set()) \
-            | ({"reply_vs_predicted"} if selector["replyPredictor"] else set())
+        # The conversation's closeness is a feature of every new version; the reply predictor's joins them
+        # when the version chose it on its val split.
+        assert selector["contextLines"]
+        expected = set(FEATURE_NAMES) | {"reply_vs_context"} | ({"reply_vs_predicted"} if selector["replyPredictor"]
+                                                                else set())
         assert set(selector["weights"]) == expected and selector["moments"] > 0, selector
         assert selector["val"]["turns"] > 0 and selector["val"]["oracleCosine"] >= selector["val"]["selectedCosine"]
         assert move["metrics"]["val"]["n"] > 0, move
