@@ -701,7 +701,6 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     from processors.twin.policy import label_move
 
     chosen, first, best = [], [], []
-    reciprocal: dict[float, list[float]] = {w: [] for w in FIT_WEIGHT_GRID}
     # As the evaluation's cross-session match asks: is the selected line closer to the real one than the
     # interviewer's lines from other sessions are? (Cosine alone rewards their most typical lines.)
     distractors = everything.reply_vectors[random.Random(seed).sample(range(len(everything)),  # nosec B311
@@ -747,20 +746,18 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
             closeness, fit = selector.closeness(query, both, probs), selector.fit_scores(query, both)
             own = own_thread_exemplars(history, ex.session_id, neutral)
             wider = cands.concat(selector.candidate_set(own, embedder)) if own else cands
-            scored = {False: (cands, closeness[:-1], fit[:-1]),
-                      True: (wider, selector.closeness(query, wider, probs), selector.fit_scores(query, wider))}
-            for w in FIT_WEIGHT_GRID:
-                order = selector.combine(closeness, fit, weight=w)
-                reciprocal[w].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
+            # Per pool: its lines and their closeness, fit and conversation scores (computed once for the grid).
+            scored = {False: (cands, closeness[:-1], fit[:-1], selector.context_closeness(query, cands)),
+                      True: (wider, selector.closeness(query, wider, probs), selector.fit_scores(query, wider),
+                             selector.context_closeness(query, wider))}
             both_context = selector.context_closeness(query, both)
             real_fit.append(float(fit[-1]))
             for w, cw, with_own in combos:
                 if not with_own:
                     order = selector.combine(closeness, fit, both_context, weight=w, context_weight=cw)
                     real_rank[(w, cw)].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
-                pool, c_scores, f_scores = scored[with_own]
-                i = int(np.argmax(selector.combine(c_scores, f_scores, selector.context_closeness(query, pool),
-                                                   weight=w, context_weight=cw)))
+                pool, c_scores, f_scores, x_scores = scored[with_own]
+                i = int(np.argmax(selector.combine(c_scores, f_scores, x_scores, weight=w, context_weight=cw)))
                 selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
                 selected_fit[(w, cw, with_own)].append(float(f_scores[i]))
                 beaten[(w, cw, with_own)].append(beaten_share(pool.reply_vectors[i], true))
@@ -770,7 +767,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                            "retrievalTop1Cosine": round(float(np.mean(first)), 4),
                            "oracleCosine": round(float(np.mean(best)), 4)}
     if selector.fit_model is not None:
-        out["realLineMrr"] = {str(w): round(float(np.mean(v)), 4) for w, v in reciprocal.items()}
+        # The real line's rank under each fit weight alone (no conversation weight).
+        out["realLineMrr"] = {str(w): round(float(np.mean(real_rank[(w, 0.0)])), 4) for w in FIT_WEIGHT_GRID}
         out["grid"] = [{"fitWeight": w, "contextWeight": cw, "ownThread": own,
                         "beaten": round(float(np.mean(beaten[(w, cw, own)])), 4),
                         "realLineMrr": round(float(np.mean(real_rank[(w, cw)])), 4),
