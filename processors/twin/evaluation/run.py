@@ -432,7 +432,9 @@ def turn_record(ex: Exchange) -> TurnRecord:
     so_far = " ".join(t.text for t in turns)
     return TurnRecord(ex.interviewer_id, ex.session_id, ex.index,
                       [{"role": t.role, "text": t.text} for t in turns[-CONTEXT_TURNS_STORED:]], cand,
-                      ex.interviewer_reply.text, situation=M.Situation(cand, previous, so_far))
+                      ex.interviewer_reply.text,
+                      situation=M.Situation(cand, previous, so_far,
+                                            tuple(t.text for t in turns if t.role == "interviewer" and t.text.strip())))
 
 
 def _wait_for_version(responder: Responder, tenant: str, iid: str, version: int, timeout_s: float = 30.0) -> None:

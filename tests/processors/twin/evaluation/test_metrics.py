@@ -317,6 +317,18 @@ def test_the_discriminator_sees_a_repeated_previous_line(embedder, kagan):
     assert repeat.value < 0.3
 
 
+def test_the_discriminator_sees_a_line_said_earlier_in_the_session(embedder, kagan):
+    """Saying again a line the interviewer said earlier in the session, not only the previous one, is a
+    feature of its own: real interviewers do it for about one line in 200, and nothing else in the
+    features shows it when the line is an ordinary line of theirs."""
+    lines = [t for _, t in kagan[:6]]
+    told = M.Situation("", lines[5], " ".join(lines[:6]), tuple(lines[:6]))
+    x = M.reply_features([lines[2], lines[5], "Is the statute ambiguous?"], [told] * 3, embedder)
+    assert x[:, -1].tolist() == [1.0, 1.0, 0.0]   # said earlier / said just before / new
+    assert x[:, -2].tolist() == [0.0, 1.0, 0.0]   # the previous line only
+    assert M.reply_features([lines[2]], [M.Situation("", lines[5], " ".join(lines[:6]))], embedder)[0, -1] == 0.0
+
+
 # --------------------------------------------------------------------------- red team
 class _EchoResponder:
     """A twin that repeats what the candidate asks for: the suite must catch it."""
