@@ -35,7 +35,8 @@ def test_fit_records_what_it_learned_from(selector, split):
     assert meta["poolLines"] == sum(1 for t in split.train for _ in exchanges(t))
     assert len(selector.vectors) == meta["poolLines"]
     assert not meta["usesMoveModel"]
-    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | {"reply_vs_context", *predicted}
+    assert meta["saidBefore"]
+    assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | {"said_before", "reply_vs_context", *predicted}
     # With or without the reply predictor: whichever brought the selected line closer on validation.
     assert meta["val"]["chosenBeaten"] >= meta["valOtherOption"]["chosenBeaten"]
     assert 0 < meta["val"]["chosenBeaten"] < 1
@@ -47,6 +48,7 @@ def test_fit_records_what_it_learned_from(selector, split):
     grid = meta["val"]["grid"]
     assert len(grid) == len(FIT_WEIGHT_GRID) * len(CONTEXT_WEIGHT_GRID) * 2
     best = max(grid, key=lambda g: g["beaten"])
+    assert 0 < best["beatenSe"] < 0.2
     assert (selector.fit_weight, selector.context_weight, selector.own_thread) == \
         (best["fitWeight"], best["contextWeight"], best["ownThread"])
     assert meta["val"]["chosenBeaten"] == best["beaten"] == max(g["beaten"] for g in grid)
@@ -69,12 +71,29 @@ def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embe
             cands = CandidateSet(texts, vecs, vecs, np.zeros(len(texts)), [None] * len(texts),
                                  np.ones(len(texts)), [_stems(x) for x in texts])
             query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
-            assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES) + 1)  # + context
+            assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES) + 2)  # + said, context
             scores = selector.fit_scores(query, cands)
             wins += int((scores[0] > scores[1:]).sum())
             total += len(texts) - 1
     assert total > 200
     assert wins / total > 0.6, wins / total
+
+
+def test_a_line_already_said_in_the_session_is_less_plausible(selector, split, embedder):
+    """The fit model learned from the session's earlier lines among its negatives: the same line scores
+    lower when the justice already said it here than when they did not (people rarely repeat a line)."""
+    from dataclasses import replace
+
+    assert selector.meta["fitWeights"]["said_before"] < 0
+    session = split.val[0]
+    ex = list(exchanges(session, max_context_turns=10**6))[-1]
+    query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+    earlier = sorted(query.said)[:5]
+    assert earlier and all(x in query.said for x in earlier)
+    cands = selector.candidate_set([Exemplar(reply=x, score=0.5) for x in earlier], embedder)
+    said = selector.fit_scores(query, cands)
+    not_said = selector.fit_scores(replace(query, said=frozenset()), cands)
+    assert (said < not_said).all(), (said, not_said)
 
 
 def test_selected_lines_are_closer_to_the_real_next_line_than_retrieval_top1(selector):
