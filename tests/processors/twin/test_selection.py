@@ -36,6 +36,8 @@ def test_fit_records_what_it_learned_from(selector, split):
     assert len(selector.vectors) == meta["poolLines"]
     assert not meta["usesMoveModel"]
     assert meta["saidBefore"]
+    # Typicality is no longer a feature (its column stays, at zero, so every version has one layout).
+    assert meta["typicality"] is False and meta["weights"]["typicality"] == 0.0
     assert set(meta["fitWeights"]) == set(FIT_FEATURE_NAMES) | {"said_before", "reply_vs_context", *predicted}
     # With or without the reply predictor: whichever brought the selected line closer on validation.
     assert meta["val"]["chosenBeaten"] >= meta["valOtherOption"]["chosenBeaten"]
@@ -77,6 +79,23 @@ def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embe
             total += len(texts) - 1
     assert total > 200
     assert wins / total > 0.6, wins / total
+
+
+def test_versions_fitted_with_typicality_keep_it(selector, split, embedder):
+    """A selector whose meta says it was fitted with typicality (every version before it was dropped) still
+    feeds the column to its model: only the stored choice decides."""
+    import copy
+
+    ex = list(exchanges(split.val[0], max_context_turns=10**6))[-1]
+    query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+    cands = selector.candidate_set([Exemplar.from_exchange(e) for e in exchanges(split.train[0])][:12], embedder)
+    older = copy.copy(selector)
+    older.meta = {**selector.meta, "typicality": True}
+    older.model = copy.deepcopy(selector.model)
+    older.model.coef_ = selector.model.coef_.copy()
+    older.model.coef_[FEATURE_NAMES.index("typicality")] = 1.0
+    gap = older.closeness(query, cands) - selector.closeness(query, cands)
+    assert np.allclose(gap, cands.reply_vectors @ selector.typical, atol=1e-5)
 
 
 def test_a_line_already_said_in_the_session_is_less_plausible(selector, split, embedder):
