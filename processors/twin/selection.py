@@ -264,7 +264,8 @@ def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndar
     return np.column_stack([
         r @ query.candidate_turn * hc, r @ query.previous_line * hp, r @ query.session, r @ query.thread * hp,
         cands.situation_scores, (cands.candidate_turn_vectors @ query.candidate_turn) * hc * cands.has_candidate_turn,
-        r @ typical if typical is not None else np.zeros(n), lengths, questions, shared_c, shared_s, np.full(n, hc), np.full(n, hp),
+        r @ typical if typical is not None else np.zeros(n), lengths, questions, shared_c, shared_s,
+        np.full(n, hc), np.full(n, hp),
         np.full(n, math.log1p(query.position)), move_p, *_context_column(query, r), *_predicted_column(query, r),
     ])
 
@@ -527,7 +528,8 @@ def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
 def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
                  move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 300, top_k: int = 24,
                  max_val_turns: int = 60, reply_predictor: bool = True, context_lines: bool = True,
-                 said_before: bool = True, typicality: bool = False, seed: int = 0, progress: Callable[[float], None] | None = None) -> ResponseSelector:
+                 said_before: bool = True, typicality: bool = False, seed: int = 0,
+                 progress: Callable[[float], None] | None = None) -> ResponseSelector:
     """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
 
     :param situation_vectors: exemplar key -> the retrieval vector memory indexed (saves embedding them
