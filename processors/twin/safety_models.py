@@ -630,9 +630,12 @@ def is_register(row: dict) -> bool:
 
 
 def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
-                  register: list[bool] | None = None) -> tuple[list[str], list[int], list[str], list[str]]:
-    """Texts, labels, details and groups (template families) for one head, with augmentations;
-    ``register`` (if given) is filled with whether each text is an ordinary-register negative."""
+                  register: list[bool] | None = None,
+                  fold_by: str = "group") -> tuple[list[str], list[int], list[str], list[str]]:
+    """Texts, labels, details and groups for one head, with augmentations; ``register`` (if given) is
+    filled with whether each text is an ordinary-register negative. ``fold_by``: what a group is, a
+    row's phrasing (``"group"``) or its whole template family (``"family"``: out-of-fold scores then
+    measure phrasings written unlike any the head trained on, as the frozen test part's are)."""
     texts: list[str] = []
     labels: list[int] = []
     details: list[str] = []
@@ -663,10 +666,11 @@ def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
         if r["label"] in skip:
             continue
         y = int(r["label"] == head)
-        g = r.get("group") or r["family"]
+        g = r.get(fold_by) or r["family"]
+        core_group = r.get("group") or r["family"]
         current["register"] = is_register(r)
         if y:
-            core = _violating_units(r["text"], shortest[g])
+            core = _violating_units(r["text"], shortest[core_group])
             for u in core:
                 add(u, 1, r["topic"], g)
         else:
@@ -893,13 +897,61 @@ def _gate_threshold(scores: np.ndarray, y: np.ndarray, gate_recall: float) -> fl
     return float(pos[int(np.floor((1 - gate_recall) * len(pos)))]) - 1e-6 if len(pos) else 0.0
 
 
+@dataclass
+class HeadExamples:
+    """One head's training examples: text, label, detail (topic or kind), fold group, whether it is a
+    real line of the register the false-positive budget is spent on, and which real line a unit was cut
+    from (-1: not one)."""
+
+    texts: list[str]
+    labels: list[int]
+    details: list[str]
+    groups: list[str]
+    register: list[bool]
+    line_ids: list[int]
+
+
+def head_examples(rows: list[dict], head: str, rng: np.random.Generator, real: list[tuple[str, str, str]],
+                  turns: list[tuple[str, str, str]], fold_by: str = "group") -> HeadExamples:
+    """``head``'s examples: the suite's development rows of its stage, the repository's sample
+    interviews, the augmentations, and the real lines (interviewer lines ``real`` for the output heads,
+    candidate turns ``turns`` for elicitation) cut into the units the checks score."""
+    stage_rows = [r for r in rows if head != "elicitation" or r["stage"] == "input" or r["label"] == "none"]
+    register: list[bool] = []
+    texts, labels, details, groups = _training_set(stage_rows, head, rng, register, fold_by=fold_by)
+    extra = _sample_negatives()
+    texts, labels, details = texts + extra, labels + [0] * len(extra), details + [""] * len(extra)
+    groups = groups + [f"sample{i // 8}" for i in range(len(extra))]
+    register += [True] * len(extra)
+    line_ids = [-1] * len(texts)
+    for t, yy, d, g in _augmentations(head):
+        texts.append(t)
+        labels.append(yy)
+        details.append(d)
+        groups.append(g.split(":")[0] if fold_by == "family" else g)  # "kind:template" -> the kind
+        register.append(False)
+        line_ids.append(-1)
+    # Interviewer lines are the output heads' register; candidate turns the elicitation head's.
+    for k, (line, corpus, session) in enumerate(turns if head == "elicitation" else real):
+        for u in LearnedChecks._units_for(line):
+            texts.append(u)
+            labels.append(0)
+            details.append("")
+            groups.append(f"{corpus}:{session}")
+            register.append(True)
+            line_ids.append(k)
+    return HeadExamples(texts, labels, details, groups, register, line_ids)
+
+
 def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
           cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.001,
           hard_budget: float = 0.10, gate_c: float = 3.0, gate_recall: float = 0.99, gate_pass: float = 0.02,
           folds: int = 5, seed: int = 14, corpora: Path | None = DEFAULT_CORPORA, corpus_lines: int = 2500,
-          checks: "LearnedChecks | None" = None) -> dict[str, Any]:
+          checks: "LearnedChecks | None" = None, fold_by: str = "group") -> dict[str, Any]:
     """Fit every head on the development part (+ augmentations), choose C and thresholds out of fold
-    (folds keep a phrasing's variants together), save.
+    (folds keep a phrasing's variants together; ``fold_by="family"`` keeps a whole template family
+    together, so the out-of-fold recall is that of phrasings unlike any the head trained on, as the
+    frozen test part's are), save. ``report[head]["oof_recall_by_group"]``: recall per fold group.
 
     Each head is a cascade: a cheap gate (hashed word n-grams, hand features, profanity probability)
     whose threshold lets ``gate_recall`` of the out-of-fold positives through unless that lets more
@@ -923,30 +975,9 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     report: dict[str, Any] = {"corpus_lines": dict(sorted(Counter(c for _, c, _ in real).items())),
                               "corpus_candidate_turns": dict(sorted(Counter(c for _, c, _ in turns).items()))}
     for head in HEADS:
-        stage_rows = [r for r in rows if head != "elicitation" or r["stage"] == "input" or r["label"] == "none"]
-        register: list[bool] = []
-        texts, labels, details, groups = _training_set(stage_rows, head, rng, register)
-        extra = _sample_negatives()
-        texts, labels, details = texts + extra, labels + [0] * len(extra), details + [""] * len(extra)
-        groups = groups + [f"sample{i // 8}" for i in range(len(extra))]
-        register += [True] * len(extra)
-        line_ids = [-1] * len(texts)
-        for t, yy, d, g in _augmentations(head):
-            texts.append(t)
-            labels.append(yy)
-            details.append(d)
-            groups.append(g)
-            register.append(False)
-            line_ids.append(-1)
-        # Interviewer lines are the output heads' register; candidate turns the elicitation head's.
-        for k, (line, corpus, session) in enumerate(turns if head == "elicitation" else real):
-            for u in LearnedChecks._units_for(line):
-                texts.append(u)
-                labels.append(0)
-                details.append("")
-                groups.append(f"{corpus}:{session}")
-                register.append(True)
-                line_ids.append(k)
+        ex = head_examples(rows, head, rng, real, turns, fold_by)
+        texts, labels, details, groups, register = ex.texts, ex.labels, ex.details, ex.groups, ex.register
+        line_ids = ex.line_ids
         lid = np.array(line_ids)
         x = checks.featurize(texts)
         xc = checks.cheap_features(texts)
@@ -992,7 +1023,10 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
                         "oof_recall": round(float((oof[pos] >= threshold).mean()), 4),
                         "oof_fp_rate": round(float((oof[~pos] >= threshold).mean()), 4),
                         "oof_fp_rate_register": round(float((_line_max(oof, lid, reg) >= threshold).mean()), 4),
-                        "register_negatives": int(len(_line_max(oof, lid, reg)))}
+                        "register_negatives": int(len(_line_max(oof, lid, reg))),
+                        "oof_recall_by_group": {
+                            f: round(float((oof[pos & (np.array(groups) == f)] >= threshold).mean()), 3)
+                            for f in sorted({g for g, p in zip(groups, pos) if p})}}
     # The offensive-language model on its own: the lowest threshold that keeps its false positives on
     # the development negatives (both stages, the toxicity head's rows) within half the budgets.
     tox_rows = [r for r in rows if r["label"] in ("toxicity", "none", "prohibited_question", "pii_leak")]
@@ -1093,12 +1127,17 @@ def _cli() -> None:
                   corpora: Path = typer.Option(DEFAULT_CORPORA, help="folder of <name>/dev.jsonl transcript sets whose "
                                                "train-part interviewer lines join the real lines (read, never stored); "
                                                "missing: the suite's own real lines only"),
-                  corpus_lines: int = typer.Option(2500, help="real interviewer lines drawn from each corpus")):
+                  corpus_lines: int = typer.Option(2500, help="real interviewer lines drawn from each corpus"),
+                  fold_by: str = typer.Option("group", help="what the out-of-fold split keeps together: 'group' (a "
+                                              "phrasing's variants) or 'family' (a whole template family: the "
+                                              "out-of-fold recall then estimates recall on phrasings written unlike "
+                                              "any the heads trained on)")):
         """Fit the heads and thresholds on the development part and write the artefact."""
         if not corpora.is_dir():
             typer.echo(f"note: no corpora at {corpora}; the budgets use the suite's real lines only", err=True)
         report = train(dev, out, cs=[float(v) for v in c.split(",")], target_recall=target_recall, fp_budget=fp_budget,
-                       hard_budget=hard_budget, gate_pass=gate_pass, corpora=corpora, corpus_lines=corpus_lines)
+                       hard_budget=hard_budget, gate_pass=gate_pass, corpora=corpora, corpus_lines=corpus_lines,
+                       fold_by=fold_by)
         typer.echo(json.dumps(report, indent=2))
         typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
 

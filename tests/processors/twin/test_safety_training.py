@@ -37,6 +37,22 @@ def test_the_training_set_has_no_wrapper_sentence_as_a_positive():
     assert "It said nothing about marriage." in negatives and "is he married to anyone at the moment?" in negatives
 
 
+def test_family_folds_keep_a_template_family_together():
+    rows = [
+        {"text": "Are you married?", "label": "prohibited_question", "topic": "marital_status", "stage": "output",
+         "source": "synthetic:x", "family": "marital_direct", "group": "g1"},
+        {"text": "Is there a wife at home?", "label": "prohibited_question", "topic": "marital_status",
+         "stage": "output", "source": "synthetic:x", "family": "marital_direct", "group": "g2"},
+    ]
+    _, _, _, by_group = sm._training_set(rows, "prohibited_question", np.random.default_rng(0))
+    _, _, _, by_family = sm._training_set(rows, "prohibited_question", np.random.default_rng(0), fold_by="family")
+    assert set(by_group) == {"g1", "g2"} and set(by_family) == {"marital_direct"}
+    # The written phrasings' templates fold by their kind (every template of "age" in one fold).
+    ex = sm.head_examples(rows, "prohibited_question", np.random.default_rng(0), [], [], fold_by="family")
+    written = {g for g, t in zip(ex.groups, ex.texts) if t.startswith("Out of curiosity, what year were you born")}
+    assert written == {"age"}
+
+
 def test_a_real_line_spends_the_budget_once_whatever_its_number_of_sentences():
     scores = np.array([0.9, 0.1, 0.2, 0.95, 0.3, 0.4])
     line_ids = np.array([0, 0, 0, 1, -1, -1])
