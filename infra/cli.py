@@ -511,5 +511,6 @@ from infra import cli_eval  # noqa: E402,F401 - registers the eval command
 from infra import cli_admin  # noqa: E402,F401 - registers keys and audit commands
 from infra import cli_config  # noqa: E402,F401 - registers config get/set/unset/reset
 from infra import cli_canary  # noqa: E402,F401 - registers canary status/start/promote/rollback/evaluate
+from infra import cli_refresh  # noqa: E402,F401 - registers refresh status/run/pause/resume
 from infra import cli_retention  # noqa: E402,F401 - registers retention show/set/run
 from infra import cli_crypto  # noqa: E402,F401 - registers crypto generate-key/status/rotate/encrypt-existing

@@ -333,14 +333,12 @@ def _train_here(conn, job) -> dict[str, Any]:
     return _job_row(conn, job.jobId)
 
 
-def _train_via_kafka(conn, job, timeout: float) -> dict[str, Any]:
+def send_training_job(conn, job) -> None:
+    """Publish a queued job's ``TrainingJob`` on ``training.jobs``; when Kafka does not take it, mark
+    its row failed (no worker would ever run it) and exit with the reason."""
     from infra.clients import kafka_producer
     from schemas.codec import encode_model
     from schemas.topics import TRAINING_JOBS, key_for
-
-    conn.execute("INSERT INTO training_jobs (job_id, tenant, interviewer_id, dataset_ref, options, status, message)"
-                 " VALUES (%s, %s, %s, %s, %s, 'queued', 'queued')",
-                 (job.jobId, job.tenant, job.interviewerId, job.datasetRef, json.dumps(job.options)))
 
     async def send() -> None:
         producer = kafka_producer(settings)
@@ -356,7 +354,15 @@ def _train_via_kafka(conn, job, timeout: float) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         conn.execute("UPDATE training_jobs SET status='failed', message='not queued: Kafka unreachable' WHERE job_id=%s",
                      (job.jobId,))
+        conn.commit()
         _fail(f"cannot reach Kafka at {settings.KAFKA_BOOTSTRAP} ({type(exc).__name__}: {exc}); run `infra/up`")
+
+
+def _train_via_kafka(conn, job, timeout: float) -> dict[str, Any]:
+    conn.execute("INSERT INTO training_jobs (job_id, tenant, interviewer_id, dataset_ref, options, status, message)"
+                 " VALUES (%s, %s, %s, %s, %s, 'queued', 'queued')",
+                 (job.jobId, job.tenant, job.interviewerId, job.datasetRef, json.dumps(job.options)))
+    send_training_job(conn, job)
     deadline = time.monotonic() + timeout
     with _progress() as progress:
         task = progress.add_task(f"job {job.jobId[:8]} ({job.interviewerId})", total=100, note="queued")

@@ -222,6 +222,10 @@ class Settings(BaseSettings):
     CANARY_SAFETY_MARGIN: float = Field(default=0.0, ge=0, le=1)  # ... or the safety-intervention rate higher by more
     CANARY_SAFETY_ALPHA: float = Field(default=0.05, gt=0, lt=1)  # ... significantly (one-sided two-proportion test)
 
+    # Periodic refresh (processors/twin/refresh.py): the refresh_controller agent looks at every
+    # interviewer this often; the policy itself (enabled, thresholds, canary share) is configuration.
+    REFRESH_INTERVAL_S: float = Field(default=60.0, gt=0)
+
     # Loose ends of issue 15: variables the code used to read from os.environ directly (a test keeps
     # it that way: tests/test_settings_only.py), and the durability of audit records and revocations.
     TWIN_AGENTS: str = ""  # comma-separated agents a worker runs (empty: all); `twin worker --agents` sets it

@@ -62,6 +62,8 @@ COMPONENTS: tuple[str, ...] = (
     "safety_filter",
     "eval_sampling",
     "training_jobs",
+    "dataset_growth",
+    "refresh_controller",
     "analytics",
 )
 
@@ -158,7 +160,7 @@ SESSIONS_LIFECYCLE = TopicSpec(
     cleanup_policy="compact",  # the latest state of every session, replayable from offset 0
     description="Session created/updated/ended/erased, with consent flags and video URL.",
     producers=("gateway",),
-    consumers=("session_storage",),
+    consumers=("session_storage", "dataset_growth"),
 )
 TWIN_REQUESTS = TopicSpec(
     "twin.requests",
@@ -244,8 +246,8 @@ TRAINING_JOBS = TopicSpec(
     partitions=1,
     retention_ms=30 * _DAY_MS,
     cleanup_policy="delete",
-    description="Training requests from POST /api/digital-twin/train.",
-    producers=("gateway", "training_jobs"),
+    description="Training requests from POST /api/digital-twin/train and from the refresh controller.",
+    producers=("gateway", "training_jobs", "refresh_controller"),
     consumers=("training_jobs",),
 )
 TRAINING_STATUS = TopicSpec(

@@ -252,9 +252,11 @@ def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn
     log_dir = tmp_path_factory.mktemp("workers")
 
     def start(name: str = "worker", agents: str = "", extra_env: dict[str, str] | None = None) -> ManagedProcess:
-        # The canary controller acts on every running canary in the database; tests that start and
-        # evaluate canaries by hand must not race a background one, so it runs only where asked for.
-        env = {**process_env, "TWIN_AGENTS": agents, "CANARY_EVAL_INTERVAL_S": "86400", **(extra_env or {})}
+        # The canary and refresh controllers act on every running canary and refresh in the database;
+        # tests that start and evaluate them by hand must not race a background one, so they run only
+        # where asked for.
+        env = {**process_env, "TWIN_AGENTS": agents, "CANARY_EVAL_INTERVAL_S": "86400", "REFRESH_INTERVAL_S": "86400",
+               **(extra_env or {})}
         mp = ManagedProcess(name, [sys.executable, "-m", "processors.engine.app", "worker", "-l", "info",
                                    "--without-web"], env, log_dir, _worker_ready, timeout=120)
         started.append(mp)

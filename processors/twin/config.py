@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 from pydantic.alias_generators import to_camel
 
 __all__ = [
-    "CONTROL_NAMES", "TOOL_NAMES", "ControlsLayer", "FlagsLayer", "TwinConfig", "EffectiveControls", "EffectiveFlags",
+    "CONTROL_NAMES", "TOOL_NAMES", "ControlsLayer", "FlagsLayer", "RefreshLayer", "TwinConfig", "EffectiveControls",
+    "EffectiveFlags", "EffectiveRefresh",
     "EffectiveConfig", "StoredLayer", "ConfigConflict", "ConfigStore", "merge_patch", "layer_from_profile", "resolve",
     "cache_key", "generation_key", "load_layers_async", "write_layer_async", "bump_generation_async", "topic_pattern",
 ]
@@ -108,6 +109,22 @@ class FlagsLayer(BaseModel):
         default=None, description="Use the version's fine-tuned model / adapter when it has one (else the base model).")
 
 
+class RefreshLayer(BaseModel):
+    """Periodic refresh of one layer (processors/twin/refresh.py); None = inherit."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = Field(
+        default=None, description="Retrain on its own when due (default off): new consented live sessions train a "
+                                  "new version, which goes to a canary, never straight to live.")
+    minNewSessions: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        default=None, description="Due when this many consented live sessions ended since the newest version.")
+    maxDays: Annotated[float, Field(gt=0, le=3650)] | None = Field(
+        default=None, description="... or when the newest version is this many days old (and any session is new).")
+    canaryShare: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="Share of sessions the refreshed version's canary serves.")
+    paused: bool | None = Field(default=None, description="Held by an operator (`twin refresh pause`).")
+
+
 class TwinConfig(BaseModel):
     """One configuration layer (tenant or interviewer), as stored and as PUT by the admin API."""
 
@@ -122,6 +139,7 @@ class TwinConfig(BaseModel):
     companyGuidelines: Annotated[list[Guideline], Field(max_length=50)] | None = Field(
         default=None, description="Instructions given to the LLM generator (tenant's first, then the interviewer's).")
     flags: FlagsLayer = Field(default_factory=FlagsLayer)
+    refresh: RefreshLayer = Field(default_factory=RefreshLayer)
 
     @field_validator("prohibitedTopics", "companyGuidelines")
     @classmethod
@@ -151,6 +169,14 @@ class EffectiveFlags(BaseModel):
     adapters: bool = True
 
 
+class EffectiveRefresh(BaseModel):
+    enabled: bool = False
+    minNewSessions: int = 20
+    maxDays: float = 30.0
+    canaryShare: float = 0.1
+    paused: bool = False
+
+
 class EffectiveConfig(BaseModel):
     """What applies to one interviewer (or, without one, to the tenant) right now."""
 
@@ -160,6 +186,7 @@ class EffectiveConfig(BaseModel):
     prohibitedTopics: list[str] = Field(default_factory=list)
     companyGuidelines: list[str] = Field(default_factory=list)
     flags: EffectiveFlags = Field(default_factory=EffectiveFlags)
+    refresh: EffectiveRefresh = Field(default_factory=EffectiveRefresh)
     versions: dict[str, int] = Field(default_factory=dict, description="Version of each layer (0: not set).")
     updatedAt: datetime | None = None
     sources: dict[str, str] = Field(default_factory=dict, description="Which layer set each value.")
@@ -235,8 +262,10 @@ def resolve(tenant: str, interviewer_id: str | None, layers: list[tuple[str, Twi
     """Merge ``layers`` (lowest first, named e.g. profile/tenant/interviewer) over the defaults."""
     controls = EffectiveControls().model_dump()
     flags = EffectiveFlags().model_dump()
+    refresh = EffectiveRefresh().model_dump()
     sources = {f"controls.{k}": "default" for k in controls if k != "locked"}
     sources.update({f"flags.{k}": "default" for k in flags})
+    sources.update({f"refresh.{k}": "default" for k in refresh})
     topics: list[str] = []
     guidelines: list[str] = []
     locked: list[str] = []
@@ -250,12 +279,16 @@ def resolve(tenant: str, interviewer_id: str | None, layers: list[tuple[str, Twi
         for key, value in layer.flags.model_dump(exclude_none=True).items():
             flags[key] = value
             sources[f"flags.{key}"] = name
+        for key, value in layer.refresh.model_dump(exclude_none=True).items():
+            refresh[key] = value
+            sources[f"refresh.{key}"] = name
         topics += layer.prohibitedTopics or []
         guidelines += layer.companyGuidelines or []
     controls["locked"] = locked
     return EffectiveConfig(tenant=tenant, interviewerId=interviewer_id, controls=EffectiveControls(**controls),
                            prohibitedTopics=_clean_list(topics) or [], companyGuidelines=_clean_list(guidelines) or [],
-                           flags=EffectiveFlags(**flags), versions=versions or {}, updatedAt=updated_at,
+                           flags=EffectiveFlags(**flags), refresh=EffectiveRefresh(**refresh),
+                           versions=versions or {}, updatedAt=updated_at,
                            sources=sources)
 
 
