@@ -80,6 +80,9 @@ def refresh_status(interviewer: Optional[str] = typer.Argument(None, help="Inter
     if as_json:
         print(json.dumps([st.to_json() for st in rows], default=str))
         return
+    if not rows:
+        console.print(f"no trained interviewer in tenant {tenant!r}", highlight=False)
+        return
     table = Table(title=f"refresh of {tenant}")
     for col in ("interviewer", "policy", "versions", "new sessions", "next refresh", "running", "last refresh"):
         table.add_column(col, overflow="fold")

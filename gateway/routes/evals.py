@@ -286,9 +286,29 @@ async def record_rating(rating_id: str, body: RatingChoice, request: Request, ra
 
 
 # --------------------------------------------------------------------------- scores
+async def _refreshes(request: Request, tenant: str, interviewer_id: str) -> list[dict[str, Any]]:
+    """The interviewer's latest refreshes (processors/twin/refresh.py), newest first: why each started,
+    its versions, and its canary's decision with both versions' live scores (the canary's last
+    evaluation: samples, mean online score and safety-intervention rate per arm)."""
+    rows = await _query(request, "SELECT r.run_id, r.status, r.reason, r.new_sessions, r.baseline_version,"
+                                 " r.candidate_version, r.message, r.created_at, r.updated_at, c.canary_id, c.result"
+                                 " FROM refresh_runs r LEFT JOIN canary_deployments c ON c.canary_id = r.canary_id"
+                                 " WHERE r.tenant=%s AND r.interviewer_id=%s ORDER BY r.created_at DESC LIMIT 20",
+                        (tenant, interviewer_id))
+    out = []
+    for run_id, status, reason, new, base, cand, message, created, updated, canary_id, result in rows:
+        arms = result or {}
+        out.append({"runId": run_id, "status": status, "reason": reason, "newSessions": new,
+                    "baselineVersion": base, "candidateVersion": cand, "message": message,
+                    "createdAt": created.isoformat(), "updatedAt": updated.isoformat(), "canaryId": canary_id,
+                    "candidate": arms.get("candidate"), "baseline": arms.get("baseline")})
+    return out
+
+
 @router.get("/{interviewerId}", response_model=EvalScoresPublic, responses=error_responses(400, 403, 404, 503))
 async def get_eval_scores(interviewerId: str, request: Request, principal: EvalAuth, settings: SettingsDep) -> Any:
-    """Latest scores and trend of one interviewer, from stored evaluation runs and human ratings."""
+    """Latest scores and trend of one interviewer, from stored evaluation runs and human ratings;
+    ``details.refreshes``: its periodic refreshes with their canaries' decisions and per-version scores."""
     tenant = principal.tenant
     principal.require_interviewer(interviewerId)
     await _interviewer_known(request, tenant, interviewerId)
@@ -325,6 +345,7 @@ async def get_eval_scores(interviewerId: str, request: Request, principal: EvalA
                                       "semantic": v.get("semantic"), "style": v.get("style"),
                                       "indistinguishability": v.get("indistinguishability")}
                                   for k, v in (scores.get("baselines") or {}).items()})
+    details["refreshes"] = await _refreshes(request, tenant, interviewerId)
     return EvalScoresPublic(
         interviewerId=interviewerId,
         latestScores=LatestScores(matchRate=latest.matchRate if latest else None,

@@ -145,6 +145,11 @@ def test_new_consented_sessions_refresh_the_twin_through_a_canary(refresh_app, p
         for step in ("refresh.train", "train_interviewer", "canary.start", "canary.promote", "refresh.promoted"):
             assert step in actions, (step, actions)
         assert actions.index("refresh.train") < actions.index("canary.start") < actions.index("refresh.promoted")
+        [shown] = http.get(f"/api/digital-twin/eval/{IID}").json()["details"]["refreshes"]
+        assert (shown["runId"], shown["status"], shown["candidateVersion"], shown["baselineVersion"]) == (
+            run_id, "promoted", 2, 1)
+        assert shown["candidate"]["scored"] >= MIN_SAMPLES and shown["baseline"]["scored"] >= MIN_SAMPLES
+        assert shown["candidate"]["meanScore"] is not None and shown["baseline"]["meanScore"] is not None
         actors = dict(pg.execute("SELECT action, actor FROM audit_log WHERE tenant=%s AND action IN"
                                  " ('refresh.train', 'canary.start', 'canary.promote')", (TENANT,)).fetchall())
         assert actors == {"refresh.train": "refresh_controller", "canary.start": "refresh_controller",
