@@ -454,28 +454,36 @@ def ensure_split(conn: psycopg.Connection, tenant: str, interviewer_id: str, dat
     """The interviewer's stored chronological split of ``sessions``; assigns and stores what is new.
 
     Sessions already assigned keep their split forever (a test session never becomes training
-    data). Sessions seen for the first time get the split that a chronological split of all the
-    given sessions proposes for them, so later sessions land in test. ``resplit=True`` forgets
-    the stored split first. Returns the split and whether a stored split was reused.
+    data). Sessions seen for the first time fill what each part lacks of the shares a chronological
+    split of all the given sessions has (``val``, ``test``), in time order: the earlier new sessions
+    go to train, the later ones to validation and test. The first time, that is the chronological
+    split itself; as sessions accrue (a refresh), train grows with the test set instead of every new
+    session landing in test. ``resplit=True`` forgets the stored split first. Returns the split and
+    whether a stored split was reused.
     """
     proposal = chronological_split(sessions, val=val, test=test)
-    proposed = {t.session_id: name for name in ("train", "val", "test") for t in getattr(proposal, name)}
-    order = {t.session_id: i for i, t in enumerate(proposal.train + proposal.val + proposal.test)}
+    ordered = proposal.train + proposal.val + proposal.test  # chronological
+    order = {t.session_id: i for i, t in enumerate(ordered)}
     with conn.transaction():
         # One assignment at a time per interviewer: two jobs must not both assign new sessions.
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"split/{tenant}/{interviewer_id}",))
         if resplit:
             conn.execute("DELETE FROM interviewer_splits WHERE tenant=%s AND interviewer_id=%s", (tenant, interviewer_id))
         existing = stored_split(conn, tenant, interviewer_id)
-        new = [t for t in sessions if t.session_id not in existing]
+        present = Counter(existing[t.session_id] for t in ordered if t.session_id in existing)
+        lacking = {name: max(0, len(getattr(proposal, name)) - present[name]) for name in ("train", "val", "test")}
+        assigned = dict(existing)
+        new = [t for t in ordered if t.session_id not in existing]
+        for t in new:
+            name = next((n for n in ("train", "val", "test") if lacking[n] > 0), "test")
+            lacking[name] -= 1
+            assigned[t.session_id] = name
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO interviewer_splits (tenant, interviewer_id, session_id, split, position, dataset_ref)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(tenant, interviewer_id, t.session_id, proposed[t.session_id], order[t.session_id], dataset_ref)
+                [(tenant, interviewer_id, t.session_id, assigned[t.session_id], order[t.session_id], dataset_ref)
                  for t in new])
-    assigned = {**proposed, **existing}
-    ordered = proposal.train + proposal.val + proposal.test  # chronological
     split = Split(train=[t for t in ordered if assigned[t.session_id] == "train"],
                   val=[t for t in ordered if assigned[t.session_id] == "val"],
                   test=[t for t in ordered if assigned[t.session_id] == "test"])

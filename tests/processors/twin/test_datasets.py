@@ -6,7 +6,7 @@ import pytest
 
 from infra.crypto import DATASET_TURNS
 from processors.twin import datasets as ds
-from processors.twin.corpus import Transcript
+from processors.twin.corpus import Transcript, chronological_split
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +101,17 @@ def test_split_is_chronological_stored_and_stable(pg, tenant):
     # Different fractions later change nothing: the stored split wins.
     again, reused = ds.ensure_split(pg, tenant, "dana", "ds_x", list(reversed(_sessions(10))), val=0.4, test=0.4)
     assert reused and [t.session_id for t in again.train] == [t.session_id for t in first.train]
-    # New, later sessions are held out; old ones keep their split.
+    # New sessions fill what each part lacks, earlier ones train, the newest held out; old ones keep their split.
     grown, _ = ds.ensure_split(pg, tenant, "dana", "ds_x", _sessions(15), val=0.1, test=0.2)
-    assert {t.session_id for t in grown.test} >= {"s08", "s09", "s13", "s14"}
-    assert {t.session_id for t in first.train} <= {t.session_id for t in grown.train}
+    proposal = chronological_split(_sessions(15), val=0.1, test=0.2)
+    assert [len(grown.train), len(grown.val), len(grown.test)] == [len(proposal.train), len(proposal.val),
+                                                                    len(proposal.test)]
+    assert {t.session_id for t in grown.test} >= {"s08", "s09", "s14"}
+    assert {t.session_id for t in first.train} | {"s10", "s11"} <= {t.session_id for t in grown.train}
     assert "s09" not in {t.session_id for t in grown.train}
+    # As sessions keep coming, training keeps growing (not every new session lands in test).
+    more, _ = ds.ensure_split(pg, tenant, "dana", "ds_x", _sessions(30), val=0.1, test=0.2)
+    assert len(more.train) >= 20 and {t.session_id for t in grown.test} <= {t.session_id for t in more.test}
     fresh, reused = ds.ensure_split(pg, tenant, "dana", "ds_x", _sessions(15), resplit=True)
     assert not reused and len(fresh.test) == 3
 
