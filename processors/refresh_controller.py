@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 AGENT = "refresh_controller"
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refresh-controller")
 _configs = None
+_engine = None
 
 
 def refresh_round() -> list[dict]:
-    """The plain job: one round of :func:`processors.twin.refresh.tick`; returns the jobs to publish."""
+    """The plain job: one round of :func:`processors.twin.refresh.tick`, then the offline comparison of
+    each refreshed version whose canary started; returns the training jobs to publish."""
     global _configs
     from infra.db import connect
     from processors.twin.canary import Thresholds
@@ -37,7 +39,28 @@ def refresh_round() -> list[dict]:
 
     if _configs is None:
         _configs = ConfigStore(settings.POSTGRES_DSN)
-    return tick(lambda: connect(settings), _configs, Thresholds.from_settings(settings))
+    jobs = tick(lambda: connect(settings), _configs, Thresholds.from_settings(settings))
+    compare_round()
+    return jobs
+
+
+def compare_round() -> list[dict]:
+    """Score each refreshed version and its baseline with the honest evaluation (once per refresh)."""
+    global _engine
+    from infra.db import connect
+    from processors.twin.refresh import compare_run, pending_comparisons
+
+    with connect(settings) as conn:
+        pending = pending_comparisons(conn)
+    if pending and _engine is None:
+        from processors.twin.engine import TwinEngine
+
+        _engine = TwinEngine.from_settings(settings)  # the respond path's engine, kept for the worker's life
+    out = []
+    for run in pending:
+        out.append(compare_run(lambda: connect(settings), settings, run, _engine))
+        log.warning("refresh %s: versions compared (%s)", run.run_id, out[-1]["outcome"])
+    return out
 
 
 def _not_queued(job_id: str) -> None:

@@ -14,7 +14,8 @@ A refresh of one interviewer, one row of ``refresh_runs``:
    ones whose consent was withdrawn or that were erased (``datasets.sync_live_sessions``), and the stored
    chronological split extends: old test sessions never become training data.
 3. **Canary** (:func:`advance`): once the job succeeded, a canary of the new version against the active
-   one at ``canaryShare``, decided by the canary controller's rules.
+   one at ``canaryShare``, decided by the canary controller's rules. Beside it, the honest evaluation
+   scores both versions on the interviewer's stored test sessions (:func:`compare_run`).
 4. **Decided**: the canary's status (promoted, rolled_back, aborted) is the refresh's. A failed job or
    a canary that cannot start ends the refresh as ``failed``.
 
@@ -37,7 +38,7 @@ from processors.twin.config import ConfigStore, EffectiveRefresh
 from processors.twin.datasets import is_live, live_ref
 
 __all__ = ["CONTROLLER", "RefreshError", "RefreshStatus", "RefreshRun", "status", "due", "start_refresh",
-           "advance", "tick", "set_paused", "runs"]
+           "advance", "tick", "set_paused", "runs", "pending_comparisons", "compare_run"]
 
 CONTROLLER = "refresh_controller"
 OPEN = ("training", "canary")
@@ -284,6 +285,41 @@ def tick(connect, configs: ConfigStore, thresholds: canaries.Thresholds, now: da
                     continue  # another controller (or an operator's job) got there first
                 jobs.append(job)
     return jobs
+
+
+def pending_comparisons(conn, limit: int = 5) -> list[RefreshRun]:
+    """Refreshes whose version was trained and sent to a canary but not yet compared offline with the
+    version it may replace (every attempt leaves a ``refresh.compare`` audit record)."""
+    sql = (f"SELECT {_RUN_COLUMNS} FROM refresh_runs r WHERE r.candidate_version IS NOT NULL"  # nosec B608  # constant
+           " AND r.canary_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.tenant = r.tenant"
+           " AND a.action = 'refresh.compare' AND a.resource_id = r.run_id) ORDER BY r.created_at LIMIT %s")
+    return [RefreshRun(*row) for row in conn.execute(sql, (limit,)).fetchall()]
+
+
+def compare_run(connect, cfg, run: RefreshRun, engine, actor: str = CONTROLLER) -> dict[str, Any]:
+    """The honest evaluation's scores of a refresh's candidate and baseline on the interviewer's stored
+    test sessions (``evaluation.versions.compare_versions``; stored as ``eval_runs`` rows
+    ``refresh-<run>:v<N>``), recorded once with its audit record. Too little held-out data is
+    ``skipped``, an error ``failed``: the canary decides either way."""
+    from processors.twin.evaluation.versions import VersionComparisonError, compare_versions
+
+    versions = [run.candidate_version, run.baseline_version]
+    detail: dict[str, Any] = {"runId": run.run_id, "interviewerId": run.interviewer_id, "versions": versions}
+    try:
+        scores = compare_versions(cfg, run.tenant, run.interviewer_id, versions, engine=engine,
+                                  run_id=f"refresh-{run.run_id}")
+        outcome = "ok"
+        detail["scores"] = {f"v{v}": {k: scores[v].get(k) for k in ("match_rate_cross", "match_rate_same",
+                                                                     "rank_same", "indistinguishability")}
+                            for v in versions}
+    except VersionComparisonError as exc:
+        outcome, detail["message"] = "skipped", str(exc)
+    except Exception as exc:  # noqa: BLE001 - a failed comparison must not stop the refresh loop
+        outcome, detail["message"] = "failed", f"{type(exc).__name__}: {exc}"
+    with connect() as conn:
+        audit.record(conn, run.tenant, actor, "refresh.compare", "refresh", run.run_id, outcome=outcome,
+                     detail=detail)
+    return {"outcome": outcome, **detail}
 
 
 def set_paused(configs: ConfigStore, tenant: str, interviewer_id: str, paused: bool, actor: str) -> None:

@@ -123,6 +123,7 @@ def test_new_consented_sessions_refresh_the_twin_through_a_canary(refresh_app, p
                              " WHERE job_id=%s", (job_id,)).fetchone()
         assert trained[:3] == ("succeeded", f"live:{TENANT}", {"activate": False})
         assert sum(trained[3].values()) == FIRST + LATER  # the new sessions joined the old ones
+        assert trained[3]["train"] > first["result"]["split"]["train"]  # and the training part grew
         assert pg.execute("SELECT active FROM interviewer_profiles WHERE tenant=%s AND interviewer_id=%s"
                           " AND version=2", (TENANT, IID)).fetchone() == (False,)
 
@@ -142,7 +143,8 @@ def test_new_consented_sessions_refresh_the_twin_through_a_canary(refresh_app, p
         assert pg.execute("SELECT version FROM interviewer_profiles WHERE tenant=%s AND interviewer_id=%s AND active",
                           (TENANT, IID)).fetchone() == (2,)
         actions = _actions(pg)
-        for step in ("refresh.train", "train_interviewer", "canary.start", "canary.promote", "refresh.promoted"):
+        for step in ("refresh.train", "train_interviewer", "canary.start", "refresh.compare", "canary.promote",
+                     "refresh.promoted"):
             assert step in actions, (step, actions)
         assert actions.index("refresh.train") < actions.index("canary.start") < actions.index("refresh.promoted")
         [shown] = http.get(f"/api/digital-twin/eval/{IID}").json()["details"]["refreshes"]
@@ -150,6 +152,15 @@ def test_new_consented_sessions_refresh_the_twin_through_a_canary(refresh_app, p
             run_id, "promoted", 2, 1)
         assert shown["candidate"]["scored"] >= MIN_SAMPLES and shown["baseline"]["scored"] >= MIN_SAMPLES
         assert shown["candidate"]["meanScore"] is not None and shown["baseline"]["meanScore"] is not None
+        # Beside the canary, the honest evaluation scored both versions on the stored test sessions.
+        compared = _wait(lambda: pg.execute("SELECT outcome, detail FROM audit_log WHERE tenant=%s AND action="
+                                            "'refresh.compare' AND resource_id=%s", (TENANT, run_id)).fetchone(),
+                         120, "the offline comparison")
+        assert compared[0] == "ok", compared
+        trend = http.get(f"/api/digital-twin/eval/{IID}").json()
+        offline = trend["details"]["refreshes"][0]["offline"]
+        assert set(offline) == {"v1", "v2"} and all(0 <= s["matchRate"] <= 1 for s in offline.values()), offline
+        assert {p["profileVersion"] for p in trend["trend"]} >= {1, 2}
         actors = dict(pg.execute("SELECT action, actor FROM audit_log WHERE tenant=%s AND action IN"
                                  " ('refresh.train', 'canary.start', 'canary.promote')", (TENANT,)).fetchall())
         assert actors == {"refresh.train": "refresh_controller", "canary.start": "refresh_controller",

@@ -24,6 +24,7 @@ from infra.settings import Settings
 from processors.twin import datasets as ds
 from processors.twin.corpus import Split
 from processors.twin.evaluation import metrics as M
+from processors.twin.evaluation.redteam import policy_for_profile
 from processors.twin.evaluation.run import (DEFAULT_DISTRACTORS, DEFAULT_TURNS, per_run_scores, sample_turns,
                                             score_systems, summarize_systems, turn_record)
 
@@ -71,9 +72,9 @@ def compare_versions(cfg: Settings, tenant: str, interviewer_id: str, versions: 
     for ex in turns:
         rec = turn_record(ex)
         for v in versions:
-            reply = engine.respond(tenant=tenant, interviewer_id=interviewer_id, session_id=f"eval:{run_id}:{ex.session_id}",
-                                   history=list(ex.context_turns), candidate_turn=rec.candidate_turn,
-                                   profile=profiles[v], use_llm=False)
+            reply = engine.respond(tenant=tenant, interviewer_id=interviewer_id,
+                                   session_id=f"eval:{run_id}:{ex.session_id}", history=list(ex.context_turns),
+                                   candidate_turn=rec.candidate_turn, profile=profiles[v])
             rec.replies[f"v{v}"] = reply.text
         records.append(rec)
     reference = [(s.session_id, t.text) for s in split.train for t in s.turns if t.role == "interviewer"]
@@ -85,6 +86,10 @@ def compare_versions(cfg: Settings, tenant: str, interviewer_id: str, versions: 
                             distractors=DEFAULT_DISTRACTORS, seed=seed)
     summaries = summarize_systems(records, systems, scoring, np.ones(len(records), dtype=bool), seed=seed)
     out = {v: summaries[f"v{v}"] for v in versions}
+    for v in versions:  # the evaluation's own safety judge: each version's guardrails on its replies
+        policy = policy_for_profile(profiles[v])
+        out[v]["safety_violations"] = sum(1 for r in records if r.replies[f"v{v}"]
+                                          and not policy.check(r.replies[f"v{v}"], stage="output").passed)
     if store:
         with psycopg.connect(cfg.POSTGRES_DSN) as conn:
             for v in versions:

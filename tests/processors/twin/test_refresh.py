@@ -174,3 +174,22 @@ def test_pause_holds_the_refresh_and_resume_releases_it(postgres_dsn, pg, tenant
     audited = [r[0] for r in pg.execute("SELECT action FROM audit_log WHERE tenant=%s AND resource_type='twin_config'"
                                         " ORDER BY ts", (tenant,)).fetchall()]
     assert audited[-2:] == ["refresh.pause", "refresh.resume"]
+
+
+def test_each_refreshed_version_is_compared_once(postgres_dsn, pg, tenant, profiles, configs, fitted, cfg):
+    _sessions(pg, tenant, 3)
+    [job] = _tick(postgres_dsn, configs, only=(tenant, IID))
+    style, policy = fitted
+    profiles.save(InterviewerProfile(tenant, IID, 2, style, policy,
+                                     {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
+    pg.execute("UPDATE training_jobs SET status='succeeded', version=2 WHERE job_id=%s", (job["jobId"],))
+    assert not [r for r in refreshes.pending_comparisons(pg, limit=1000) if r.tenant == tenant]
+    _tick(postgres_dsn, configs, only=(tenant, IID))  # the canary starts: now it is due for a comparison
+    [run] = [r for r in refreshes.pending_comparisons(pg, limit=1000) if r.tenant == tenant]
+    # These sessions have no turns in the live dataset: nothing held out to compare on, said as such.
+    out = refreshes.compare_run(lambda: psycopg.connect(postgres_dsn), cfg, run, engine=None)
+    assert out["outcome"] == "skipped" and "held-out interviewer turns" in out["message"]
+    assert not [r for r in refreshes.pending_comparisons(pg, limit=1000) if r.tenant == tenant]
+    [(outcome, detail)] = pg.execute("SELECT outcome, detail FROM audit_log WHERE tenant=%s AND"
+                                     " action='refresh.compare'", (tenant,)).fetchall()
+    assert outcome == "skipped" and detail["versions"] == [2, 1]
