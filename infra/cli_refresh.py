@@ -4,6 +4,7 @@
     twin refresh status [dana]        # new sessions since the newest version, next refresh, canary, last decision
     twin refresh run dana             # refresh now: a training job on live:<tenant>, then a canary
     twin refresh pause dana | twin refresh resume dana
+    twin refresh report dana --out var/refresh-report   # HTML: decisions, both versions' scores, the trend
 
 The same code as the refresh_controller agent (processors/twin/refresh.py); every change is written
 with its audit record (actor ``cli:<os user>``).
@@ -12,6 +13,7 @@ with its audit record (actor ``cli:<os user>``).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -136,6 +138,29 @@ def refresh_run(interviewer: str = typer.Argument(...), tenant: Optional[str] = 
         return
     console.print(f"refresh {run.run_id} of [bold]{interviewer}[/]: training job {run.job_id} queued on live:{tenant}; "
                   "`twin refresh status` follows it to its canary and decision", highlight=False)
+
+
+@refresh_app.command("report")
+def refresh_report(interviewer: str = typer.Argument(...), tenant: Optional[str] = TenantOpt,
+                   out: Path = typer.Option(Path("var/refresh-report"), "--out", file_okay=False,
+                                            help="Folder to write index.html into.")) -> None:
+    """An HTML report of the interviewer's refreshes: each decision with both versions' live and offline
+    scores, and the trend of its evaluation runs over versions."""
+    from processors.twin.evaluation.report import render_refresh_report
+
+    tenant = tenant or settings.DEFAULT_TENANT
+    with connect_db() as conn:
+        runs = refreshes.history(conn.execute(refreshes.HISTORY_SQL, (tenant, interviewer, 50)).fetchall(),
+                                 conn.execute(refreshes.OFFLINE_SQL, (tenant, interviewer)).fetchall())
+        trend = [{"version": v, "scores": scores.get("twin") or {}} for v, scores in conn.execute(
+            "SELECT profile_version, scores FROM eval_runs WHERE tenant=%s AND interviewer_id=%s ORDER BY created_at",
+            (tenant, interviewer)).fetchall()]
+    if not runs and not trend:
+        _fail(f"{interviewer!r} has no refresh and no evaluation run in tenant {tenant!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.html"
+    path.write_text(render_refresh_report(tenant, interviewer, runs, trend), encoding="utf-8")
+    console.print(f"wrote {path} ({len(runs)} refresh(es), {len(trend)} evaluation run(s))", highlight=False)
 
 
 def _hold(interviewer: str, tenant: Optional[str], paused: bool) -> None:

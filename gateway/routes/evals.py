@@ -287,35 +287,12 @@ async def record_rating(rating_id: str, body: RatingChoice, request: Request, ra
 
 # --------------------------------------------------------------------------- scores
 async def _refreshes(request: Request, tenant: str, interviewer_id: str) -> list[dict[str, Any]]:
-    """The interviewer's latest refreshes (processors/twin/refresh.py), newest first: why each started,
-    its versions, its canary's decision with both versions' live scores (the canary's last evaluation:
-    samples, mean online score and safety-intervention rate per arm) and, under ``offline``, both
-    versions' scores from the honest evaluation on the stored test sessions (None until compared)."""
-    rows = await _query(request, "SELECT r.run_id, r.status, r.reason, r.new_sessions, r.baseline_version,"
-                                 " r.candidate_version, r.message, r.created_at, r.updated_at, c.canary_id, c.result"
-                                 " FROM refresh_runs r LEFT JOIN canary_deployments c ON c.canary_id = r.canary_id"
-                                 " WHERE r.tenant=%s AND r.interviewer_id=%s ORDER BY r.created_at DESC LIMIT 20",
-                        (tenant, interviewer_id))
-    offline: dict[str, dict[str, Any]] = {}
-    if rows:
-        compared = await _query(request, "SELECT scores->>'run', profile_version, scores->'twin' FROM eval_runs"
-                                         " WHERE tenant=%s AND interviewer_id=%s AND scores->>'source' = 'refresh'",
-                                (tenant, interviewer_id))
-        for run, version, twin in compared:
-            twin = twin or {}
-            offline.setdefault(run, {})[f"v{version}"] = {
-                "matchRate": twin.get("match_rate_cross"), "matchRateSame": twin.get("match_rate_same"),
-                "rankSame": twin.get("rank_same"), "indistinguishability": twin.get("indistinguishability"),
-                "semantic": twin.get("semantic"), "style": twin.get("style"), "standardErrors": twin.get("se")}
-    out = []
-    for run_id, status, reason, new, base, cand, message, created, updated, canary_id, result in rows:
-        arms = result or {}
-        out.append({"runId": run_id, "status": status, "reason": reason, "newSessions": new,
-                    "baselineVersion": base, "candidateVersion": cand, "message": message,
-                    "createdAt": created.isoformat(), "updatedAt": updated.isoformat(), "canaryId": canary_id,
-                    "candidate": arms.get("candidate"), "baseline": arms.get("baseline"),
-                    "offline": offline.get(f"refresh-{run_id}")})
-    return out
+    """The interviewer's latest refreshes (``processors.twin.refresh.history``)."""
+    from processors.twin.refresh import HISTORY_SQL, OFFLINE_SQL, history
+
+    rows = await _query(request, HISTORY_SQL, (tenant, interviewer_id, 20))
+    compared = await _query(request, OFFLINE_SQL, (tenant, interviewer_id)) if rows else []
+    return history(rows, compared)
 
 
 @router.get("/{interviewerId}", response_model=EvalScoresPublic, responses=error_responses(400, 403, 404, 503))

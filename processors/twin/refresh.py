@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -38,7 +39,8 @@ from processors.twin.config import ConfigStore, EffectiveRefresh
 from processors.twin.datasets import is_live, live_ref
 
 __all__ = ["CONTROLLER", "RefreshError", "RefreshStatus", "RefreshRun", "status", "due", "start_refresh",
-           "advance", "tick", "set_paused", "runs", "pending_comparisons", "compare_run"]
+           "advance", "tick", "set_paused", "runs", "pending_comparisons", "compare_run", "HISTORY_SQL",
+           "OFFLINE_SQL", "history"]
 
 CONTROLLER = "refresh_controller"
 OPEN = ("training", "canary")
@@ -285,6 +287,40 @@ def tick(connect, configs: ConfigStore, thresholds: canaries.Thresholds, now: da
                     continue  # another controller (or an operator's job) got there first
                 jobs.append(job)
     return jobs
+
+
+# A refresh's history as GET /api/digital-twin/eval/{interviewerId} and `twin refresh report` show it:
+# run these two queries (tenant, interviewer[, limit]) and pass their rows to history().
+HISTORY_SQL = ("SELECT r.run_id, r.status, r.reason, r.new_sessions, r.baseline_version, r.candidate_version,"
+               " r.message, r.created_at, r.updated_at, c.canary_id, c.result FROM refresh_runs r"
+               " LEFT JOIN canary_deployments c ON c.canary_id = r.canary_id WHERE r.tenant=%s AND r.interviewer_id=%s"
+               " ORDER BY r.created_at DESC LIMIT %s")
+OFFLINE_SQL = ("SELECT scores->>'run', profile_version, scores->'twin' FROM eval_runs WHERE tenant=%s"
+               " AND interviewer_id=%s AND scores->>'source' = 'refresh'")
+
+
+def history(rows: Sequence[Sequence[Any]], compared: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Each refresh, newest first: why it started, its versions and status, its canary's last evaluation
+    (both versions' live samples, mean online score and safety-intervention rate: ``candidate`` and
+    ``baseline``), and both versions' honest-evaluation scores on the stored test sessions
+    (``offline``, None until compared)."""
+    offline: dict[str, dict[str, Any]] = {}
+    for run, version, twin in compared:
+        twin = twin or {}
+        offline.setdefault(run, {})[f"v{version}"] = {
+            "matchRate": twin.get("match_rate_cross"), "matchRateSame": twin.get("match_rate_same"),
+            "rankSame": twin.get("rank_same"), "indistinguishability": twin.get("indistinguishability"),
+            "semantic": twin.get("semantic"), "style": twin.get("style"),
+            "safetyViolations": twin.get("safety_violations"), "standardErrors": twin.get("se")}
+    out = []
+    for run_id, status_, reason, new, base, cand, message, created, updated, canary_id, result in rows:
+        arms = result or {}
+        out.append({"runId": run_id, "status": status_, "reason": reason, "newSessions": new,
+                    "baselineVersion": base, "candidateVersion": cand, "message": message,
+                    "createdAt": created.isoformat(), "updatedAt": updated.isoformat(), "canaryId": canary_id,
+                    "candidate": arms.get("candidate"), "baseline": arms.get("baseline"),
+                    "offline": offline.get(f"refresh-{run_id}")})
+    return out
 
 
 def pending_comparisons(conn, limit: int = 5) -> list[RefreshRun]:

@@ -161,6 +161,15 @@ def test_new_consented_sessions_refresh_the_twin_through_a_canary(refresh_app, p
         offline = trend["details"]["refreshes"][0]["offline"]
         assert set(offline) == {"v1", "v2"} and all(0 <= s["matchRate"] <= 1 for s in offline.values()), offline
         assert {p["profileVersion"] for p in trend["trend"]} >= {1, 2}
+        from processors.twin import refresh as refreshes
+        from processors.twin.evaluation.report import render_refresh_report
+
+        page = render_refresh_report(TENANT, IID, refreshes.history(
+            pg.execute(refreshes.HISTORY_SQL, (TENANT, IID, 50)).fetchall(),
+            pg.execute(refreshes.OFFLINE_SQL, (TENANT, IID)).fetchall()),
+            [{"version": v, "scores": sc.get("twin") or {}} for v, sc in pg.execute(
+                "SELECT profile_version, scores FROM eval_runs WHERE tenant=%s", (TENANT,)).fetchall()])
+        assert "v2 vs v1" in page and "promoted" in page and "data:image/png;base64," in page
         actors = dict(pg.execute("SELECT action, actor FROM audit_log WHERE tenant=%s AND action IN"
                                  " ('refresh.train', 'canary.start', 'canary.promote')", (TENANT,)).fetchall())
         assert actors == {"refresh.train": "refresh_controller", "canary.start": "refresh_controller",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_trend", "render_report", "write_report"]
+__all__ = ["load_trend", "render_refresh_report", "render_report", "write_report"]
 
 _SYSTEM_LABELS = {"twin": "twin", "previous_line": "previous line in the session", "echo": "echo (candidate's words)",
                   "retrieval": "retrieval top-1, verbatim", "medoid": "medoid (most typical line)",
@@ -236,3 +236,69 @@ def write_report(result, directory: str | Path, dsn: str | None = None) -> Path:
     path.write_text(render_report(result, trend), encoding="utf-8")
     (directory / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
     return path
+
+
+_REFRESH_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Refreshes of {{ interviewer }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#1a202c}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #cbd5e0;padding:.3rem .6rem;text-align:right}
+th{background:#edf2f7}td.l,th.l{text-align:left}img{max-width:100%}.muted{color:#718096}
+</style></head><body>
+<h1>Refreshes of {{ interviewer }}</h1>
+<p class="muted">tenant <code>{{ tenant }}</code> · {{ runs|length }} refresh(es), newest first. Live: the canary's last
+evaluation per version (scored samples, mean online score, safety-intervention rate). Offline: the honest evaluation of
+both versions on the interviewer's stored test sessions (match cross / same, rank-same, indistinguishability).</p>
+<table><tr><th class="l">started</th><th class="l">reason</th><th>versions</th><th class="l">status</th>
+<th class="l">live: candidate / baseline</th><th class="l">offline: candidate / baseline</th><th class="l">note</th></tr>
+{% for r in runs %}<tr><td class="l">{{ r.createdAt[:16] }}</td><td class="l">{{ r.reason }}</td>
+<td>v{{ r.candidateVersion or "?" }} vs v{{ r.baselineVersion }}</td><td class="l">{{ r.status }}</td>
+<td class="l">{{ live(r.candidate) }} / {{ live(r.baseline) }}</td>
+<td class="l">{% if r.offline %}{{ offline(r.offline.get("v" ~ r.candidateVersion)) }} /
+{{ offline(r.offline.get("v" ~ r.baselineVersion)) }}{% else %}–{% endif %}</td>
+<td class="l">{{ r.message or "" }}</td></tr>{% endfor %}
+</table>
+{% if trend %}<h2>Trend over versions</h2><img src="data:image/png;base64,{{ trend }}" alt="scores by version">{% endif %}
+</body></html>
+"""
+
+
+def render_refresh_report(tenant: str, interviewer: str, runs: list[dict[str, Any]],
+                          trend: list[dict[str, Any]]) -> str:
+    """One interviewer's refreshes (``processors.twin.refresh.history``) and the trend of its stored
+    evaluation runs (rows of ``eval_runs``: version and the twin's scores) as one HTML string."""
+    from jinja2 import Environment, select_autoescape
+
+    def f(v: Any) -> str:
+        return "–" if v is None else f"{v:.3f}"
+
+    def live(arm: dict[str, Any] | None) -> str:
+        return "–" if not arm else f"{arm['scored']} scored, {f(arm.get('meanScore'))}, safety {f(arm.get('safetyRate'))}"
+
+    def offline(x: dict[str, Any] | None) -> str:
+        return "–" if not x else " / ".join(f(x.get(k)) for k in ("matchRate", "matchRateSame", "rankSame",
+                                                                    "indistinguishability"))
+
+    plot = None
+    points = [(t["version"], t["scores"]) for t in trend if t["version"] is not None]
+    if points:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for key, label in (("match_rate_cross", "match cross"), ("rank_same", "rank-same"),
+                           ("indistinguishability", "indistinguishability")):
+            pts = sorted((v, sc.get(key)) for v, sc in points if sc.get(key) is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("profile version")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        plot = _png(fig)
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.from_string(_REFRESH_TEMPLATE).render(tenant=tenant, interviewer=interviewer, runs=runs, trend=plot,
+                                                     live=live, offline=offline)
