@@ -24,7 +24,6 @@ Prints a table and writes benchmarks/results/refresh.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -45,11 +44,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from infra.apikeys import bearer_headers  # noqa: E402
-from infra.clients import ServiceUnavailable, check_services  # noqa: E402
-from infra.db import upgrade  # noqa: E402
-from infra.kafka_admin import create_topics  # noqa: E402
-from infra.settings import Settings  # noqa: E402
-from telemetry import _delete_topics, free_port, spawn, stop, wait_until  # noqa: E402 - benchmarks/telemetry.py
+from telemetry import free_port, isolated_stack, spawn, stop_all, wait_until  # noqa: E402 - benchmarks/telemetry.py
 
 console = Console()
 SAMPLES = ROOT / "infra" / "samples" / "sample_interviews.jsonl"
@@ -122,15 +117,7 @@ def main() -> None:
 
     run_id = uuid.uuid4().hex[:6]
     prefix = f"bench-refresh-{run_id}."
-    cfg = Settings(TOPIC_PREFIX=prefix)
-    try:
-        asyncio.run(check_services(cfg, ("kafka", "postgres", "weaviate", "redis"), timeout=10))
-    except ServiceUnavailable as exc:
-        raise SystemExit(f"{exc}") from None
-    upgrade(cfg)
-    create_topics(cfg)
-    log_dir = cfg.TWIN_VAR_DIR / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    cfg, log_dir = isolated_stack(prefix, ("kafka", "postgres", "weaviate", "redis"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"TOPIC_PREFIX": prefix, "TWIN_AGENTS": AGENTS, "REFRESH_INTERVAL_S": str(args.interval)}
@@ -158,7 +145,7 @@ def main() -> None:
         with httpx.Client(base_url=url, headers=bearer_headers(cfg, tenant, None, "bench"), timeout=60) as http:
             n = 0
             for _ in range(args.first):
-                capture(http, cfg.POSTGRES_DSN, tenant, f"s{n}", interviews[n % len(interviews)])
+                capture(http, cfg.POSTGRES_DSN, tenant, f"{tenant}-s{n}", interviews[n % len(interviews)])
                 n += 1
             started = time.monotonic()
             job = http.post("/api/digital-twin/train", json={"interviewerId": IID, "datasetRef": f"live:{tenant}"})
@@ -176,7 +163,7 @@ def main() -> None:
             configs.close()
             for r in range(args.rounds):
                 for _ in range(args.min_new):
-                    capture(http, cfg.POSTGRES_DSN, tenant, f"s{n}", interviews[n % len(interviews)])
+                    capture(http, cfg.POSTGRES_DSN, tenant, f"{tenant}-s{n}", interviews[n % len(interviews)])
                     n += 1
                 ended = datetime.now(timezone.utc)
                 phases = wait_canary(cfg.POSTGRES_DSN, tenant, ended)
@@ -187,12 +174,7 @@ def main() -> None:
                     canaries.promote(conn, tenant, IID, actor="benchmark", reason="benchmark round done")
                 time.sleep(args.interval * 2)  # the controller closes the refresh before the next round
     finally:
-        for p in procs:
-            stop(p)
-        try:
-            asyncio.run(_delete_topics(cfg, prefix))
-        except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-            console.print(f"[yellow]could not delete bench topics: {exc}[/]")
+        stop_all(procs, cfg, prefix)
 
     def med(key: str) -> float:
         return round(statistics.median(r[key] for r in rounds), 2)

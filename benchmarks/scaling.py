@@ -43,11 +43,10 @@ from infra.settings import Settings  # noqa: E402
 from telemetry import (  # noqa: E402
     AGENTS,
     Mix,
-    _delete_topics,
     add_corpus_option,
     cpu_seconds,
     spawn,
-    stop,
+    stop_all,
     turn_texts,
     wait_until,
 )
@@ -144,12 +143,7 @@ def run(workers: int, args, texts: list[str]) -> dict:
                 " WHERE tenant=%s", (tenant,)).fetchone()
             conn.execute("SELECT purge_telemetry(now() + interval '1 second', %s)", (tenant,))
     finally:
-        for p in procs:
-            stop(p)
-        try:
-            asyncio.run(_delete_topics(cfg, prefix))
-        except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-            console.print(f"[yellow]could not delete bench topics: {exc}[/]")
+        stop_all(procs, cfg, prefix)
     if rows != total or distinct != total:
         raise SystemExit(f"{workers} worker(s): stored {rows} rows ({distinct} distinct) of {total} events")
     seconds = last.timestamp() - started

@@ -187,6 +187,31 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.wait(10)
 
 
+def isolated_stack(prefix: str, services: tuple[str, ...]) -> tuple[Settings, Path]:
+    """Settings on their own topic prefix, after checking that ``services`` of the running local stack
+    answer, applying migrations and creating the prefix's topics; and the folder for process logs."""
+    cfg = Settings(TOPIC_PREFIX=prefix)
+    try:
+        asyncio.run(check_services(cfg, services, timeout=10))
+    except ServiceUnavailable as exc:
+        raise SystemExit(f"{exc}") from None
+    upgrade(cfg)
+    create_topics(cfg)
+    log_dir = cfg.TWIN_VAR_DIR / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return cfg, log_dir
+
+
+def stop_all(procs: list[subprocess.Popen], cfg: Settings, prefix: str) -> None:
+    """Stop the benchmark's processes and delete its topics (best effort)."""
+    for p in procs:
+        stop(p)
+    try:
+        asyncio.run(_delete_topics(cfg, prefix))
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+        console.print(f"[yellow]could not delete bench topics: {exc}[/]")
+
+
 def wait_until(what: str, check, timeout: float, procs: list[subprocess.Popen], logs: list[Path]) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -344,15 +369,7 @@ def main() -> None:
 
     run_id = uuid.uuid4().hex[:6]
     prefix = f"bench-telemetry-{run_id}."
-    cfg = Settings(TOPIC_PREFIX=prefix)
-    try:
-        asyncio.run(check_services(cfg, ("kafka", "postgres"), timeout=10))
-    except ServiceUnavailable as exc:
-        raise SystemExit(f"{exc}") from None
-    upgrade(cfg)
-    create_topics(cfg)
-    log_dir = cfg.TWIN_VAR_DIR / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    cfg, log_dir = isolated_stack(prefix, ("kafka", "postgres"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"TOPIC_PREFIX": prefix, "TWIN_AGENTS": AGENTS}
@@ -412,12 +429,7 @@ def main() -> None:
         stored["worker_cpu_ms_per_event"] = round(sum(cpu[:-1]) * 1000 / max(1, stored["stored"]), 3)
         stored["gateway_cpu_ms_per_event"] = round(cpu[-1] * 1000 / max(1, sent["sent"]), 3)
     finally:
-        for p in procs:
-            stop(p)
-        try:
-            asyncio.run(_delete_topics(cfg, prefix))
-        except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-            console.print(f"[yellow]could not delete bench topics: {exc}[/]")
+        stop_all(procs, cfg, prefix)
     console.print("[dim]measuring redaction cost per text (batched vs plain Presidio) ...[/]")
     cost = redaction_cost(cfg, texts, args.redaction_texts, cfg.PII_BATCH_MESSAGES)
 

@@ -17,30 +17,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from infra.audit import cli_actor
-from infra.cli import app, connect_db
+from infra.cli import _fail, app, connect_db, console
+from infra.cli_canary import JsonOpt, TenantOpt
 from infra.settings import settings
 from processors.twin import refresh as refreshes
 
 __all__ = ["refresh_app"]
 
-console = Console()
-err = Console(stderr=True)
-
 refresh_app = typer.Typer(help="Periodic refresh: new consented live sessions train a new version, which a canary "
                                "then promotes or rolls back.", no_args_is_help=True)
 app.add_typer(refresh_app, name="refresh")
-
-TenantOpt = typer.Option(None, "--tenant", "-t", help="Tenant (default: DEFAULT_TENANT).")
-JsonOpt = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def _configs():

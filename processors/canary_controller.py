@@ -12,14 +12,13 @@ run it; each canary is evaluated by one at a time (``FOR UPDATE SKIP LOCKED``). 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from infra.metrics import CANARY_SHARE
 from infra.settings import settings
 from processors.engine.app import app, enabled
-from processors.engine.metrics import handling
+from processors.engine.metrics import run_periodic
 
 __all__ = ["control_canaries", "evaluate_canaries"]
 
@@ -54,11 +53,6 @@ if enabled(AGENT):
     @app.timer(interval=settings.CANARY_EVAL_INTERVAL_S)
     async def control_canaries() -> None:
         """Score, compare and promote or roll back every running canary."""
-        with handling(AGENT) as unit:
-            try:
-                await asyncio.get_running_loop().run_in_executor(_executor, evaluate_canaries)
-            except Exception:  # noqa: BLE001 - the database may be down; the next tick retries
-                unit.fail()
-                log.exception("canary evaluation failed")
+        await run_periodic(AGENT, _executor, evaluate_canaries, "canary evaluation")
 else:  # pragma: no cover - this worker runs other agents
     control_canaries = None

@@ -1,5 +1,6 @@
 """Refresh controller: every ``REFRESH_INTERVAL_S``, advance each open refresh and start the due ones
-(``processors/twin/refresh.py``: the rules, the rows, the audit records). Out: the refresh's training
+(``processors/twin/refresh.py``: the rules, the rows, the audit records), and, in a thread of its own,
+score each refreshed version and the one it may replace with the honest evaluation. Out: the refresh's training
 job on ``training.jobs`` (the trainer agent runs it); the canary it starts afterwards is decided by the
 canary controller. Several workers may run it: a partial unique index keeps one open refresh per
 interviewer. Run it with::
@@ -17,20 +18,21 @@ from concurrent.futures import ThreadPoolExecutor
 from infra.settings import settings
 from processors.engine import topics
 from processors.engine.app import app, enabled
-from processors.engine.metrics import handling
+from processors.engine.metrics import run_periodic
 
-__all__ = ["AGENT", "control_refreshes", "refresh_round"]
+__all__ = ["AGENT", "compare_refreshed_versions", "compare_round", "control_refreshes", "refresh_round"]
 
 log = logging.getLogger(__name__)
 AGENT = "refresh_controller"
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refresh-controller")
+# Comparisons embed and answer many turns: their own thread, so they never delay a refresh round.
+_compare_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refresh-compare")
 _configs = None
 _engine = None
 
 
 def refresh_round() -> list[dict]:
-    """The plain job: one round of :func:`processors.twin.refresh.tick`, then the offline comparison of
-    each refreshed version whose canary started; returns the training jobs to publish."""
+    """The plain job: one round of :func:`processors.twin.refresh.tick`; returns the training jobs to publish."""
     global _configs
     from infra.db import connect
     from processors.twin.canary import Thresholds
@@ -39,9 +41,7 @@ def refresh_round() -> list[dict]:
 
     if _configs is None:
         _configs = ConfigStore(settings.POSTGRES_DSN)
-    jobs = tick(lambda: connect(settings), _configs, Thresholds.from_settings(settings))
-    compare_round()
-    return jobs
+    return tick(lambda: connect(settings), _configs, Thresholds.from_settings(settings))
 
 
 def compare_round() -> list[dict]:
@@ -79,21 +79,18 @@ if enabled(AGENT):
     @app.timer(interval=settings.REFRESH_INTERVAL_S)
     async def control_refreshes() -> None:
         """Start due refreshes (their training jobs go to training.jobs) and move open ones on."""
-        with handling(AGENT) as unit:
+        for job in await run_periodic(AGENT, _executor, refresh_round, "refresh round") or []:
             try:
-                jobs = await asyncio.get_running_loop().run_in_executor(_executor, refresh_round)
-            except Exception:  # noqa: BLE001 - the database may be down; the next tick retries
-                unit.fail()
-                log.exception("refresh round failed")
-                return
-            for job in jobs:
-                try:
-                    await topics.publish(catalogue.TRAINING_JOBS, TrainingJob(**job))
-                except Exception:  # noqa: BLE001 - not on Kafka: no trainer will ever run it
-                    log.exception("refresh job %s not queued", job["jobId"])
-                    await asyncio.get_running_loop().run_in_executor(_executor, _not_queued, job["jobId"])
-                    continue
-                log.warning("refresh of %s/%s: training job %s queued", job["tenant"], job["interviewerId"],
-                            job["jobId"])
+                await topics.publish(catalogue.TRAINING_JOBS, TrainingJob(**job))
+            except Exception:  # noqa: BLE001 - not on Kafka: no trainer will ever run it
+                log.exception("refresh job %s not queued", job["jobId"])
+                await asyncio.get_running_loop().run_in_executor(_executor, _not_queued, job["jobId"])
+                continue
+            log.warning("refresh of %s/%s: training job %s queued", job["tenant"], job["interviewerId"], job["jobId"])
+
+    @app.timer(interval=settings.REFRESH_INTERVAL_S)
+    async def compare_refreshed_versions() -> None:
+        """Score each refreshed version and the one it may replace offline, once per refresh."""
+        await run_periodic(AGENT, _compare_executor, compare_round, "refresh comparison round")
 else:  # pragma: no cover - this worker runs other agents
-    control_refreshes = None
+    control_refreshes = compare_refreshed_versions = None

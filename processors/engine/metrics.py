@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from infra.metrics import AGENT_FAILED, AGENT_HANDLE_SECONDS, AGENT_PROCESSED, CONSUMER_LAG, consumer_lag
 
-__all__ = ["handling", "agents_by_topic", "fetch_lag", "serve"]
+__all__ = ["handling", "run_periodic", "agents_by_topic", "fetch_lag", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,19 @@ def handling(agent: str, records: int = 1) -> Iterator[Handle]:
     AGENT_PROCESSED.labels(agent).inc(records - failed)
     if failed:
         AGENT_FAILED.labels(agent).inc(failed)
+
+
+async def run_periodic(agent: str, executor, job, what: str):
+    """One tick of a timer agent: the blocking ``job()`` in ``executor``, accounted by :func:`handling`.
+    An exception is logged and counted as a failure, and None returned: the next tick retries (a
+    store may be down)."""
+    with handling(agent) as unit:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, job)
+        except Exception:  # noqa: BLE001 - the next tick retries
+            unit.fail()
+            log.exception("%s failed", what)
+            return None
 
 
 def agents_by_topic(app) -> dict[str, list[str]]:
