@@ -44,7 +44,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from infra.apikeys import bearer_headers  # noqa: E402
-from telemetry import free_port, isolated_stack, spawn, stop_all, wait_until  # noqa: E402 - benchmarks/telemetry.py
+from telemetry import (WORKER_CMD, free_port, gateway_cmd, isolated_stack, spawn, stop_all, wait_until,  # noqa: E402
+                       write_result)
 
 console = Console()
 SAMPLES = ROOT / "infra" / "samples" / "sample_interviews.jsonl"
@@ -126,10 +127,8 @@ def main() -> None:
     tenant = f"bench-refresh-{run_id}"
     rounds: list[dict] = []
     try:
-        procs.append(spawn([sys.executable, "-m", "processors.engine.app", "worker", "-l", "info", "--without-web"],
-                           env, logs[0]))
-        procs.append(spawn([sys.executable, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1", "--port",
-                            str(port), "--log-level", "warning", "--no-access-log"], env, logs[1]))
+        procs.append(spawn(WORKER_CMD, env, logs[0]))
+        procs.append(spawn(gateway_cmd(port), env, logs[1]))
         console.print(f"[dim]starting a worker ({AGENTS}) and a gateway on {url} ...[/]")
 
         def ready() -> bool:
@@ -198,10 +197,7 @@ def main() -> None:
     console.print(table)
     console.print(f"baseline: the first version through POST /train (request to success, {args.first} sessions) took "
                   f"{baseline_s:.2f}s; median refresh total / baseline = {m['total_over_baseline_train']}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -45,7 +44,7 @@ from rich.table import Table  # noqa: E402
 
 from infra.clients import ServiceUnavailable, check_services, weaviate_client  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from telemetry import CORPUS_ENV, DEFAULT_CORPUS, corpus_paths, pct  # noqa: E402 - benchmarks/telemetry.py
+from telemetry import CORPUS_ENV, DEFAULT_CORPUS, corpus_paths, pct, write_result  # noqa: E402 - benchmarks/telemetry.py
 
 console = Console(width=120)  # the table stays whole in logs and pipes
 VERSION = 1
@@ -212,10 +211,7 @@ def main() -> None:
                          "index_seconds": round(index_s, 1),
                          "corpus": corpus.name if corpus == DEFAULT_CORPUS else str(corpus)},
               "rows": rows, "twin_split": twin_split}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,22 @@ def stop_all(procs: list[subprocess.Popen], cfg: Settings, prefix: str) -> None:
         console.print(f"[yellow]could not delete bench topics: {exc}[/]")
 
 
+WORKER_CMD = [sys.executable, "-m", "processors.engine.app", "worker", "-l", "info", "--without-web"]
+
+
+def gateway_cmd(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log"]
+
+
+def write_result(path: str | Path, result: dict) -> None:
+    """The benchmark's JSON (and say where it went)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out}")
+
+
 def wait_until(what: str, check, timeout: float, procs: list[subprocess.Popen], logs: list[Path]) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -379,11 +395,9 @@ def main() -> None:
     try:
         for w in range(args.workers):
             logs.append(log_dir / f"bench-telemetry-worker{w}.log")
-            procs.append(spawn([sys.executable, "-m", "processors.engine.app", "worker", "-l", "info",
-                                "--without-web"], env, logs[-1]))
+            procs.append(spawn(WORKER_CMD, env, logs[-1]))
         logs.append(log_dir / "bench-telemetry-gateway.log")
-        procs.append(spawn([sys.executable, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1", "--port",
-                            str(port), "--log-level", "warning", "--no-access-log"], env, logs[-1]))
+        procs.append(spawn(gateway_cmd(port), env, logs[-1]))
         console.print(f"[dim]starting {args.workers} worker(s) ({AGENTS}) and a gateway on {url} ...[/]")
 
         def ready() -> bool:
@@ -463,10 +477,7 @@ def main() -> None:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    console.print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 async def _delete_topics(cfg: Settings, prefix: str) -> None:

@@ -44,3 +44,13 @@ def embedder():
     emb = get_embedder()
     emb.embed(["warm up"])  # load the model once for the whole session
     return emb
+
+
+@pytest.fixture(scope="session")
+def dana_fitted(dana: list[Transcript]):
+    """dana's style profile and policy statistics (profile versions written without training)."""
+    from processors.twin.corpus import interviewer_turns
+    from processors.twin.policy import PolicyStats
+    from processors.twin.style import StyleProfile
+
+    return StyleProfile.fit(interviewer_turns(dana)), PolicyStats.fit(dana)

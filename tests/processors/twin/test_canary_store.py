@@ -14,12 +14,8 @@ import pytest
 
 from processors.twin import canary as canaries
 from processors.twin.canary import CanaryError, CanaryRouter, Thresholds
-from processors.twin.corpus import interviewer_turns, read_transcripts
 from processors.twin.online_scores import LiveScorer
-from processors.twin.policy import PolicyStats
 from processors.twin.profiles import InterviewerProfile, ProfileStore
-from processors.twin.style import StyleProfile
-from tests.conftest import SAMPLE_CORPUS
 
 IID = "dana"
 TURN = "I sharded Postgres by tenant id and put pgbouncer in front of it."
@@ -27,17 +23,11 @@ GOOD = "Okay, sharded by tenant. What happens when one tenant outgrows its shard
 BAD = "Zor grozor dexvekgro blamontra plublabla zortra vekdex fim."
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    transcripts = [p.transcript for p in read_transcripts(SAMPLE_CORPUS) if p.ok]
-    return StyleProfile.fit(interviewer_turns(transcripts)), PolicyStats.fit(transcripts)
-
-
 @pytest.fixture
-def profiles(postgres_dsn, tenant, fitted) -> ProfileStore:
+def profiles(postgres_dsn, tenant, dana_fitted) -> ProfileStore:
     """v1 (active), v2 and v3 of dana in a fresh tenant."""
     store = ProfileStore(postgres_dsn, ttl_s=0)
-    style, policy = fitted
+    style, policy = dana_fitted
     for v in (1, 2, 3):
         store.save(InterviewerProfile(tenant, IID, v, style, policy, {"config": {}}))
     store.activate(tenant, IID, 1)

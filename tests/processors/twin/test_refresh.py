@@ -16,11 +16,7 @@ from processors.twin import canary as canaries
 from processors.twin import refresh as refreshes
 from processors.twin.canary import Thresholds
 from processors.twin.config import ConfigStore, EffectiveRefresh, TwinConfig
-from processors.twin.corpus import interviewer_turns, read_transcripts
-from processors.twin.policy import PolicyStats
 from processors.twin.profiles import InterviewerProfile, ProfileStore
-from processors.twin.style import StyleProfile
-from tests.conftest import SAMPLE_CORPUS
 
 IID = "dana"
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
@@ -55,17 +51,11 @@ def test_no_refresh_when_off_paused_busy_or_not_trained_on_live_sessions():
 
 
 # --------------------------------------------------------------------------- on PostgreSQL
-@pytest.fixture(scope="module")
-def fitted():
-    transcripts = [p.transcript for p in read_transcripts(SAMPLE_CORPUS) if p.ok]
-    return StyleProfile.fit(interviewer_turns(transcripts)), PolicyStats.fit(transcripts)
-
-
 @pytest.fixture
-def profiles(postgres_dsn, tenant, fitted) -> ProfileStore:
+def profiles(postgres_dsn, tenant, dana_fitted) -> ProfileStore:
     """v1 of dana, active, trained on the tenant's live sessions."""
     store = ProfileStore(postgres_dsn, ttl_s=0)
-    style, policy = fitted
+    style, policy = dana_fitted
     store.save(InterviewerProfile(tenant, IID, 1, style, policy,
                                   {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
     store.activate(tenant, IID, 1)
@@ -98,6 +88,14 @@ def _run(pg, tenant):
     return refreshes.runs(pg, tenant, IID, limit=1)[0]
 
 
+def _trained(pg, profiles, dana_fitted, tenant, job) -> None:
+    """The trainer's work for a refresh's job: version 2, not activated, and the job's success."""
+    style, policy = dana_fitted
+    profiles.save(InterviewerProfile(tenant, IID, 2, style, policy,
+                                     {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
+    pg.execute("UPDATE training_jobs SET status='succeeded', version=2 WHERE job_id=%s", (job["jobId"],))
+
+
 def _actions(pg, tenant):
     return [r[0] for r in pg.execute("SELECT action FROM audit_log WHERE tenant=%s AND action LIKE 'refresh.%%'"
                                      " ORDER BY ts", (tenant,)).fetchall()]
@@ -127,14 +125,10 @@ def test_consented_ended_sessions_make_it_due_and_queue_one_training_job(postgre
 
 
 def test_a_trained_refresh_goes_to_a_canary_and_ends_with_its_decision(postgres_dsn, pg, tenant, profiles, configs,
-                                                                        fitted):
+                                                                        dana_fitted):
     _sessions(pg, tenant, 3)
     [job] = _tick(postgres_dsn, configs, only=(tenant, IID))
-    # The trainer's work: a version that is not activated, and the job's success.
-    style, policy = fitted
-    profiles.save(InterviewerProfile(tenant, IID, 2, style, policy,
-                                     {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
-    pg.execute("UPDATE training_jobs SET status='succeeded', version=2 WHERE job_id=%s", (job["jobId"],))
+    _trained(pg, profiles, dana_fitted, tenant, job)
 
     assert _tick(postgres_dsn, configs, only=(tenant, IID)) == []
     run = _run(pg, tenant)
@@ -176,13 +170,10 @@ def test_pause_holds_the_refresh_and_resume_releases_it(postgres_dsn, pg, tenant
     assert audited[-2:] == ["refresh.pause", "refresh.resume"]
 
 
-def test_each_refreshed_version_is_compared_once(postgres_dsn, pg, tenant, profiles, configs, fitted, cfg):
+def test_each_refreshed_version_is_compared_once(postgres_dsn, pg, tenant, profiles, configs, dana_fitted, cfg):
     _sessions(pg, tenant, 3)
     [job] = _tick(postgres_dsn, configs, only=(tenant, IID))
-    style, policy = fitted
-    profiles.save(InterviewerProfile(tenant, IID, 2, style, policy,
-                                     {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
-    pg.execute("UPDATE training_jobs SET status='succeeded', version=2 WHERE job_id=%s", (job["jobId"],))
+    _trained(pg, profiles, dana_fitted, tenant, job)
     assert not [r for r in refreshes.pending_comparisons(pg, limit=1000) if r.tenant == tenant]
     _tick(postgres_dsn, configs, only=(tenant, IID))  # the canary starts: now it is due for a comparison
     [run] = [r for r in refreshes.pending_comparisons(pg, limit=1000) if r.tenant == tenant]
