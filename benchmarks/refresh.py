@@ -44,8 +44,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from infra.apikeys import bearer_headers  # noqa: E402
-from telemetry import (WORKER_CMD, free_port, gateway_cmd, isolated_stack, spawn, stop_all, wait_until,  # noqa: E402
-                       write_result)
+from telemetry import (WORKER_CMD, free_port, gateway_cmd, isolated_stack, ready_check, spawn,  # noqa: E402
+                       stop_all, wait_until, write_result)
 
 console = Console()
 SAMPLES = ROOT / "infra" / "samples" / "sample_interviews.jsonl"
@@ -131,16 +131,7 @@ def main() -> None:
         procs.append(spawn(gateway_cmd(port), env, logs[1]))
         console.print(f"[dim]starting a worker ({AGENTS}) and a gateway on {url} ...[/]")
 
-        def ready() -> bool:
-            text = logs[0].read_text(errors="replace") if logs[0].exists() else ""
-            if "Worker]: Ready" not in text or "trainer ready" not in text:
-                return False
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until("worker and gateway", ready, 300, procs, logs)
+        wait_until("worker and gateway", ready_check(logs[:1], "trainer ready", url), 300, procs, logs)
         with httpx.Client(base_url=url, headers=bearer_headers(cfg, tenant, None, "bench"), timeout=60) as http:
             n = 0
             for _ in range(args.first):

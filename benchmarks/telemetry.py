@@ -220,6 +220,21 @@ def gateway_cmd(port: int) -> list[str]:
             "--log-level", "warning", "--no-access-log"]
 
 
+def ready_check(worker_logs: list[Path], marker: str, url: str):
+    """``check()`` for :func:`wait_until`: every worker log says Faust is ready and ``marker`` (its agents
+    warmed up), and the gateway answers ``/readyz``."""
+    def check() -> bool:
+        for log in worker_logs:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Worker]: Ready" not in text or marker not in text:
+                return False
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+    return check
+
+
 def write_result(path: str | Path, result: dict) -> None:
     """The benchmark's JSON (and say where it went)."""
     out = Path(path)
@@ -400,17 +415,7 @@ def main() -> None:
         procs.append(spawn(gateway_cmd(port), env, logs[-1]))
         console.print(f"[dim]starting {args.workers} worker(s) ({AGENTS}) and a gateway on {url} ...[/]")
 
-        def ready() -> bool:
-            for log in logs[:-1]:
-                text = log.read_text(errors="replace") if log.exists() else ""
-                if "Worker]: Ready" not in text or "pii redactor warm" not in text:
-                    return False
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until("worker and gateway", ready, 240, procs, logs)
+        wait_until("worker and gateway", ready_check(logs[:-1], "pii redactor warm", url), 240, procs, logs)
         texts = turn_texts(corpus=os.pathsep.join(map(str, corpus)))
         sessions = []
         with httpx.Client(base_url=url, headers=bearer_headers(cfg, tenant, ["capture"], "bench"), timeout=30) as http:
