@@ -35,7 +35,7 @@ import psycopg
 
 from infra import audit
 from processors.twin import canary as canaries
-from processors.twin.config import ConfigStore, EffectiveRefresh
+from processors.twin.config import TENANT_LAYER, ConfigStore, EffectiveRefresh
 from processors.twin.datasets import is_live, live_ref
 
 __all__ = ["CONTROLLER", "RefreshError", "RefreshStatus", "RefreshRun", "status", "due", "start_refresh",
@@ -250,11 +250,14 @@ def _ended(conn, run: RefreshRun, outcome: str, reason: str | None, actor: str) 
 
 
 def _candidates(conn) -> list[tuple[str, str]]:
-    """(tenant, interviewer) pairs the controller looks at: an active version, or an open refresh."""
+    """(tenant, interviewer) pairs the controller looks at: an active version whose tenant or
+    interviewer configuration mentions refresh at all (it is off by default), or an open refresh."""
     return [tuple(r) for r in conn.execute(
-        "SELECT tenant, interviewer_id FROM interviewer_profiles WHERE active"
+        "SELECT p.tenant, p.interviewer_id FROM interviewer_profiles p WHERE p.active AND EXISTS (SELECT 1"
+        " FROM twin_config c WHERE c.tenant = p.tenant AND c.interviewer_id IN (%s, p.interviewer_id)"
+        " AND c.config ? 'refresh')"
         " UNION SELECT tenant, interviewer_id FROM refresh_runs WHERE status IN ('training', 'canary')"
-        " ORDER BY 1, 2").fetchall()]
+        " ORDER BY 1, 2", (TENANT_LAYER,)).fetchall()]
 
 
 def tick(connect, configs: ConfigStore, thresholds: canaries.Thresholds, now: datetime | None = None,
@@ -326,9 +329,11 @@ def history(rows: Sequence[Sequence[Any]], compared: Sequence[Sequence[Any]]) ->
 def pending_comparisons(conn, limit: int = 5) -> list[RefreshRun]:
     """Refreshes whose version was trained and sent to a canary but not yet compared offline with the
     version it may replace (every attempt leaves a ``refresh.compare`` audit record)."""
+    # The last week's refreshes only; the lookup uses audit_log's (tenant, resource_type, resource_id) index.
     sql = (f"SELECT {_RUN_COLUMNS} FROM refresh_runs r WHERE r.candidate_version IS NOT NULL"  # nosec B608  # constant
-           " AND r.canary_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.tenant = r.tenant"
-           " AND a.action = 'refresh.compare' AND a.resource_id = r.run_id) ORDER BY r.created_at LIMIT %s")
+           " AND r.canary_id IS NOT NULL AND r.created_at > now() - interval '7 days' AND NOT EXISTS (SELECT 1"
+           " FROM audit_log a WHERE a.tenant = r.tenant AND a.resource_type = 'refresh' AND a.resource_id = r.run_id"
+           " AND a.action = 'refresh.compare') ORDER BY r.created_at LIMIT %s")
     return [RefreshRun(*row) for row in conn.execute(sql, (limit,)).fetchall()]
 
 

@@ -184,3 +184,13 @@ def test_each_refreshed_version_is_compared_once(postgres_dsn, pg, tenant, profi
     [(outcome, detail)] = pg.execute("SELECT outcome, detail FROM audit_log WHERE tenant=%s AND"
                                      " action='refresh.compare'", (tenant,)).fetchall()
     assert outcome == "skipped" and detail["versions"] == [2, 1]
+
+
+def test_the_controller_looks_only_where_refresh_is_configured(postgres_dsn, pg, tenant, profiles, dana_fitted):
+    assert (tenant, IID) not in refreshes._candidates(pg)  # nothing configured: off, not even looked at
+    store = ConfigStore(postgres_dsn, ttl_s=0)
+    try:
+        store.write(tenant, IID, TwinConfig.model_validate({"refresh": {"enabled": True}}), actor="pytest")
+        assert (tenant, IID) in refreshes._candidates(pg)
+    finally:
+        store.close()
