@@ -309,18 +309,22 @@ def import_file(conn: psycopg.Connection, path: str | Path, tenant: str, dataset
 
 
 def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor | None = None,
-                       progress: Callable[[ParsedLine], None] | None = None) -> ImportReport:
+                       progress: Callable[[ParsedLine], None] | None = None,
+                       session_ids: Sequence[str] | None = None) -> ImportReport:
     """Copy the tenant's consented live sessions (``sessions`` + ``turns``) into ``live:<tenant>``.
 
     The turns were redacted by the telemetry pipeline before they were stored, so ``redact`` is
     None by default. Sessions without an interviewer turn (a twin-led interview) are skipped, and
     sessions copied earlier that no longer qualify (consent withdrawn, erased) are removed.
+    ``session_ids``: only these sessions (the dataset growth agent's batch), else all of the tenant's.
     """
+    only = " AND s.session_id = ANY(%s)" if session_ids is not None else ""
     rows = conn.execute(
         "SELECT s.session_id, s.interviewer_id, s.created_at, t.role, t.text, t.ts, t.event_id"
         " FROM sessions s JOIN turns t ON t.session_id = s.session_id AND t.tenant = s.tenant"
-        " WHERE s.tenant = %s AND s.consent_training AND s.status <> 'erased'"
-        " ORDER BY s.created_at, s.session_id, t.ts, t.event_id", (tenant,)).fetchall()
+        " WHERE s.tenant = %s AND s.consent_training AND s.status <> 'erased'" + only +  # nosec B608  # a constant
+        " ORDER BY s.created_at, s.session_id, t.ts, t.event_id",
+        (tenant, list(session_ids)) if session_ids is not None else (tenant,)).fetchall()
     sessions: dict[str, dict[str, Any]] = {}
     for sid, iid, created, role, text, ts, eid in rows:
         text = TURNS_TEXT.open(text, tenant, (sid, eid))  # stored encrypted (sinks/postgres.py)
@@ -330,7 +334,10 @@ def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor |
             s["turns"].append({"role": role, "text": text, "ts": ts})
     parsed: list[ParsedLine] = []
     skipped = 0
-    for seq, data in enumerate(sessions.values(), start=1):
+    for data in sessions.values():
+        # A live session's place in the dataset (``seq``) is when it was created, in epoch milliseconds:
+        # the same whether the whole tenant or one session is synced.
+        seq = int(data["started_at"].timestamp() * 1000)
         # Merge consecutive same-role turns, as the corpora do, so exchanges alternate.
         merged: list[dict[str, Any]] = []
         for t in data["turns"]:
@@ -348,9 +355,14 @@ def sync_live_sessions(conn: psycopg.Connection, tenant: str, redact: Redactor |
     report.skipped = skipped
     # Consent withdrawn, session erased or purged: its copy leaves the training data too.
     keep = [p.transcript.session_id for p in parsed]
-    report.removed = conn.execute(
-        "DELETE FROM dataset_sessions WHERE tenant=%s AND dataset_ref=%s AND NOT (session_id = ANY(%s))",
-        (tenant, live_ref(tenant), keep)).rowcount
+    if session_ids is None:
+        report.removed = conn.execute(
+            "DELETE FROM dataset_sessions WHERE tenant=%s AND dataset_ref=%s AND NOT (session_id = ANY(%s))",
+            (tenant, live_ref(tenant), keep)).rowcount
+    else:
+        report.removed = conn.execute(
+            "DELETE FROM dataset_sessions WHERE tenant=%s AND dataset_ref=%s AND session_id = ANY(%s)"
+            " AND NOT (session_id = ANY(%s))", (tenant, live_ref(tenant), list(session_ids), keep)).rowcount
     return report
 
 

@@ -144,6 +144,28 @@ def test_live_sessions_become_a_dataset(pg, tenant):
     assert ds.load_sessions(pg, tenant, f"live:{tenant}") == []
 
 
+def test_syncing_some_sessions_leaves_the_others_and_keeps_the_order(pg, tenant):
+    for k in range(3):
+        sid = f"{tenant}-s{k}"
+        pg.execute("INSERT INTO sessions (session_id, tenant, interviewer_id, consent_training, created_at)"
+                   " VALUES (%s, %s, 'dana', true, now() + make_interval(secs => %s))", (sid, tenant, k))
+        for i, role in enumerate(("interviewer", "candidate")):
+            pg.execute("INSERT INTO turns (tenant, session_id, event_id, role, text, ts) VALUES (%s, %s, %s, %s, %s,"
+                       " now())", (tenant, sid, f"e{i}", role, f"{role} line of session {k}"))
+    # The newest first, then the oldest, one at a time (the growth agent's batches): order is by creation.
+    assert ds.sync_live_sessions(pg, tenant, session_ids=[f"{tenant}-s2"]).imported == 1
+    assert ds.sync_live_sessions(pg, tenant, session_ids=[f"{tenant}-s0"]).imported == 1
+    assert [t.session_id for t in ds.load_sessions(pg, tenant, f"live:{tenant}")] == [f"{tenant}-s0", f"{tenant}-s2"]
+    assert ds.sync_live_sessions(pg, tenant).imported == 1  # the whole tenant: s1 joins between them
+    assert [t.session_id for t in ds.load_sessions(pg, tenant, f"live:{tenant}")] == [
+        f"{tenant}-s0", f"{tenant}-s1", f"{tenant}-s2"]
+    # Withdrawn consent of one session: a sync of another session does not touch it; its own removes it.
+    pg.execute("UPDATE sessions SET consent_training=false WHERE session_id=%s", (f"{tenant}-s1",))
+    assert ds.sync_live_sessions(pg, tenant, session_ids=[f"{tenant}-s0"]).removed == 0
+    assert ds.sync_live_sessions(pg, tenant, session_ids=[f"{tenant}-s1"]).removed == 1
+    assert [t.session_id for t in ds.load_sessions(pg, tenant, f"live:{tenant}")] == [f"{tenant}-s0", f"{tenant}-s2"]
+
+
 def test_sessions_are_stored_encrypted_and_train_from_there(pg, tenant, weaviate_client, tmp_path):
     import uuid
 
