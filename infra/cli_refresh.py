@@ -1,7 +1,7 @@
 """`twin refresh`: periodic refresh of interviewers' twins (registered on ``infra.cli.app``).
 
     twin config set --tenant acme refresh.enabled=true       # tenant default; per interviewer too
-    twin refresh status [dana]        # new sessions since the newest version, next refresh, canary, last decision
+    twin refresh status [dana]        # sessions no version has learnt from, next refresh, canary, last decision
     twin refresh run dana             # refresh now: a training job on live:<tenant>, then a canary
     twin refresh pause dana | twin refresh resume dana
     twin refresh report dana --out var/refresh-report   # HTML: decisions, both versions' scores, the trend
@@ -62,7 +62,7 @@ def _policy(st: refreshes.RefreshStatus) -> str:
 def refresh_status(interviewer: Optional[str] = typer.Argument(None, help="Interviewer id (default: every "
                                                                           "interviewer of the tenant)."),
                    tenant: Optional[str] = TenantOpt, as_json: bool = JsonOpt) -> None:
-    """Per interviewer: the policy, new sessions since the newest version, when the next refresh is due,
+    """Per interviewer: the policy, new sessions (no version has learnt from them), when the next refresh is due,
     what is running and the last refresh's outcome."""
     tenant = tenant or settings.DEFAULT_TENANT
     rows = _statuses(tenant, interviewer)

@@ -7,8 +7,9 @@ A refresh of one interviewer, one row of ``refresh_runs``:
 1. **Due** (:func:`due`) when the policy (configuration ``refresh``, tenant layer then interviewer layer;
    :class:`processors.twin.config.EffectiveRefresh`) is enabled and not paused, the newest version was
    trained on the tenant's live sessions (``live:<tenant>``), no training job, canary or refresh of the
-   interviewer is open, and either ``minNewSessions`` consented live sessions ended since that version
-   was made, or it is ``maxDays`` old and at least one has.
+   interviewer is open, and either ``minNewSessions`` consented, ended live sessions are new (no
+   version has been trained with them: no training has assigned them a split before that version was
+   made), or it is ``maxDays`` old and at least one is.
 2. **Training**: a training job on ``live:<tenant>`` with ``activate=false`` (:func:`start_refresh`; the
    caller publishes it on ``training.jobs``). The job copies the consented live sessions in and drops the
    ones whose consent was withdrawn or that were erased (``datasets.sync_live_sessions``), and the stored
@@ -103,7 +104,7 @@ class RefreshStatus:
     newest_version_at: datetime | None
     trained_on: str | None  # the dataset ref of the newest version
     active_version: int | None
-    new_sessions: int  # consented live sessions ended since the newest version was made
+    new_sessions: int  # consented, ended live sessions no version has been trained with
     busy: str | None  # why nothing can start now (a job, canary or refresh is open), or None
     last_run: RefreshRun | None
 
@@ -131,10 +132,13 @@ def status(conn, tenant: str, interviewer_id: str, policy: EffectiveRefresh) -> 
                           (tenant, interviewer_id)).fetchone()
     new_sessions = 0
     if newest is not None:
-        # An ended session's updated_at is when it ended (or, later, when its consent was given).
+        # New: no training has split it yet, or only one after the newest version was made (a job that
+        # failed). A training job stores every session's split before it makes its version.
         new_sessions = int(conn.execute(
-            "SELECT count(*) FROM sessions WHERE tenant=%s AND interviewer_id=%s AND consent_training"
-            " AND status = 'ended' AND updated_at > %s", (tenant, interviewer_id, newest[1])).fetchone()[0])
+            "SELECT count(*) FROM sessions s LEFT JOIN interviewer_splits sp ON sp.tenant = s.tenant"
+            " AND sp.interviewer_id = s.interviewer_id AND sp.session_id = s.session_id"
+            " WHERE s.tenant=%s AND s.interviewer_id=%s AND s.consent_training AND s.status = 'ended'"
+            " AND (sp.session_id IS NULL OR sp.assigned_at > %s)", (tenant, interviewer_id, newest[1])).fetchone()[0])
     last = runs(conn, tenant, interviewer_id, limit=1)
     busy = None
     job = conn.execute("SELECT job_id, status FROM training_jobs WHERE tenant=%s AND interviewer_id=%s"

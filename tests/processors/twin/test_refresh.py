@@ -89,7 +89,11 @@ def _run(pg, tenant):
 
 
 def _trained(pg, profiles, dana_fitted, tenant, job) -> None:
-    """The trainer's work for a refresh's job: version 2, not activated, and the job's success."""
+    """The trainer's work for a refresh's job: every session's split stored, then version 2, not
+    activated, and the job's success."""
+    pg.execute("INSERT INTO interviewer_splits (tenant, interviewer_id, session_id, split, position, dataset_ref)"
+               " SELECT tenant, interviewer_id, session_id, 'train', 0, %s FROM sessions WHERE tenant=%s"
+               " AND consent_training ON CONFLICT DO NOTHING", (f"live:{tenant}", tenant))
     style, policy = dana_fitted
     profiles.save(InterviewerProfile(tenant, IID, 2, style, policy,
                                      {"config": {}, "provenance": {"datasetRef": f"live:{tenant}"}}))
@@ -142,7 +146,9 @@ def test_a_trained_refresh_goes_to_a_canary_and_ends_with_its_decision(postgres_
     run = _run(pg, tenant)
     assert run.status == "promoted" and run.message == "score: as good"
     assert _actions(pg, tenant) == ["refresh.train", "refresh.promoted"]
-    # The new version counts from now: the sessions it trained on are not new any more.
+    # The sessions the new version was trained with are not new any more, even when touched later.
+    assert refreshes.status(pg, tenant, IID, configs.load(tenant, IID).refresh).new_sessions == 0
+    pg.execute("UPDATE sessions SET updated_at=now(), video_url='s3://late' WHERE tenant=%s", (tenant,))
     assert refreshes.status(pg, tenant, IID, configs.load(tenant, IID).refresh).new_sessions == 0
 
 
@@ -150,6 +156,10 @@ def test_a_failed_job_ends_the_refresh_and_the_next_round_can_start_another(post
                                                                              configs):
     _sessions(pg, tenant, 3)
     [job] = _tick(postgres_dsn, configs, only=(tenant, IID))
+    # The job had split the sessions before it failed: no version was trained with them, still new.
+    pg.execute("INSERT INTO interviewer_splits (tenant, interviewer_id, session_id, split, position, dataset_ref)"
+               " SELECT tenant, interviewer_id, session_id, 'train', 0, %s FROM sessions WHERE tenant=%s",
+               (f"live:{tenant}", tenant))
     pg.execute("UPDATE training_jobs SET status='failed', message='out of memory' WHERE job_id=%s", (job["jobId"],))
     [again] = _tick(postgres_dsn, configs, only=(tenant, IID))
     assert again["jobId"] != job["jobId"]
