@@ -352,8 +352,9 @@ def send_training_job(conn, job) -> None:
     try:
         asyncio.run(asyncio.wait_for(send(), 20))
     except Exception as exc:  # noqa: BLE001
-        conn.execute("UPDATE training_jobs SET status='failed', message='not queued: Kafka unreachable' WHERE job_id=%s",
-                     (job.jobId,))
+        from processors.twin.jobs import NOT_QUEUED_SQL
+
+        conn.execute(NOT_QUEUED_SQL, ("Kafka unreachable", job.jobId))
         conn.commit()
         _fail(f"cannot reach Kafka at {settings.KAFKA_BOOTSTRAP} ({type(exc).__name__}: {exc}); run `infra/up`")
 

@@ -24,6 +24,7 @@ from infra.cli import _fail, app, connect_db, console
 from infra.cli_canary import JsonOpt, TenantOpt
 from infra.settings import settings
 from processors.twin import refresh as refreshes
+from processors.twin.datasets import live_ref
 
 __all__ = ["refresh_app"]
 
@@ -83,8 +84,8 @@ def refresh_status(interviewer: Optional[str] = typer.Argument(None, help="Inter
             upcoming = f"due: {reason}"
         elif not st.policy.enabled or st.policy.paused:
             upcoming = "-"
-        elif st.trained_on != f"live:{tenant}":
-            upcoming = f"never: trained on {st.trained_on or 'unknown data'}, not live:{tenant}"
+        elif st.trained_on != live_ref(tenant):
+            upcoming = f"never: trained on {st.trained_on or 'unknown data'}, not {live_ref(tenant)}"
         else:
             at = st.next_refresh_at
             upcoming = (f"at {st.policy.minNewSessions} sessions"
@@ -112,9 +113,9 @@ def refresh_run(interviewer: str = typer.Argument(...), tenant: Optional[str] = 
         st = refreshes.status(conn, tenant, interviewer, configs.load(tenant, interviewer).refresh)
         if st.newest_version is None:
             _fail(f"{interviewer!r} has no trained version in tenant {tenant!r}")
-        if st.trained_on != f"live:{tenant}":
+        if st.trained_on != live_ref(tenant):
             _fail(f"v{st.newest_version} of {interviewer!r} was trained on {st.trained_on!r}; a refresh trains on "
-                  f"live:{tenant} (train on it once with `twin train {interviewer} --dataset live:{tenant}`)")
+                  f"{live_ref(tenant)} (train on it once with `twin train {interviewer} --dataset {live_ref(tenant)}`)")
         try:
             run, job = refreshes.start_refresh(conn, st, f"run by {actor} ({st.new_sessions} new sessions)", actor)
         except refreshes.RefreshError as exc:
@@ -125,7 +126,8 @@ def refresh_run(interviewer: str = typer.Argument(...), tenant: Optional[str] = 
     if as_json:
         print(json.dumps(run.to_json(), default=str))
         return
-    console.print(f"refresh {run.run_id} of [bold]{interviewer}[/]: training job {run.job_id} queued on live:{tenant}; "
+    console.print(f"refresh {run.run_id} of [bold]{interviewer}[/]: training job {run.job_id} queued on "
+                  f"{live_ref(tenant)}; "
                   "`twin refresh status` follows it to its canary and decision", highlight=False)
 
 

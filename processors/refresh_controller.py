@@ -66,10 +66,10 @@ def compare_round() -> list[dict]:
 def _not_queued(job_id: str) -> None:
     """Say so in the job's row; the next round then ends its refresh as failed (and may start another)."""
     from infra.db import connect
+    from processors.twin.jobs import NOT_QUEUED_SQL
 
     with connect(settings) as conn:
-        conn.execute("UPDATE training_jobs SET status='failed', finished_at=now(), updated_at=now(),"
-                     " message='not queued: Kafka did not acknowledge the job' WHERE job_id=%s", (job_id,))
+        conn.execute(NOT_QUEUED_SQL, ("Kafka did not acknowledge the job", job_id))
 
 
 if enabled(AGENT):

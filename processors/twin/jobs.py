@@ -43,7 +43,7 @@ import psycopg
 from infra.settings import Settings, settings
 from schemas.models import TrainingJob, TrainingJobStatus
 
-__all__ = ["JobRunner"]
+__all__ = ["JobRunner", "NOT_QUEUED_SQL"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 # than three heartbeat intervals of the worker that runs it (which may be configured differently).
 _STALE = ("coalesce(heartbeat_at, updated_at) < now() - make_interval(secs => greatest(%s::float8,"
           " 3 * coalesce(heartbeat_every_s, 0)))")
+
+
+# A job Kafka did not take: no worker will ever run it, so its row says so (the gateway, `twin train`
+# and the refresh controller; parameters: the reason, the job id).
+NOT_QUEUED_SQL = ("UPDATE training_jobs SET status='failed', finished_at=now(), updated_at=now(),"
+                  " message='not queued: ' || %s WHERE job_id=%s")
 
 
 def _now() -> datetime:

@@ -37,7 +37,7 @@ import psycopg
 from infra import audit
 from processors.twin import canary as canaries
 from processors.twin.config import TENANT_LAYER, ConfigStore, EffectiveRefresh
-from processors.twin.datasets import is_live, live_ref
+from processors.twin.datasets import live_ref
 
 __all__ = ["CONTROLLER", "RefreshError", "RefreshStatus", "RefreshRun", "status", "due", "start_refresh",
            "advance", "tick", "set_paused", "runs", "pending_comparisons", "compare_run", "HISTORY_SQL",
@@ -159,7 +159,7 @@ def due(st: RefreshStatus, now: datetime | None = None) -> str | None:
     p = st.policy
     if not p.enabled or p.paused or st.busy or st.newest_version is None or st.active_version is None:
         return None
-    if st.trained_on is None or not is_live(st.trained_on) or st.trained_on != live_ref(st.tenant):
+    if st.trained_on != live_ref(st.tenant):
         return None
     if st.new_sessions >= p.minNewSessions:
         return f"{st.new_sessions} new consented sessions (threshold {p.minNewSessions})"
@@ -239,8 +239,10 @@ def advance(conn, run: RefreshRun, policy: EffectiveRefresh, thresholds: canarie
     if run.status == "canary":
         row = conn.execute("SELECT status, reason FROM canary_deployments WHERE canary_id=%s",
                            (run.canary_id,)).fetchone()
-        if row is None or row[0] == "running":
-            return "canary" if row else _ended(conn, run, "aborted", "the canary is gone", actor)
+        if row is None:
+            return _ended(conn, run, "aborted", "the canary is gone", actor)
+        if row[0] == "running":
+            return "canary"
         return _ended(conn, run, row[0], row[1], actor)
     return run.status
 

@@ -979,6 +979,7 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
         texts, labels, details, groups, register = ex.texts, ex.labels, ex.details, ex.groups, ex.register
         line_ids = ex.line_ids
         lid = np.array(line_ids)
+        group_array = np.array(groups)
         x = checks.featurize(texts)
         xc = checks.cheap_features(texts)
         y = np.array(labels)
@@ -1025,8 +1026,8 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
                         "oof_fp_rate_register": round(float((_line_max(oof, lid, reg) >= threshold).mean()), 4),
                         "register_negatives": int(len(_line_max(oof, lid, reg))),
                         "oof_recall_by_group": {
-                            f: round(float((oof[pos & (np.array(groups) == f)] >= threshold).mean()), 3)
-                            for f in sorted({g for g, p in zip(groups, pos) if p})}}
+                            f: round(float((oof[pos & (group_array == f)] >= threshold).mean()), 3)
+                            for f in sorted({str(g) for g in group_array[pos]})}}
     # The offensive-language model on its own: the lowest threshold that keeps its false positives on
     # the development negatives (both stages, the toxicity head's rows) within half the budgets.
     tox_rows = [r for r in rows if r["label"] in ("toxicity", "none", "prohibited_question", "pii_leak")]
