@@ -6,6 +6,7 @@
     twin eval --corpus FILE --via engine                                    # in-process, for development
     OPENAI_BASE_URL=http://127.0.0.1:8011/v1 twin eval --corpus FILE --via engine --llm --limit 10
     twin eval --corpus FILE --via engine --on val --ablate all              # what each part is worth, on val
+    twin eval --corpus FILE --via engine --on val --val-windows 4 --no-store --no-red-team  # choose methods here
 
 See ``processors/twin/evaluation/run.py`` for what a run does and the default sample.
 """
@@ -82,6 +83,22 @@ def _table(summary: dict) -> Table:
     return table
 
 
+def _pooled_table(pooled: dict) -> Table:
+    windows = ", ".join(f"w{w['window']} {w['sessions']} sessions/{w['turns']} turns" for w in pooled["per_window"])
+    table = Table(title=f"twin eval on {pooled['windows']} validation windows ({windows}); · baselines; − the twin "
+                        f"without that part; ± one standard error; indistinguishability: mean of the windows'")
+    table.add_column("system", no_wrap=True)
+    for col, _ in COLUMNS:
+        table.add_column(col, justify="right")
+    table.add_column("indisting. by window", justify="right")
+    rows = [("twin", pooled["twin"]), *((f"· {k}", v) for k, v in pooled["baselines"].items()),
+            *((f"− {k}", v) for k, v in pooled["ablations"].items())]
+    for name, s in rows:
+        table.add_row(name, *(_with_se(s.get(key), s["se"].get(key)) for _, key in COLUMNS),
+                      " ".join(_fmt(v) for v in s["indistinguishability_by_window"]))
+    return table
+
+
 @app.command("eval")
 def eval_command(
     corpus: Path = typer.Option(..., "--corpus", exists=True, dir_okay=False, readable=True,
@@ -122,6 +139,11 @@ def eval_command(
     on: Split = typer.Option(Split.test, "--on",
                              help="The split asked and scored: test (the figures to report, once) or val (to choose "
                                   "between methods without reading the test sessions)."),
+    val_windows: int = typer.Option(1, "--val-windows", min=1,
+                                    help="With --on val: pool this many chronological validation windows, each "
+                                         "trained as the reported run is (window 1 ends before the test part, "
+                                         "window 2 before window 1's validation part, ...): one validation part "
+                                         "is a few sessions, too few to choose a method on. --via engine only."),
     ablate: list[str] = typer.Option([], "--ablate",
                                      help="Also score the twin with this part switched off (repeatable; 'all' for "
                                           "each of grounding, selection, editing, move_model, tools), answered by "
@@ -129,7 +151,7 @@ def eval_command(
 ) -> None:
     """Import, split, train, ask the twin every test turn and compare with the real interviewer."""
     from infra.clients import ServiceUnavailable, check_services
-    from processors.twin.evaluation.run import EvalConfig, run_evaluation
+    from processors.twin.evaluation.run import EvalConfig, run_evaluation, run_val_windows
 
     via = Via(via).value
     from processors.twin.engine import ABLATIONS
@@ -142,6 +164,9 @@ def eval_command(
     if llm is not None and via == "gateway":
         _err.print("[bold red]error:[/] --llm/--offline choose the generator of --via engine; the gateway's worker "
                    "uses its own settings (OPENAI_BASE_URL)")
+        raise typer.Exit(2)
+    if val_windows > 1 and (Split(on).value != "val" or report is not None):
+        _err.print("[bold red]error:[/] --val-windows pools validation runs: it needs --on val and no --report")
         raise typer.Exit(2)
     if llm and not settings.llm_configured:
         _err.print("[bold red]error:[/] --llm needs OPENAI_BASE_URL (or OPENAI_API_KEY)")
@@ -182,10 +207,21 @@ def eval_command(
         # Libraries may print; stdout belongs to the one JSON object.
         with contextlib.redirect_stdout(sys.stderr):
             try:
-                result = run_evaluation(config, settings, progress=progress)
+                if val_windows > 1:
+                    _, pooled = run_val_windows(config, val_windows, settings, progress=progress)
+                else:
+                    result = run_evaluation(config, settings, progress=progress)
             except (RuntimeError, ValueError) as exc:
                 _err.print(f"[bold red]error:[/] {exc}")
                 raise typer.Exit(1)
+    if val_windows > 1:
+        pooled["wall_s"] = round(time.perf_counter() - started, 2)
+        if as_json:
+            sys.stdout.write(json.dumps(pooled, default=str) + "\n")
+            sys.stdout.flush()
+            return
+        Console().print(_pooled_table(pooled))
+        return
     summary = result.summary
     summary["timings_s"]["wall"] = round(time.perf_counter() - started, 2)
     if report is not None:

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, wo
 from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
-           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "run_evaluation", "sample_turns",
+           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "pool_windows", "run_evaluation",
+           "run_val_windows", "sample_turns",
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
@@ -94,6 +95,10 @@ class EvalConfig:
         choosing methods without looking at the test sessions).
     :param ablations: parts of the twin (``engine.ABLATIONS``) to switch off one at a time; each becomes
         a system ``twin-no-<part>`` answered by the in-process engine on the same turns.
+    :param window: 0 ends each interviewer's run at their newest session (the reported run). ``w`` >= 1
+        (only with ``on="val"``) validates on the ``w``-th validation part before the reported run's
+        (``split``), trained on as many sessions as the reported run trains on, with the test sessions
+        not in the run at all. ``run_val_windows`` pools several.
     """
 
     corpus: Path
@@ -116,6 +121,7 @@ class EvalConfig:
     discriminator_seeds: int = DISCRIMINATOR_SEEDS
     on: str = "test"
     ablations: Sequence[str] = ()
+    window: int = 0
 
     @property
     def turns_per_interviewer(self) -> int | None:
@@ -135,6 +141,26 @@ class EvalConfig:
             keep += 1
             turns += sum(1 for t in s.turns if t.role == "interviewer")
         return sessions[-keep:]
+
+    def split(self, sessions: list[Transcript]) -> Split:
+        """One interviewer's (chronological) sessions split as this run uses them.
+
+        Window 0: the most recent sessions (``select_sessions``) split by time. Window ``w`` >= 1: the
+        ``w``-th validation part before window 0's (window 1's just before it), with as many train sessions
+        before it as window 0 trains on (or all there are); its test part is what lies between it and
+        window 0's test part (the next windows' validation sessions, never asked in a validation run).
+        Window 0's test sessions are in no other window.
+        """
+        default = chronological_split(self.select_sessions(sessions), val=self.val, test=self.test)
+        if self.window <= 0:
+            return default
+        n_val, n_test = len(default.val), len(default.test)
+        end = len(sessions) - n_test - self.window * n_val  # just after this window's validation part
+        if n_val < 1 or end - n_val < 1:
+            raise ValueError(f"{sessions[0].interviewer_id}: {len(sessions)} sessions are too few for validation "
+                             f"window {self.window} ({n_val} per validation part)")
+        return Split(train=sessions[max(0, end - n_val - len(default.train)):end - n_val],
+                     val=sessions[end - n_val:end], test=sessions[end:len(sessions) - n_test])
 
 
 @dataclass
@@ -180,6 +206,8 @@ def eval_tenant(corpus: Path, config: EvalConfig) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     h.update(f"|{config.sessions}|{config.val}|{config.test}|{sorted(config.interviewers)}".encode())
+    if config.window:
+        h.update(f"|window {config.window}".encode())
     return f"eval-{h.hexdigest()[:10]}"
 
 
@@ -311,6 +339,8 @@ def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, prog
         raise ValueError(f"via must be 'engine' or 'gateway', not {config.via!r}")
     if config.on not in ("test", "val"):
         raise ValueError(f"on must be 'test' or 'val', not {config.on!r}")
+    if config.window < 0 or (config.window and config.on != "val"):
+        raise ValueError(f"window {config.window}: earlier windows are for validation only (on='val')")
     from processors.twin.engine import ABLATIONS
 
     unknown = set(config.ablations) - set(ABLATIONS)
@@ -338,9 +368,7 @@ def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, prog
         if unknown:
             raise ValueError(f"interviewers not in the corpus: {sorted(unknown)}")
     wanted = list(config.interviewers) or list(by_iid)
-    sessions = {iid: config.select_sessions(_chronological(by_iid[iid])) for iid in by_iid}
-    splits: dict[str, Split] = {iid: chronological_split(s, val=config.val, test=config.test)
-                                for iid, s in sessions.items()}
+    splits: dict[str, Split] = {iid: config.split(_chronological(own)) for iid, own in by_iid.items()}
     tenant = config.tenant or eval_tenant(corpus, config)
     run_id = f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
@@ -660,6 +688,81 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         lap("store")
     timings["total"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def run_val_windows(config: EvalConfig, windows: int, cfg: Settings = default_settings, *,
+                    progress: Progress | None = None) -> tuple[list[EvalResult], dict[str, Any]]:
+    """Run the validation evaluation on ``windows`` chronological windows (``EvalConfig.window`` 0 ..
+    windows - 1) and pool them (``pool_windows``). Each window trains its own version, in its own tenant.
+
+    One validation part is a few sessions (the podcast host's is three): a method's figures move by more
+    between windows than between methods. Pooled windows, each trained as the reported run is, are what
+    a method is chosen on; the test part is read once, for the method chosen.
+    """
+    if windows < 1:
+        raise ValueError("windows must be at least 1")
+    report = progress or (lambda stage, done, total: None)
+    results = []
+    for w in range(windows):
+        window_config = replace(config, on="val", window=w,
+                                tenant=f"{config.tenant}-w{w}" if config.tenant and w else config.tenant)
+        results.append(run_evaluation(window_config, cfg,
+                                      progress=lambda stage, done, total, w=w: report(f"w{w} {stage}", done, total)))
+    return results, pool_windows(results, seed=config.seed)
+
+
+def pool_windows(results: Sequence[EvalResult], *, seed: int = 0) -> dict[str, Any]:
+    """Every system's figures over the turns of several windows' results.
+
+    Per-turn figures (match rates, semantic, style) are means over all turns, with standard errors by
+    bootstrap over sessions; a baseline's ``twin_minus_this`` is its paired difference from the twin on
+    the same turns. Indistinguishability needs one discriminator per run (its folds group a run's
+    sessions): the mean of the windows', with the standard error of that mean from theirs.
+    """
+    records = [(w, r) for w, res in enumerate(results) for r in res.turns]
+    groups = [f"w{w}/{r.group}" for w, r in records]
+    first = results[0].summary
+    parts = {ablation_system(a): a for a in first.get("ablations") or {}}
+    systems = ["twin", *first["baselines"], *parts]
+
+    def window_entry(res: EvalResult, system: str) -> dict[str, Any]:
+        s = res.summary
+        if system in parts:
+            return s["ablations"][parts[system]]
+        return s["twin"] if system == "twin" else s["baselines"][system]
+
+    pooled: dict[str, dict[str, Any]] = {}
+    for system in systems:
+        entry: dict[str, Any] = {"se": {}}
+        for metric in (*MATCH_METRICS, "semantic", "style"):
+            mean, se = M.bootstrap_mean([r.scores[system][metric] for _, r in records], groups, seed=seed)
+            entry[metric], entry["se"][metric] = _r(mean), _r(se)
+        ind = [window_entry(res, system) for res in results]
+        values = [e["indistinguishability"] for e in ind if e.get("indistinguishability") is not None]
+        ses = [e["se"].get("indistinguishability") or 0.0 for e in ind if e.get("indistinguishability") is not None]
+        entry["indistinguishability"] = _r(float(np.mean(values))) if values else None
+        entry["se"]["indistinguishability"] = _r(float(np.sqrt(np.sum(np.square(ses)))) / len(ses)) if ses else None
+        entry["indistinguishability_by_window"] = [_r(v) for v in values]
+        if system != "twin":
+            entry["twin_minus_this"] = {}
+            for metric in MATCH_METRICS:
+                diff, se = M.bootstrap_diff([r.scores["twin"][metric] for _, r in records],
+                                            [r.scores[system][metric] for _, r in records], groups, seed=seed)
+                entry["twin_minus_this"][metric] = {
+                    "diff": _r(diff), "se": _r(se), "twin_wins": bool(diff is not None and se is not None
+                                                                      and diff > 2 * se)}
+        pooled[system] = entry
+    return {
+        "corpus": first["corpus"], "on": "val", "windows": len(results),
+        "turns": len(records), "sessions": len(set(groups)),
+        "twin": pooled["twin"],
+        "baselines": {b: pooled[b] for b in first["baselines"]},
+        "ablations": {a: pooled[system] for system, a in parts.items()},
+        "per_window": [{"window": w, "tenant": res.summary["tenant"], "run_id": res.summary["run_id"],
+                        "turns": res.summary["test_turns"], "sessions": res.summary["test_sessions"],
+                        "twin": {k: res.summary["twin"].get(k) for k in (*MATCH_METRICS, "indistinguishability")}}
+                       for w, res in enumerate(results)],
+    }
 
 
 def ablation_system(part: str) -> str:

@@ -206,3 +206,61 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     assert ablation_system("move_model") == "twin-no-move-model"
     bad = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--ablate", "memory"])
     assert bad.exit_code == 2 and "unknown --ablate memory" in bad.output
+
+
+def test_each_validation_window_steps_back_one_validation_part(scotus):
+    """Window 0 is the reported run; window w validates on the sessions w validation parts before window 0's,
+    trained on as many sessions as window 0 (when there are that many): windows never share a validation
+    session and none but window 0 holds a test session."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from processors.twin.evaluation.run import EvalConfig
+
+    kagan = [t for t in scotus if t.interviewer_id == "elena_kagan"]  # 24 sessions, file order is time order
+    order = [s.session_id for s in kagan]
+    config = EvalConfig(corpus=Path("unused"), sessions=0, on="val")
+    splits = [replace(config, window=w).split(kagan) for w in range(4)]
+    ids = [{part: [s.session_id for s in getattr(sp, part)] for part in ("train", "val", "test")} for sp in splits]
+    assert ids[0] == {"train": order[:17], "val": order[17:19], "test": order[19:]}
+    assert ids[1] == {"train": order[:15], "val": order[15:17], "test": order[17:19]}
+    assert ids[2] == {"train": order[:13], "val": order[13:15], "test": order[15:19]}  # train: what there is
+    assert ids[3]["val"] == order[11:13]
+    for window in ids[1:]:
+        assert not set(ids[0]["test"]) & set(window["train"] + window["val"] + window["test"])
+    with pytest.raises(ValueError, match="too few"):
+        replace(config, window=12).split(kagan)
+
+
+def test_validation_windows_are_pooled(slice_corpus, postgres_dsn, weaviate_client):
+    """`--on val --val-windows 2`: two windows, each trained in its own tenant on its own earlier sessions,
+    pooled into one table (turns of both windows, each baseline's paired difference from the twin)."""
+    import shutil
+
+    from infra.cli import app
+    from infra.settings import settings
+    from processors.twin.profiles import ProfileStore
+    from sinks.weaviate import PERSONA_MEMORY, weaviate_tenant
+
+    tenant = f"eval-win-{random.randrange(16**8):08x}"
+    result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
+                                      "--on", "val", "--val-windows", "2", "--limit", "4", "--sessions", "0",
+                                      "--no-red-team", "--no-store", "--tenant", tenant])
+    assert result.exit_code == 0, (result.output[-3000:], result.exception)
+    out = json.loads(result.stdout)
+    assert out["windows"] == 2 and [w["tenant"] for w in out["per_window"]] == [tenant, f"{tenant}-w1"]
+    assert out["turns"] == sum(w["turns"] for w in out["per_window"]) > 4
+    splits = [ProfileStore(postgres_dsn).active(t, "elena_kagan").artefacts["split"] for t in (tenant, f"{tenant}-w1")]
+    # Window 1 trained without window 0's test sessions and validated on earlier sessions than window 0.
+    assert not set(splits[0]["test"]) & set(splits[1]["train"] + splits[1]["val"] + splits[1]["test"])
+    assert set(splits[1]["val"]) <= set(splits[0]["train"])
+    assert 0.0 <= out["twin"]["rank_same"] <= 1.0 and len(out["twin"]["indistinguishability_by_window"]) <= 2
+    assert set(out["baselines"]) == SYSTEMS
+    assert set(out["baselines"]["previous_line"]["twin_minus_this"]) == {"match_rate_cross", "match_rate_same",
+                                                                         "rank_same"}
+    coll = weaviate_client.collections.use(f"{settings.WEAVIATE_COLLECTION_PREFIX}{PERSONA_MEMORY.name}")
+    for t in (tenant, f"{tenant}-w1"):
+        coll.tenants.remove([weaviate_tenant(t)])
+        shutil.rmtree(settings.TWIN_VAR_DIR / "models" / t, ignore_errors=True)
+    bad = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--val-windows", "2"])
+    assert bad.exit_code == 2 and "needs --on val" in bad.output
