@@ -7,8 +7,8 @@ import pytest
 
 from processors.twin.corpus import chronological_split, exchanges
 from processors.twin.offline_generator import Exemplar
-from processors.twin.selection import (CONTEXT_WEIGHT_GRID, FEATURE_NAMES, FIT_FEATURE_NAMES, FIT_WEIGHT_GRID, ResponseSelector,
-                                       fit_features, fit_selector, moment_query)
+from processors.twin.selection import (CONTEXT_WEIGHT_GRID, FEATURE_NAMES, FIT_FEATURE_NAMES, FIT_WEIGHT_GRID,
+                                       HUB_PENALTY, ResponseSelector, fit_features, fit_selector, moment_query)
 
 JUSTICE = "ruth_bader_ginsburg"
 
@@ -167,7 +167,29 @@ def test_save_and_load_give_the_same_scores(selector, split, embedder, tmp_path)
     b = again.scores(query, again.candidate_set(exemplars, embedder))
     assert np.allclose(a, b)
     assert again.fit_model is not None and (again.predictor is None) == (selector.predictor is None)
-    assert again.meta == selector.meta
+    assert again.meta == selector.meta and again.hubs == selector.hubs
+
+
+def test_hub_lines_lose_what_they_won_too_often(selector, split, embedder):
+    """The closeness model's first line at each train moment is counted; at request time a line loses
+    HUB_PENALTY times log(1 + its count), so a line it puts first everywhere no longer wins everywhere."""
+    assert selector.meta["hubPenalty"] == HUB_PENALTY > 0
+    assert sum(selector.hubs.values()) == selector.meta["moments"]  # one first line per train moment
+    assert set(selector.hubs) <= set(selector.vectors)
+    hub, count = max(selector.hubs.items(), key=lambda kv: kv[1])
+    assert count > 1 and selector.meta["hubTopCount"] == count
+    ex = list(exchanges(split.val[0], max_context_turns=10**6))[3]
+    query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
+    pool = [e for t in split.train for e in exchanges(t)]
+    exemplars = [Exemplar.from_exchange(e) for e in pool if Exemplar.from_exchange(e).exemplar_id == hub]
+    exemplars += [Exemplar.from_exchange(e) for e in pool[:10]]
+    cands = selector.candidate_set(exemplars, embedder)
+    penalty = selector.hub_penalty(cands)
+    assert penalty[0] == pytest.approx(HUB_PENALTY * np.log1p(count))
+    assert all(p == pytest.approx(HUB_PENALTY * np.log1p(selector.hubs.get(k, 0))) for p, k in zip(penalty, cands.keys))
+    without = ResponseSelector(selector.model, selector.typical, selector.vectors, dict(selector.meta),
+                               selector.fit_model, selector.predictor, selector.situations)  # no counts: no penalty
+    assert np.allclose(without.scores(query, cands) - selector.scores(query, cands), penalty)
 
 
 def test_one_session_is_not_enough(split, embedder):
