@@ -5,6 +5,12 @@ trains the sample interviewer in a bench tenant, and replays candidate turns of 
 Prints a table and writes benchmarks/results/respond.json.
 
     .venv/bin/python benchmarks/respond.py [--requests 100] [--llm]
+    .venv/bin/python benchmarks/respond.py --corpus infra/samples/scotus_oyez_slice.jsonl --interviewer elena_kagan
+
+With ``--corpus`` the interviewer is trained on the train part of their sessions and the requests are
+the candidate turns of the held-out sessions, each asked once, in session order, with the session so
+far (as much as the request's byte budget holds): real turn lengths, and no answer served twice
+from a cache. The sample corpus is short and small, and its turns are asked again once used up.
 
 "outside generation" is end-to-end latency minus the twin's `generate` step (gateway, Kafka hops,
 retrieval, policy, safety); with --llm it is what the service adds to the model's own time.
@@ -50,15 +56,19 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def workload() -> list[dict]:
-    sessions = [p.transcript for p in read_transcripts(ROOT / "infra/samples/sample_interviews.jsonl") if p.ok]
+def workload(sessions: list, interviewer_id: str, cfg: Settings) -> list[dict]:
+    """One request per candidate turn of ``sessions``, in session order, with the session so far."""
+    from processors.twin.evaluation.responders import request_window
+    from schemas.respond_limits import RespondLimits
+
+    limits = RespondLimits.of(cfg)
     bodies = []
     for s in sessions:
         for i, t in enumerate(s.turns):
             if t.role == "candidate" and i > 0:
-                bodies.append({"interviewerId": "dana", "sessionId": f"bench-{s.session_id}",
-                               "history": [{"role": x.role, "text": x.text} for x in s.turns[:i]],
-                               "candidateTurn": t.text, "timeoutMs": 30_000})
+                window = request_window([(x.role, x.text) for x in s.turns[:i]], t.text, limits)
+                bodies.append({"interviewerId": interviewer_id, "sessionId": f"bench-{s.session_id}", **window,
+                               "timeoutMs": 30_000})
     return bodies
 
 
@@ -66,7 +76,7 @@ async def drive(cfg: Settings, url: str, tenant: str, bodies: list[dict], total:
     latencies: list[float] = []
     outside: list[float] = []
     errors = 0
-    queue = [bodies[i % len(bodies)] for i in range(total)]
+    queue = [bodies[i % len(bodies)] for i in range(total)][::-1]  # popped from the end: session order
 
     async def one(client: httpx.AsyncClient) -> None:
         nonlocal errors
@@ -100,8 +110,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=100, help="requests per concurrency level")
     ap.add_argument("--llm", action="store_true", help="generate with the local llama.cpp SmolLM2 server")
+    ap.add_argument("--corpus", type=Path, help="real sessions (JSON Lines) to train on and replay")
+    ap.add_argument("--interviewer", help="with --corpus: whose sessions")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/respond.json"))
     args = ap.parse_args()
+    if bool(args.corpus) != bool(args.interviewer):
+        ap.error("--corpus and --interviewer go together")
 
     name = "bench-respond-llm" if args.llm else "bench-respond"
     cfg = Settings(TOPIC_PREFIX=f"{name}.", GATEWAY_PORT=free_port())
@@ -117,8 +131,20 @@ def main() -> None:
     os.environ.clear()
     os.environ.update(saved_env)
 
-    tenant = "bench"
-    train_sample(cfg, tenant)
+    if args.corpus:
+        from processors.twin.corpus import chronological_split
+
+        own = [p.transcript for p in read_transcripts(args.corpus) if p.ok and p.transcript.interviewer_id ==
+               args.interviewer]
+        if len(own) < 3:
+            raise SystemExit(f"{args.corpus}: {len(own)} sessions of {args.interviewer}; at least 3 are needed")
+        split = chronological_split(own)
+        tenant, interviewer_id, replay = "bench-corpus", args.interviewer, split.test
+        train_sample(cfg, tenant, interviewer_id, split.train + split.val)
+    else:
+        tenant, interviewer_id = "bench", "dana"
+        replay = [p.transcript for p in read_transcripts(ROOT / "infra/samples/sample_interviews.jsonl") if p.ok]
+        train_sample(cfg, tenant)
     extra_env: dict[str, str] = {}
     llm = None
     if args.llm:
@@ -128,14 +154,23 @@ def main() -> None:
         extra_env = {"OPENAI_BASE_URL": llm.base_url, "OPENAI_MODEL": "smollm2"}
     try:
         url = stack.start_app(name, extra_env=extra_env)
-        bodies = workload()
-        asyncio.run(drive(cfg, url, tenant, bodies, 5, 1))  # warm-up, not reported
-        rows = [asyncio.run(drive(cfg, url, tenant, bodies, args.requests, c)) for c in (1, 8)]
+        bodies = workload(replay, interviewer_id, cfg)
+        if args.corpus:  # every request a new turn: the warm-up and each level get their own turns
+            need = 5 + 2 * args.requests
+            if len(bodies) < need:
+                console.print(f"[yellow]{len(bodies)} turns held out; fewer than {need}: some are asked twice[/]")
+            parts = [bodies[:5], bodies[5:5 + args.requests] or bodies, bodies[5 + args.requests:] or bodies]
+        else:
+            parts = [bodies, bodies, bodies]
+        asyncio.run(drive(cfg, url, tenant, parts[0], 5, 1))  # warm-up, not reported
+        rows = [asyncio.run(drive(cfg, url, tenant, part, min(args.requests, len(part)) if args.corpus
+                                  else args.requests, c)) for part, c in zip(parts[1:], (1, 8))]
     finally:
         stack.stop_app(name)
         if llm:
             llm.stop()
-    table = Table(title=f"respond latency ({'llm: SmolLM2 via llama.cpp' if args.llm else 'offline twin'})")
+    source = f"{args.corpus.name}, {interviewer_id}" if args.corpus else "sample corpus"
+    table = Table(title=f"respond latency ({'llm: SmolLM2 via llama.cpp' if args.llm else 'offline twin'}; {source})")
     for col in ("conc", "req", "err", "rps", "p50 ms", "p95 ms", "p99 ms", "outside gen p50", "outside gen p95",
                 "outside share"):
         table.add_column(col, justify="right")
@@ -146,7 +181,8 @@ def main() -> None:
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"generator": "llm" if args.llm else "offline", "rows": rows}, indent=2))
+    out.write_text(json.dumps({"generator": "llm" if args.llm else "offline", "workload": source, "rows": rows},
+                              indent=2))
     console.print(f"wrote {out}")
 
 
