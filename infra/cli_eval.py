@@ -141,9 +141,10 @@ def eval_command(
                                   "between methods without reading the test sessions)."),
     val_windows: int = typer.Option(1, "--val-windows", min=1,
                                     help="With --on val: pool this many chronological validation windows, each "
-                                         "trained as the reported run is (window 1 ends before the test part, "
-                                         "window 2 before window 1's validation part, ...): one validation part "
-                                         "is a few sessions, too few to choose a method on. --via engine only."),
+                                         "trained as the reported run is (window 1 validates on the sessions "
+                                         "before window 0's validation part, window 2 on those before window 1's, "
+                                         "...; no window holds a test session): one validation part is a few "
+                                         "sessions, too few to choose a method on."),
     ablate: list[str] = typer.Option([], "--ablate",
                                      help="Also score the twin with this part switched off (repeatable; 'all' for "
                                           "each of grounding, selection, editing, move_model, tools), answered by "
