@@ -38,8 +38,9 @@ def rubric_check(answer: str, criteria: Sequence[str] = DEFAULT_RUBRIC, embedder
     parts = sentences(answer) or [answer]
     cover = np.array([_lexical(c, answer) for c in criteria], dtype=float)
     if embedder is not None and answer.strip():
-        vecs = embedder.embed(list(criteria) + parts)
-        sims = vecs[: len(criteria)] @ vecs[len(criteria):].T
+        # The criteria are the same few phrases at every follow-up: embedded once per worker. Apart from
+        # them, short phrases no longer pad out to the answer's longest sentence in one batch.
+        sims = embedder.embed_cached(list(criteria)) @ embedder.embed(parts).T
         # Cosine of MiniLM for a sentence that really addresses a criterion is ~0.5+; map 0.2..0.6 → 0..1.
         semantic = np.clip((sims.max(axis=1) - 0.2) / 0.4, 0, 1)
         cover = np.maximum(cover, semantic)
