@@ -56,8 +56,8 @@ from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, wo
 from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
-           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "pool_windows", "run_evaluation",
-           "run_val_windows", "sample_turns",
+           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "pool_windows",
+           "run_evaluation", "run_val_windows", "sample_turns",
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
@@ -719,8 +719,8 @@ def pool_windows(results: Sequence[EvalResult], *, seed: int = 0) -> dict[str, A
     the same turns. Indistinguishability needs one discriminator per run (its folds group a run's
     sessions): the mean of the windows', with the standard error of that mean from theirs.
     """
-    records = [(w, r) for w, res in enumerate(results) for r in res.turns]
-    groups = [f"w{w}/{r.group}" for w, r in records]
+    turns = [r for res in results for r in res.turns]
+    groups = [f"w{w}/{r.group}" for w, res in enumerate(results) for r in res.turns]
     first = results[0].summary
     parts = {ablation_system(a): a for a in first.get("ablations") or {}}
     systems = ["twin", *first["baselines"], *parts]
@@ -735,26 +735,21 @@ def pool_windows(results: Sequence[EvalResult], *, seed: int = 0) -> dict[str, A
     for system in systems:
         entry: dict[str, Any] = {"se": {}}
         for metric in (*MATCH_METRICS, "semantic", "style"):
-            mean, se = M.bootstrap_mean([r.scores[system][metric] for _, r in records], groups, seed=seed)
+            mean, se = M.bootstrap_mean([r.scores[system][metric] for r in turns], groups, seed=seed)
             entry[metric], entry["se"][metric] = _r(mean), _r(se)
-        ind = [window_entry(res, system) for res in results]
-        values = [e["indistinguishability"] for e in ind if e.get("indistinguishability") is not None]
-        ses = [e["se"].get("indistinguishability") or 0.0 for e in ind if e.get("indistinguishability") is not None]
+        entries = [window_entry(res, system) for res in results]
+        measured = [e for e in entries if e.get("indistinguishability") is not None]
+        values = [e["indistinguishability"] for e in measured]
+        ses = [e["se"].get("indistinguishability") or 0.0 for e in measured]
         entry["indistinguishability"] = _r(float(np.mean(values))) if values else None
         entry["se"]["indistinguishability"] = _r(float(np.sqrt(np.sum(np.square(ses)))) / len(ses)) if ses else None
         entry["indistinguishability_by_window"] = [_r(v) for v in values]
         if system != "twin":
-            entry["twin_minus_this"] = {}
-            for metric in MATCH_METRICS:
-                diff, se = M.bootstrap_diff([r.scores["twin"][metric] for _, r in records],
-                                            [r.scores[system][metric] for _, r in records], groups, seed=seed)
-                entry["twin_minus_this"][metric] = {
-                    "diff": _r(diff), "se": _r(se), "twin_wins": bool(diff is not None and se is not None
-                                                                      and diff > 2 * se)}
+            entry["twin_minus_this"] = _twin_minus_this(turns, "twin", system, groups, seed)
         pooled[system] = entry
     return {
         "corpus": first["corpus"], "on": "val", "windows": len(results),
-        "turns": len(records), "sessions": len(set(groups)),
+        "turns": len(turns), "sessions": len(set(groups)),
         "twin": pooled["twin"],
         "baselines": {b: pooled[b] for b in first["baselines"]},
         "ablations": {a: pooled[system] for system, a in parts.items()},
@@ -880,16 +875,22 @@ def summarize_systems(records: list[TurnRecord], systems: Sequence[str], scoring
             "empty_replies": sum(1 for r in rs if not r.replies.get(system, "").strip()),
         }
         out[system] = entry
-    twin = systems[0]
     for system in systems[1:]:
-        vs = {}
-        for metric in MATCH_METRICS:
-            diff, se = M.bootstrap_diff([r.scores[twin][metric] for r in rs], [r.scores[system][metric] for r in rs],
-                                        groups, seed=seed)
-            vs[metric] = {"diff": _r(diff), "se": _r(se),
-                          "twin_wins": bool(diff is not None and se is not None and diff > 2 * se)}
-        out[system]["twin_minus_this"] = vs
+        out[system]["twin_minus_this"] = _twin_minus_this(rs, systems[0], system, groups, seed)
     return out
+
+
+def _twin_minus_this(records: Sequence[TurnRecord], twin: str, system: str, groups: Sequence[str], seed: int
+                     ) -> dict[str, dict[str, Any]]:
+    """Per match rate, the twin's paired difference from ``system`` on the same turns (bootstrap SE over
+    ``groups``), and whether the twin wins by more than two standard errors."""
+    vs = {}
+    for metric in MATCH_METRICS:
+        diff, se = M.bootstrap_diff([r.scores[twin][metric] for r in records],
+                                    [r.scores[system][metric] for r in records], groups, seed=seed)
+        vs[metric] = {"diff": _r(diff), "se": _r(se),
+                      "twin_wins": bool(diff is not None and se is not None and diff > 2 * se)}
+    return vs
 
 
 def _chance(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
