@@ -22,3 +22,15 @@ def test_the_criteria_are_embedded_once_per_worker(embedder):
     assert all(c in embedder._cache for c in DEFAULT_RUBRIC)
     weak = rubric_check("I don't know.", embedder=embedder)
     assert weak["verdict"] == "weak" and set(weak["missing"]) == set(DEFAULT_RUBRIC)
+
+
+def test_a_long_answer_is_embedded_by_a_bounded_part_from_both_ends():
+    from processors.twin.tools.rubric import SEMANTIC_WORDS, semantic_part
+
+    parts = [f"Sentence {i} says a few more words about the plan." for i in range(200)]  # 10 words each
+    kept = semantic_part(parts)
+    assert sum(len(p.split()) for p in kept) <= SEMANTIC_WORDS
+    assert kept[0] == parts[0] and kept[-1] == parts[-1] and kept == sorted(kept, key=parts.index)
+    assert len(kept) == SEMANTIC_WORDS // 10
+    assert semantic_part(parts[:3]) == parts[:3]  # a short answer is read whole
+    assert semantic_part(["one very long sentence " * 100]) == ["one very long sentence " * 100]
