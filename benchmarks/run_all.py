@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = [["respond.py"], ["telemetry.py"], ["retrieval.py"], ["redaction.py"], ["scaling.py"], ["refresh.py"]]
+SCRIPTS = [["respond.py"], ["training.py"], ["telemetry.py"], ["retrieval.py"], ["redaction.py"], ["scaling.py"], ["refresh.py"]]
 
 if __name__ == "__main__":
     failed = 0

@@ -282,6 +282,7 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
             kwargs = {"base_model": base_model} if base_model else {}
             artefacts["fineTune"] = write_fine_tune_files(out / "finetune", interviewer_id, style, split.train,
                                                           split.val, **kwargs)
+        report("embed situations", 0.31)
         situations = memory.situation_vectors(pairs)
         if learned:
             report("move model and selector", 0.32)
