@@ -244,5 +244,9 @@ def eval_command(
     console.print(f"latency ({lat['path']}) p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; red team: "
                   f"{(summary.get('red_team') or {}).get('violations', '–')} violation(s); tenant {summary['tenant']},"
                   f" run {summary['run_id']}; {summary['timings_s']['wall']:.0f} s")
+    drafts = summary.get("llm_drafts") or {}
+    if any(drafts.values()):
+        console.print(f"LLM drafts: {drafts['kept']} delivered, {drafts['below_offline']} below the offline twin's "
+                      f"line and {drafts['refused']} refused by the safety checks (both answered offline)")
     if report is not None:
         console.print(f"report: {summary['report']}")

@@ -9,6 +9,7 @@ import pytest
 
 from infra.settings import Settings
 from processors.twin.engine import TwinEngine
+from processors.twin.evaluation.responders import LLM_DRAFT_OUTCOMES, llm_draft_outcome
 from tests.credentials import auth_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llm]
@@ -34,6 +35,10 @@ def test_llm_generates_the_reply(llm_app, sample_tenant):
     assert body["text"].strip()
     generate = next(s for s in body["traces"]["steps"] if s["name"] == "generate")
     assert generate["detail"]["completionTokens"] > 0 and generate["detail"]["calls"] == 1
+    # The evaluation reads from the same trace whether the model's draft was delivered.
+    outcome = llm_draft_outcome(body["traces"]["steps"])
+    assert outcome in LLM_DRAFT_OUTCOMES
+    assert (outcome == "kept") is not any(k.startswith("llm_draft_") for k in generate["detail"])
 
 
 def test_llm_calls_the_code_runner_through_function_calling(llm_app, sample_tenant):
@@ -53,4 +58,5 @@ def test_engine_llm_path_honours_controls(cfg, llm_server, sample_tenant, weavia
     out = engine.respond(tenant=sample_tenant, interviewer_id="dana", session_id="s", history=[],
                          candidate_turn="Hi, I'm ready.", controls={"verbosity": "terse", "tone": "warm"})
     assert out.generator == "llm" and out.text
+    assert llm_draft_outcome(out.steps) in LLM_DRAFT_OUTCOMES
     assert out.usage["completionTokens"] <= 32 * 2

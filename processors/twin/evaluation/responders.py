@@ -20,7 +20,8 @@ from typing import Any, Protocol
 from infra.settings import settings
 from schemas.respond_limits import RespondLimits
 
-__all__ = ["Answer", "EngineResponder", "GatewayResponder", "Responder", "request_window"]
+__all__ = ["Answer", "EngineResponder", "GatewayResponder", "LLM_DRAFT_OUTCOMES", "Responder", "llm_draft_outcome",
+           "request_window"]
 
 
 @dataclass
@@ -35,6 +36,27 @@ class Answer:
     profile_version: int | None = None
     safety_action: str = "none"
     error: str | None = None
+    llm_draft: str | None = None  # with the LLM: "kept", "below_offline" or "refused" (``llm_draft_outcome``)
+
+
+LLM_DRAFT_OUTCOMES = ("kept", "below_offline", "refused")
+
+
+def llm_draft_outcome(steps: Sequence[Any]) -> str | None:
+    """What became of the LLM's draft, from a reply's trace steps (``TraceStep`` objects or the API's
+    dicts): ``engine.TwinEngine.respond`` marks on its generate step a draft that gave way to the offline
+    twin. None when the offline generator answered (its generate step made no model calls)."""
+    for s in steps:
+        name, detail = (s.get("name"), s.get("detail")) if isinstance(s, dict) else (s.name, s.detail)
+        if name != "generate":
+            continue
+        detail = detail or {}
+        if "calls" not in detail:
+            return None
+        if detail.get("llm_draft_refused"):
+            return "refused"
+        return "below_offline" if detail.get("llm_draft_below_offline") else "kept"
+    return None
 
 
 class Responder(Protocol):
@@ -75,7 +97,7 @@ class EngineResponder:
         except Exception as exc:  # noqa: BLE001 - a failed turn is counted as an empty reply
             return Answer("", (time.perf_counter() - t0) * 1000, error=f"{type(exc).__name__}: {exc}"[:500])
         return Answer(reply.text, (time.perf_counter() - t0) * 1000, reply.move.value, reply.generator, reply.model,
-                      reply.profile_version)
+                      reply.profile_version, llm_draft=llm_draft_outcome(reply.steps))
 
 
 class GatewayResponder:
@@ -118,4 +140,5 @@ class GatewayResponder:
         data = resp.json()
         calls = data.get("functionCalls") or []
         return Answer(data.get("text", ""), latency, calls[0]["name"] if calls else None, data.get("generator"),
-                      data.get("model"), data.get("profileVersion"), (data.get("safety") or {}).get("action", "none"))
+                      data.get("model"), data.get("profileVersion"), (data.get("safety") or {}).get("action", "none"),
+                      llm_draft=llm_draft_outcome((data.get("traces") or {}).get("steps") or []))

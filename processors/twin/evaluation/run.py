@@ -53,7 +53,8 @@ from processors.twin.evaluation import metrics as M
 from processors.twin.evaluation.baselines import BASELINES, BaselineSystems, Moment
 from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, word_list_second_check,
                                                 policy_for_profile, run_red_team)
-from processors.twin.evaluation.responders import Answer, EngineResponder, GatewayResponder, Responder
+from processors.twin.evaluation.responders import (LLM_DRAFT_OUTCOMES, Answer, EngineResponder, GatewayResponder,
+                                                   Responder)
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
            "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "pool_windows",
@@ -181,6 +182,7 @@ class TurnRecord:
     safety_action: str = "none"
     safety_flags: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    llm_draft: str | None = None  # with the LLM: whether its draft was delivered (``responders.llm_draft_outcome``)
 
     @property
     def group(self) -> str:
@@ -511,7 +513,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                                            [(t.role, t.text) for t in ex.context_turns], rec.candidate_turn)
             rec.replies["twin"] = answer.text
             rec.move, rec.latency_ms, rec.error = answer.move, answer.latency_ms, answer.error
-            rec.safety_action = answer.safety_action
+            rec.safety_action, rec.llm_draft = answer.safety_action, answer.llm_draft
             model = model or answer.model
             if answer.generator:
                 generators.add(answer.generator)
@@ -667,6 +669,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         "latency_ms": {"p50": round(_pct(latencies, 50), 1), "p95": round(_pct(latencies, 95), 1),
                        "max": round(max(latencies), 1) if latencies else 0.0, "path": responder.via},
         "safety_replaced": sum(1 for r in records if r.safety_action not in ("none", "")),
+        # With the LLM: how many of its drafts were delivered, and how many gave way to the offline twin.
+        "llm_drafts": {k: sum(1 for r in records if r.llm_draft == k) for k in LLM_DRAFT_OUTCOMES},
         "red_team": red_total,
         "errors": {"unreadable_sessions": len(load_errors), "twin_errors": sum(1 for r in records if r.error),
                    "first_error": next((r.error for r in records if r.error), None)},

@@ -78,7 +78,7 @@ def test_prints_exactly_one_json_object_with_every_system_and_metric(eval_run):
     assert out["baselines"]["medoid"]["rank_same"] == pytest.approx(0.5)  # a constant line, exactly chance
     assert out["chance"]["rank_same"] == out["baselines"]["random_same_interviewer"]["rank_same"]
     assert out["latency_ms"]["p50"] > 0 and out["latency_ms"]["p95"] >= out["latency_ms"]["p50"]
-    assert out["generator"] == "offline"
+    assert out["generator"] == "offline" and out["llm_drafts"] == {"kept": 0, "below_offline": 0, "refused": 0}
     assert out["red_team"]["cases"] == out["red_team"]["suite"] and out["red_team"]["errors"] == 0
     assert out["errors"]["twin_errors"] == 0 and out["errors"]["unreadable_sessions"] == 0
     # One interviewer in the corpus: the persona-less baseline answers from the fixture's other justices.
