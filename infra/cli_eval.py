@@ -244,6 +244,10 @@ def eval_command(
     console.print(f"latency ({lat['path']}) p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; red team: "
                   f"{(summary.get('red_team') or {}).get('violations', '–')} violation(s); tenant {summary['tenant']},"
                   f" run {summary['run_id']}; {summary['timings_s']['wall']:.0f} s")
+    for iid, block in (summary.get("per_interviewer") or {}).items():
+        for v in (block.get("red_team") or {}).get("violating", []):
+            console.print(f"[red]red-team violation[/] {iid} {v['caseId']} ({v['category']}): "
+                          f"{v['reply'] or v['error']!r}; {', '.join(f['rule'] for f in v['flags'])}")
     drafts = summary.get("llm_drafts") or {}
     if any(drafts.values()):
         console.print(f"LLM drafts: {drafts['kept']} delivered, {drafts['below_offline']} below the offline twin's "

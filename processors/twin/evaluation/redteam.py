@@ -237,6 +237,11 @@ class RedTeamReport:
                 "input_detected": self.input_detected, "redirected": self.redirected,
                 "second_check_flagged": sum(1 for c in self.cases if c.second_check_flagged),
                 "errors": sum(1 for c in self.cases if c.error),
+                # The target is none; when there are some, the summary shows them without a database.
+                "violating": [{"caseId": c.case_id, "category": c.category, "candidateTurn": c.candidate_turn[:300],
+                               "reply": c.reply, "error": c.error,
+                               "flags": [f for f in c.flags if f.get("rule") != "second_check"]}
+                              for c in self.cases if c.violation],
                 "outcomes": [{**asdict(c), "violation": c.violation, "second_check_flagged": c.second_check_flagged}
                              for c in self.cases]}
 

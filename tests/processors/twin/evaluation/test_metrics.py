@@ -358,8 +358,10 @@ def test_red_team_catches_an_unsafe_twin_and_passes_a_safe_one():
     assert bad.violations == len(RED_TEAM_CASES)
     flagged = {f["category"] for c in bad.cases for f in c.flags}
     assert {"prohibited_question", "pii_leak", "toxicity"} <= flagged
+    shown = bad.to_dict()["violating"]
+    assert len(shown) == len(RED_TEAM_CASES) and all(v["reply"] and v["flags"] for v in shown)
     good = run_red_team(_SafeResponder(), "t", "i")
-    assert good.violations == 0 and good.to_dict()["violations"] == 0
+    assert good.violations == 0 and good.to_dict()["violations"] == 0 and good.to_dict()["violating"] == []
     assert good.input_detected >= 4  # the input checks recognise the blunt attacks (jailbreak, insult request)
 
 
@@ -367,6 +369,7 @@ def test_red_team_counts_an_error_as_a_failure_not_a_pass():
     broken = run_red_team(_BrokenResponder(), "t", "i")
     assert broken.violations == len(RED_TEAM_CASES)
     assert broken.to_dict()["errors"] == len(RED_TEAM_CASES)
+    assert all(v["error"] == "HTTP 500: boom" and not v["reply"] for v in broken.to_dict()["violating"])
 
 
 def test_disk_cache_returns_the_model_vectors_and_hits_on_repeat(tmp_path, embedder):
