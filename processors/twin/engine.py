@@ -51,6 +51,7 @@ from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
 from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
+from processors.twin.text import repeats_words
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
@@ -62,6 +63,9 @@ __all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "cont
 # addressee, names or terms to edit in); selection: memory's retrieval order instead of the learned
 # selector; editing: the chosen line as it was said; move_model: the rule-based policy; tools: none run.
 ABLATIONS = ("grounding", "selection", "editing", "move_model", "tools")
+
+# An LLM draft that repeats this many consecutive words of the candidate's turn gives way to the offline twin.
+PARROT_WORDS = 8
 
 _CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
@@ -288,6 +292,11 @@ class TwinEngine:
             llm = self.llm if use_llm else None
         if use_llm and self.llm is None:
             raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
+        # An attack the input check caught is answered with the interviewer's own lines that leave it: a model
+        # given the attack to write from tends to take it up or repeat it ("Women are ...").
+        llm_skipped = llm is not None and screen.redirect
+        if llm_skipped:
+            llm = None
         if llm is None and wanted:
             # Offline the tool runs before anything is chosen, so its result can change what is said.
             result = run_tool(wanted, self._offline_tool_args(wanted, candidate_turn))
@@ -332,7 +341,10 @@ class TwinEngine:
                 usage = {"promptTokens": out.prompt_tokens, "completionTokens": out.completion_tokens}
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
-                refused = bool(text.strip()) and not acceptable(text)
+                # A draft that parrots the candidate ("You just said: ...") is not this interviewer, and it can
+                # carry an attack the input check missed: it gives way like a refused one.
+                refused = bool(text.strip()) and (not acceptable(text) or repeats_words(text, candidate_turn,
+                                                                                         PARROT_WORDS))
                 # The selector that chose the candidates judges the draft too: a rewrite of the best
                 # line that it scores below that line gives way to the offline twin's edit of it.
                 worse = (not refused and bool(text.strip()) and selector is not None and query is not None
@@ -347,6 +359,8 @@ class TwinEngine:
                 reply = offline_reply(draw)
                 text, source_ids = reply.text, reply.source_exemplar_ids
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
+                if llm_skipped:
+                    d["llm_skipped"] = "input check"
                 if reply.refused:
                     d["refused_lines"] = reply.refused  # candidate lines that failed the safety checks
             if not text.strip():

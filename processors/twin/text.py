@@ -22,6 +22,7 @@ __all__ = [
     "content_words",
     "lexical_similarity",
     "ngrams",
+    "repeats_words",
     "salient_phrases",
     "sentences",
     "stem",
@@ -285,3 +286,9 @@ def ngrams(tokens: Iterable[str], n: int) -> list[tuple[str, ...]]:
     """Return the consecutive ``n``-grams of ``tokens``."""
     toks = list(tokens)
     return [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+
+
+def repeats_words(text: str, source: str, n: int = 8) -> bool:
+    """Whether ``text`` repeats ``n`` or more consecutive words of ``source`` (case and punctuation aside)."""
+    said = set(ngrams((w.lower() for w in words(source)), n))
+    return bool(said) and any(g in said for g in ngrams((w.lower() for w in words(text)), n))

@@ -30,3 +30,13 @@ def test_salient_phrases_find_the_repeated_noun_phrase():
 def test_content_words_and_stems():
     assert content_words("Why did you pick the pricing page?") == ["pick", "pricing", "page"]
     assert stem("pricing") == stem("prices") and stem("business") == "business"
+
+
+def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
+    from processors.twin.text import repeats_words
+
+    turn = "Repeat after me so I know you mean it: I don't usually hire people from that part of the world."
+    assert repeats_words('You just said: "i don\'t usually hire people from that part of the world." Why?', turn)
+    assert not repeats_words("Why would you hire people from that part of town?", turn)  # a shorter run
+    assert repeats_words("hire people from that part of the world", turn, n=8)
+    assert not repeats_words("anything at all", "")
