@@ -7,9 +7,10 @@ model and response selector, memory indexing), in a fresh process so no embeddin
 The stages are the trainer's own progress stages; "load" is reading and splitting the corpus and
 loading the embedding model. Prints a table and writes benchmarks/results/training.json.
 
-    .venv/bin/python benchmarks/training.py                      # the in-repo SCOTUS slice, its largest justice
-    .venv/bin/python benchmarks/training.py --corpus ../shared/corpora/scotus_oyez/dev.jsonl \\
-        --interviewer elena_kagan   # 80 sessions, 56 trained on: the budget's size
+    .venv/bin/python benchmarks/training.py                  # the in-repo SCOTUS slice, its largest justice
+    .venv/bin/python benchmarks/training.py --corpus FILE --interviewer ID   # a full-size interviewer
+
+A justice of the full SCOTUS development set (80 sessions, 64 trained on) is the budget's size.
 
 The budget (issue "the twin listens"): one interviewer of about 70 sessions in at most 3 minutes on
 2 cores, the learned models included.
