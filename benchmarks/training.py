@@ -86,9 +86,9 @@ def main() -> None:
         profiles.close()
         client.close()
     stages = [(name, marks[i + 1][1] - at) for i, (name, at) in enumerate(marks[:-1])]
-    counts_ = result.artefacts.get("counts", {})
+    exchanges = result.artefacts.get("counts", {}).get("exchanges")
     table = Table(title=f"training {who} ({len(split.train)} train + {len(split.val)} val sessions, "
-                        f"{counts_.get('exchanges')} exchanges; {args.corpus.name})")
+                        f"{exchanges} exchanges; {args.corpus.name})")
     table.add_column("stage")
     table.add_column("s", justify="right")
     table.add_column("share", justify="right")
@@ -100,7 +100,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "corpus": args.corpus.name, "interviewer": who, "sessions": len(own), "trainSessions": len(split.train),
-        "valSessions": len(split.val), "exchanges": counts_.get("exchanges"), "otherSessions": len(others),
+        "valSessions": len(split.val), "exchanges": exchanges, "otherSessions": len(others),
         "stages_s": {name: round(secs, 2) for name, secs in stages}, "train_s": round(total, 2),
         "budget_s": BUDGET_S, "version": result.version, "tenant": tenant}, indent=2))
     console.print(f"wrote {out}")
