@@ -132,15 +132,17 @@ class Embedder:
                     self._cache.move_to_end(t)
                     out[i] = hit
         if missing:
-            new = self.embed([texts[i] for i in missing])
+            unique = list(dict.fromkeys(texts[i] for i in missing))  # a text repeated in the call is embedded once
+            vectors = dict(zip(unique, self.embed(unique)))
             with self._cache_lock:
-                for i, vec in zip(missing, new):
-                    out[i] = vec
+                for text, vec in vectors.items():
                     frozen = vec.copy()
                     frozen.setflags(write=False)
-                    self._cache[texts[i]] = frozen
+                    self._cache[text] = frozen
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+            for i in missing:
+                out[i] = vectors[texts[i]]
         return out
 
     def cache_info(self) -> dict[str, int]:

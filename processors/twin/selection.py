@@ -361,6 +361,24 @@ def _embed_turn_tails(embedder, sessions: Sequence[Transcript]) -> None:
     embedder.embed_cached([*texts, "."])
 
 
+def _embed_moment_texts(embedder, moments: Sequence[Exchange], situation: bool = False) -> None:
+    """Embed, in one batch into the embedder's cache, each moment's conversation text (and its situation
+    text when ``situation``: a ``moment_query`` without a situation vector embeds that too): one call
+    instead of one per moment, whose texts are not yet cached."""
+    from processors.twin.memory import situation_text
+
+    texts = []
+    for ex in moments:
+        history, cand = _moment_of(ex)
+        texts.append(context_text(history, cand))
+        if situation:
+            texts.append(situation_text(history, cand))
+    texts = list(dict.fromkeys(texts))
+    if len(texts) + 2 > getattr(embedder, "cache_size", 0):
+        return  # they would not stay cached; the moments embed as they go
+    embedder.embed_cached(texts)
+
+
 def _exemplar_key(ex: Exchange) -> str:
     return f"{ex.session_id}#{ex.index}"
 
@@ -605,6 +623,7 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     sample = rng.sample(full, min(max_moments, len(full)))
     key_index = {k: i for i, k in enumerate(keys)}
     index_of = np.array([ex.index for ex in pool])
+    _embed_moment_texts(embedder, full if reply_predictor else sample)
     predictor, held_out = None, {}
     if reply_predictor:
         predictor, held_out = _fit_reply_predictor(full, key_index, replies, situations, sessions, embedder)
@@ -798,6 +817,7 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
     if len(moments) > max_turns:
         moments = random.Random(seed).sample(moments, max_turns)  # nosec B311  # reproducible, not secret
+    _embed_moment_texts(embedder, moments, situation=True)
     for ex in moments:
         history, cand = _moment_of(ex)
         query = moment_query(embedder, history, cand)

@@ -153,7 +153,8 @@ class StyleClassifier:
 
 def _embed(embedder, texts: Sequence[str]) -> np.ndarray:
     heads = [" ".join(t.split()[:MAX_EMBED_WORDS]) for t in texts]
-    return np.asarray(embedder.embed(heads), dtype=np.float32).reshape(len(texts), -1)
+    # Cached: training embeds these lines again as turn tails and move-model texts (most lines are short).
+    return np.asarray(embedder.embed_cached(heads), dtype=np.float32).reshape(len(texts), -1)
 
 
 def _speaker_matrix(speaker: dict[str, Any], texts: Sequence[str], emb: np.ndarray):

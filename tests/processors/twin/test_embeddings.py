@@ -41,6 +41,20 @@ def test_embed_one_is_cached_and_matches_embed(embedder):
     assert np.allclose(mixed[0], first) and mixed.shape == (2, EMBEDDING_DIM)
 
 
+def test_embed_cached_embeds_a_repeated_text_once(embedder):
+    fresh = type(embedder)()
+    fresh._model = embedder.model  # share the loaded weights; the cache and the counts are this one's
+    seen: list[list[str]] = []
+    real_embed = fresh.embed
+    fresh.embed = lambda texts: seen.append(list(texts)) or real_embed(texts)
+    texts = ["Said twice in one call.", "Said once.", "Said twice in one call."]
+    out = fresh.embed_cached(texts)
+    assert seen == [["Said twice in one call.", "Said once."]]
+    assert np.allclose(out[0], out[2]) and np.allclose(out, embedder.embed(texts), atol=1e-5)
+    fresh.embed_cached(texts)  # all cached now: no model call
+    assert len(seen) == 1
+
+
 def test_singleton_is_shared(embedder):
     assert get_embedder() is embedder
 
