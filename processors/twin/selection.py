@@ -352,19 +352,23 @@ def _standardised(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / sd if sd > 1e-9 else np.zeros_like(v)
 
 
-def _embed_turn_tails(embedder, sessions: Sequence[Transcript]) -> None:
-    """Embed every turn's tail in one batch into the embedder's cache: each moment's query then reads
-    its vectors from the cache instead of embedding a few texts per call."""
-    texts = list(dict.fromkeys(tail(t.text) or "." for s in sessions for t in s.turns))
+def _prefetch(embedder, texts: Sequence[str]) -> None:
+    """Embed ``texts`` in one batch into the embedder's cache, so the per-moment queries that follow read
+    them from it; skipped when they would not stay cached (the moments then embed as they go)."""
+    texts = list(dict.fromkeys(texts))
     if len(texts) + 2 > getattr(embedder, "cache_size", 0):
-        return  # they would not stay cached; the moments embed as they go
-    embedder.embed_cached([*texts, "."])
+        return
+    embedder.embed_cached(texts)
+
+
+def _embed_turn_tails(embedder, sessions: Sequence[Transcript]) -> None:
+    """Every turn's tail (and the "." of an empty one) into the embedder's cache."""
+    _prefetch(embedder, [*(tail(t.text) or "." for s in sessions for t in s.turns), "."])
 
 
 def _embed_moment_texts(embedder, moments: Sequence[Exchange], situation: bool = False) -> None:
-    """Embed, in one batch into the embedder's cache, each moment's conversation text (and its situation
-    text when ``situation``: a ``moment_query`` without a situation vector embeds that too): one call
-    instead of one per moment, whose texts are not yet cached."""
+    """Each moment's conversation text (and its situation text when ``situation``: a ``moment_query``
+    without a situation vector embeds that too) into the embedder's cache."""
     from processors.twin.memory import situation_text
 
     texts = []
@@ -373,10 +377,7 @@ def _embed_moment_texts(embedder, moments: Sequence[Exchange], situation: bool =
         texts.append(context_text(history, cand))
         if situation:
             texts.append(situation_text(history, cand))
-    texts = list(dict.fromkeys(texts))
-    if len(texts) + 2 > getattr(embedder, "cache_size", 0):
-        return  # they would not stay cached; the moments embed as they go
-    embedder.embed_cached(texts)
+    _prefetch(embedder, texts)
 
 
 def _exemplar_key(ex: Exchange) -> str:
