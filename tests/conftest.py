@@ -186,15 +186,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class ManagedProcess:
-    """A worker or gateway subprocess with its log file; restartable (fault tests kill it)."""
+# Processes started while a test module runs; the module's end stops them (see _stop_module_processes).
+_MODULE_PROCESSES: list["ManagedProcess"] = []
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path, ready: callable, timeout: float):
+
+class ManagedProcess:
+    """A worker or gateway subprocess with its log file; restartable (fault tests kill it).
+
+    ``session_lived`` ones (a session fixture's) run until the session ends; the others stop with
+    the test module that started them: an idle gateway's reply consumer and an idle worker's
+    consumers still cost CPU, and two dozen of them slow every later test on 2 cores.
+    """
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path, ready: callable, timeout: float,
+                 session_lived: bool = False):
         self.name, self.cmd, self.env, self.ready, self.timeout = name, cmd, env, ready, timeout
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
+        self.session_lived = session_lived
 
     def start(self) -> "ManagedProcess":
+        if not self.session_lived and self not in _MODULE_PROCESSES:
+            _MODULE_PROCESSES.append(self)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -221,13 +234,31 @@ class ManagedProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_all([self])
+
+
+def stop_all(processes: list[ManagedProcess]) -> None:
+    """SIGTERM every running one first, then wait for each (SIGKILL after 30 s): a Faust worker takes
+    seconds to leave its consumer group, and at session end there are a dozen of them."""
+    running = [mp.proc for mp in processes if mp.proc and mp.proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    deadline = time.monotonic() + 30
+    for proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_module_processes():
+    """At the end of each test module, stop the workers and gateways it started (autouse, so it is
+    finalised after the module's own fixtures that used them)."""
+    yield
+    stop_all(_MODULE_PROCESSES)
+    _MODULE_PROCESSES.clear()
 
 
 def _worker_ready(mp: ManagedProcess) -> bool:
@@ -251,20 +282,21 @@ def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn
     started: list[ManagedProcess] = []
     log_dir = tmp_path_factory.mktemp("workers")
 
-    def start(name: str = "worker", agents: str = "", extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    def start(name: str = "worker", agents: str = "", extra_env: dict[str, str] | None = None,
+              session_lived: bool = False) -> ManagedProcess:
         # The canary and refresh controllers act on every running canary and refresh in the database;
         # tests that start and evaluate them by hand must not race a background one, so they run only
         # where asked for.
         env = {**process_env, "TWIN_AGENTS": agents, "CANARY_EVAL_INTERVAL_S": "86400", "REFRESH_INTERVAL_S": "86400",
                **(extra_env or {})}
         mp = ManagedProcess(name, [sys.executable, "-m", "processors.engine.app", "worker", "-l", "info",
-                                   "--without-web"], env, log_dir, _worker_ready, timeout=120)
+                                   "--without-web"], env, log_dir, _worker_ready, timeout=120,
+                            session_lived=session_lived)
         started.append(mp)
         return mp.start()
 
     yield start
-    for mp in started:
-        mp.stop()
+    stop_all(started)
 
 
 @pytest.fixture(scope="session")
@@ -292,8 +324,7 @@ def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_ds
         return mp.start(), url
 
     yield start
-    for mp in started:
-        mp.stop()
+    stop_all(started)
 
 
 # --------------------------------------------------------------------------- twin apps
@@ -506,7 +537,7 @@ def telemetry_pipeline(cfg: Settings, worker_factory, kafka_bootstrap):
     pipeline_cfg = Settings(TOPIC_PREFIX=prefix)
     create_topics(pipeline_cfg)
     env = {"TOPIC_PREFIX": prefix}
-    worker = worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS), extra_env=env)
+    worker = worker_factory("telemetry-worker", agents=",".join(TELEMETRY_AGENTS), extra_env=env, session_lived=True)
     return SimpleNamespace(cfg=pipeline_cfg, env=env, worker=worker)
 
 
