@@ -278,7 +278,8 @@ def process_env(cfg) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn, redis_url, weaviate_client):
-    """Start Faust workers (all agents, or those named) as real subprocesses; stopped at session end."""
+    """Start Faust workers (all agents, or those named) as real subprocesses; each stops at the end of
+    the test module that started it, a ``session_lived`` one at the end of the session."""
     started: list[ManagedProcess] = []
     log_dir = tmp_path_factory.mktemp("workers")
 
@@ -301,7 +302,8 @@ def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn
 
 @pytest.fixture(scope="session")
 def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn):
-    """Start uvicorn gateways as real subprocesses; returns (process, base_url)."""
+    """Start uvicorn gateways as real subprocesses; returns (process, base_url). Each stops at the end of
+    the test module that started it."""
     import httpx
 
     started: list[ManagedProcess] = []
