@@ -177,8 +177,8 @@ class PiiRedactor:
         registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=self.nlp_engine)
         wanted = set(self.entities)
         registry.recognizers = [r for r in registry.recognizers if wanted & set(r.supported_entities)]
-        for cls in CUSTOM_RECOGNIZERS:
-            recognizer = cls()
+        for make_recognizer in CUSTOM_RECOGNIZERS:
+            recognizer = make_recognizer()
             if wanted & set(recognizer.supported_entities):
                 registry.add_recognizer(recognizer)
         self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine,

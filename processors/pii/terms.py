@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from presidio_analyzer import PatternRecognizer
+if TYPE_CHECKING:  # presidio pulls in transformers and torch: imported where a recognizer is built
+    from presidio_analyzer import PatternRecognizer
 
 __all__ = ["DENY_ENTITY", "TenantTerms"]
 
@@ -30,7 +32,7 @@ class TenantTerms:
     def __init__(self, terms: Mapping[str, Mapping[str, Sequence[str]]] | None = None):
         self._terms = {t: {k: [s for s in v if s and s.strip()] for k, v in spec.items()}
                        for t, spec in (terms or {}).items()}
-        self._deny: dict[str, PatternRecognizer | None] = {}
+        self._deny: dict[str, "PatternRecognizer | None"] = {}
 
     def _list(self, tenant: str, kind: str) -> list[str]:
         out = list(self._terms.get("*", {}).get(kind, []))
@@ -45,9 +47,11 @@ class TenantTerms:
         """Terms always redacted for this tenant."""
         return self._list(tenant, "deny")
 
-    def deny_recognizer(self, tenant: str) -> PatternRecognizer | None:
+    def deny_recognizer(self, tenant: str) -> "PatternRecognizer | None":
         """An ad-hoc recognizer for the tenant's deny terms (None when it has none)."""
         if tenant not in self._deny:
+            from presidio_analyzer import PatternRecognizer
+
             terms = self.deny(tenant)
             self._deny[tenant] = (
                 PatternRecognizer(supported_entity=DENY_ENTITY, deny_list=terms, name=f"deny:{tenant}")

@@ -1,11 +1,12 @@
 """Project recognizers added to Presidio's predefined ones (see ``processors.pii.engine``).
 
-Each is a class with class-level defaults (``PATTERNS``, ``CONTEXT``) that ``__init__`` can
-override, as Presidio's own recognizers are; ``CUSTOM_RECOGNIZERS`` lists the enabled ones.
+Each is a factory with keyword defaults (patterns, context, language, entity) that a caller can
+override; ``CUSTOM_RECOGNIZERS`` lists the enabled ones. Factories, not subclasses, so that importing
+this package does not import Presidio (and with it transformers and torch).
 """
 
-from processors.pii.recognizers.introduced_name import IntroducedNameRecognizer
+from processors.pii.recognizers.introduced_name import introduced_name_recognizer
 
-__all__ = ["CUSTOM_RECOGNIZERS", "IntroducedNameRecognizer"]
+__all__ = ["CUSTOM_RECOGNIZERS", "introduced_name_recognizer"]
 
-CUSTOM_RECOGNIZERS = (IntroducedNameRecognizer,)
+CUSTOM_RECOGNIZERS = (introduced_name_recognizer,)
