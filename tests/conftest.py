@@ -180,10 +180,19 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the OS can give the same ephemeral port to
+    two binds in a row, and a private broker once got it for both its listener and its controller."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # Processes started while a test module runs; the module's end stops them (see _stop_module_processes).

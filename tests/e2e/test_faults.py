@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ import httpx
 import pytest
 
 from infra.settings import Settings
+from tests.conftest import _free_port
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -42,12 +42,6 @@ TEXTS = [
     "Could you walk me through how the retry budget interacts with the circuit breaker?",
     "Call me on 415-555-0172 if the interview link stops working again.",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _event(sid: str, n: int) -> dict:

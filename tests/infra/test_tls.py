@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from infra.clients import kafka_ssl_context, redis_client
 from infra.settings import REPO_ROOT, Settings
+from tests.conftest import _free_port
 
 
 def _cert(directory: Path, name: str, issuer: tuple | None = None, ca: bool = False) -> tuple[Path, Path, tuple]:
@@ -53,14 +54,6 @@ def pki(tmp_path):
 def _start_gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)],
                             env={**os.environ, **env}, cwd=REPO_ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_https(url: str, proc: subprocess.Popen, log: Path, **kwargs) -> httpx.Response:
