@@ -503,9 +503,6 @@ def chat(interviewer_id: str = typer.Argument(..., help="Interviewer whose twin 
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 from infra import cli_data  # noqa: E402,F401 - registers import/train/profile commands
 from infra import cli_eval  # noqa: E402,F401 - registers the eval command
 from infra import cli_admin  # noqa: E402,F401 - registers keys and audit commands
@@ -514,3 +511,11 @@ from infra import cli_canary  # noqa: E402,F401 - registers canary status/start/
 from infra import cli_refresh  # noqa: E402,F401 - registers refresh status/run/pause/resume
 from infra import cli_retention  # noqa: E402,F401 - registers retention show/set/run
 from infra import cli_crypto  # noqa: E402,F401 - registers crypto generate-key/status/rotate/encrypt-existing
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m infra.cli
+    # Run as a script this file is ``__main__``, and the command modules above registered their
+    # commands on the ``app`` of the imported ``infra.cli``: that is the app to run.
+    from infra.cli import main as _registered_main
+
+    _registered_main()

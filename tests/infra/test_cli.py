@@ -1,5 +1,9 @@
 """The `twin` command: every subcommand explains itself, and the cheap ones work."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -25,6 +29,15 @@ def test_every_subcommand_has_help(path):
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output and len(result.output.strip().splitlines()) > 3
+
+
+def test_python_dash_m_has_every_command():
+    # Run as ``python -m infra.cli`` the file is __main__; it must still offer eval, train, ...
+    out = subprocess.run([sys.executable, "-m", "infra.cli", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in ("eval", "train", "import", "canary", "crypto"):
+        assert f" {name} " in out.stdout, out.stdout
 
 
 def test_topics_list_shows_the_catalogue():
