@@ -252,7 +252,11 @@ def load_style_classifier(path: str | Path | None = None, *, tenant: str | None 
         from infra.settings import settings
         from processors.twin.profiles import ProfileStore
 
-        profile = ProfileStore(dsn or settings.POSTGRES_DSN).load(tenant, interviewer_id, version)
+        store = ProfileStore(dsn or settings.POSTGRES_DSN)
+        try:
+            profile = store.load(tenant, interviewer_id, version)
+        finally:
+            store.close()  # its connection, else left to the garbage collector (a ResourceWarning)
         if profile is None:
             raise StyleClassifierError(f"no profile for {tenant}/{interviewer_id}"
                                        + (f" v{version}" if version else " (active)"))

@@ -68,3 +68,22 @@ def test_too_little_data_and_bad_files_are_clear_errors(tmp_path, embedder):
         load_style_classifier(tmp_path / "missing.joblib")
     with pytest.raises(StyleClassifierError, match="tenant and interviewer_id"):
         load_style_classifier()
+
+
+def test_loading_by_tenant_closes_its_database_connection(postgres_dsn):
+    # The evaluation loads one per interviewer and window: an unclosed connection each time was a
+    # ResourceWarning at every window's end (and a server connection held until collected).
+    import gc
+    import uuid
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            load_style_classifier(tenant=f"nobody-{uuid.uuid4().hex[:8]}", interviewer_id="x", dsn=postgres_dsn)
+        except StyleClassifierError as exc:
+            assert "no profile" in str(exc)
+        else:
+            raise AssertionError("an unknown tenant has no profile")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
