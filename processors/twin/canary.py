@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 from infra import audit
 from infra.crypto import EVAL_CONTEXT, EVAL_TWIN_TEXT
+from infra.db import ThreadConnections
 
 __all__ = [
     "STATUSES", "ArmStats", "Canary", "CanaryError", "CanaryRouter", "Decision", "Evaluation", "Route", "Thresholds",
@@ -576,16 +577,14 @@ class CanaryRouter:
         self.ttl_s = ttl_s
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._pool = ThreadConnections(dsn)
 
     def _conn(self):
-        import psycopg
+        return self._pool.get()
 
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.dsn, autocommit=True)
-            self._local.conn = conn
-        return conn
+    def close(self) -> None:
+        """Close every thread's connection."""
+        self._pool.close()
 
     def _entry(self, profiles, tenant: str, interviewer_id: str) -> _Entry:
         key = (tenant, interviewer_id)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +41,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 from pydantic.alias_generators import to_camel
+
+from infra.db import ThreadConnections
 
 __all__ = [
     "CONTROL_NAMES", "TOOL_NAMES", "ControlsLayer", "FlagsLayer", "RefreshLayer", "TwinConfig", "EffectiveControls",
@@ -367,7 +368,7 @@ class ConfigStore:
 
     def __init__(self, dsn: str, redis=None, key_prefix: str = "twin:", ttl_s: float = 60.0):
         self.dsn, self.redis, self.key_prefix, self.ttl_s = dsn, redis, key_prefix, ttl_s
-        self._local = threading.local()
+        self._pool = ThreadConnections(dsn)
         self._redis_down_until = 0.0
         self.stats = {"hits": 0, "misses": 0, "redis_errors": 0}
 
@@ -380,12 +381,7 @@ class ConfigStore:
         return cls(cfg.POSTGRES_DSN, client, key_prefix=cfg.REDIS_KEY_PREFIX, ttl_s=cfg.CONFIG_CACHE_TTL_S)
 
     def _conn(self):
-        import psycopg
-
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._local.conn = psycopg.connect(self.dsn, autocommit=True)
-        return conn
+        return self._pool.get()
 
     # -- reading ------------------------------------------------------------------------------
     def layer(self, tenant: str, interviewer_id: str | None = None) -> StoredLayer:
@@ -486,9 +482,8 @@ class ConfigStore:
             self._redis_failed(exc)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        """Close every thread's connection (an evaluation answers from several) and the Redis client."""
+        self._pool.close()
         if self.redis is not None:
             self.redis.close()
 
