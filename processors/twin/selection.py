@@ -18,7 +18,8 @@ it is (MiniLM cosine) to what the interviewer really says next. Its inputs descr
 Training pairs come from the train split only: for sampled train moments, the candidates memory would
 return from the interviewer's *other* train sessions (the moments nearest by situation and the lines
 nearest to the conversation), each labelled
-with its cosine to the real next line, centred per moment (only the order within a moment matters).
+with its cosine to the real next line less a per-version share (``SPECIFICITY_GRID``) of its mean cosine to
+the session's other real lines, centred per moment (only the order within a moment matters).
 Nothing of the evaluation (its discriminator, its distractor lines, the test split) is used.
 
 A second model answers "would this interviewer say this line *here*?": a logistic regression over
@@ -28,8 +29,8 @@ same train moments with the real line against misplaced ones (memory's lines fro
 and the same session's lines from other moments). Closeness alone favours the interviewer's most
 typical lines, which a reader spots; fit alone ignores what the line says. The order is the sum of
 both, standardised within the candidates, the second weighted per version, plus the line's closeness
-to the conversation with a per-version weight (both weights chosen on the version's validation split:
-``_choose_on_val``).
+to the conversation with a per-version weight (the weights and the label's specificity chosen on the
+version's validation split: ``_choose_on_val``).
 
 The engine asks memory (Weaviate) for candidates and lets the selector order them::
 
@@ -61,6 +62,7 @@ __all__ = [
     "FIT_WEIGHT_GRID",
     "HUB_PENALTY",
     "SELECTION_TEMPERATURE",
+    "SPECIFICITY_GRID",
     "CandidateSet",
     "MomentQuery",
     "ResponseSelector",
@@ -123,6 +125,15 @@ DISTRACTOR_LINES = 200
 # capped at its target: 1.0 took the justices' cross/same/rank-same/indistinguishability from
 # .689/.564/.522/.500 to .693/.560/.526/.602 and the host's from .743/.697/.604/.570 to .679/.636/.584/.734.
 HUB_PENALTY = 1.0
+# The closeness model learns how close each candidate line is to the real next line *minus* this much times
+# its mean closeness to the session's other real lines: a line near all of a session's lines (the
+# interviewer's typical line) says nothing about this moment, and the evaluation's rank-same and its
+# discriminator notice. Each version chooses its weight on its validation split with the others. On the
+# validation windows of the dev corpora (3 windows, `twin eval --via engine --on val --val-windows 3`), a
+# fixed 0.5 took the podcast host from cross/same/rank-same/indistinguishability .689/.639/.570/.656 to
+# .711/.646/.603/.709 and the justices from .664/.545/.510/.597 to .644/.521/.509/.597; 1.0 took the justices
+# to .626/.509/.534/.650 and the host to .679/.622/.604/.693: no single weight suits both.
+SPECIFICITY_GRID = (0.0, 0.5, 1.0)
 FIT_FEATURE_NAMES = (
     "reply_vs_candidate_turn", "reply_vs_previous_line", "reply_vs_session", "reply_vs_thread",
     "shared_words_candidate_turn", "shared_words_session", "log_words", "is_question", "repeats_previous_line",
@@ -568,7 +579,8 @@ def _moment_of(ex: Exchange) -> tuple[list[Turn], str]:
 def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: dict[str, np.ndarray] | None = None,
                  move_model: Any = None, val: Sequence[Transcript] = (), max_moments: int = 300, top_k: int = 24,
                  max_val_turns: int = 60, reply_predictor: bool = True, context_lines: bool = True,
-                 said_before: bool = True, typicality: bool = False, hub_penalty: float = HUB_PENALTY, seed: int = 0,
+                 said_before: bool = True, typicality: bool = False, hub_penalty: float = HUB_PENALTY,
+                 specificity_grid: Sequence[float] = SPECIFICITY_GRID, seed: int = 0,
                  progress: Callable[[float], None] | None = None) -> ResponseSelector:
     """Fit the selector on the train sessions (see the module docstring); ``val`` only measures it.
 
@@ -628,7 +640,7 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     predictor, held_out = None, {}
     if reply_predictor:
         predictor, held_out = _fit_reply_predictor(full, key_index, replies, situations, sessions, embedder)
-    X, y, fit_x, fit_y, tops = [], [], [], [], []
+    X, y, spread, fit_x, fit_y, tops = [], [], [], [], [], []
     for n_done, ex in enumerate(sample):
         history, cand = _moment_of(ex)
         i_true = key_index.get(_exemplar_key(ex))
@@ -644,9 +656,11 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         top, cands = _candidates(situations, everything, query, top_k, allowed=np.flatnonzero(sessions != ex.session_id))
         probs = _move_probs(move_model, query) if move_model is not None else None
         target = replies[top] @ replies[i_true]
+        others = np.flatnonzero((sessions == ex.session_id) & (index_of != ex.index))
         X.append(candidate_features(query, cands, typical if typicality else None, probs))
         tops.append(top)
-        y.append(target - target.mean())
+        y.append(target)
+        spread.append((replies[top] @ replies[others].T).mean(axis=1) if others.size else np.zeros(len(top)))
         # The fit model: the real line against memory's lines (misplaced from other sessions) and this
         # session's lines from other moments (misplaced in time; neighbours excluded, they may agree).
         elsewhere = np.flatnonzero((sessions == ex.session_id) & (np.abs(index_of - ex.index) > 2)).tolist()
@@ -659,32 +673,38 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         raise ValueError("no train moments to fit the selector on")
     # Linear on purpose: on the validation split of two corpora it matched the real next line better
     # than gradient boosting, which overfits the few hundred moments an interviewer has.
-    X_all, y_all, fit_x_all, fit_y_all = np.vstack(X), np.concatenate(y), np.vstack(fit_x), np.concatenate(fit_y)
+    X_all, fit_x_all, fit_y_all = np.vstack(X), np.vstack(fit_x), np.concatenate(fit_y)
+
+    def labels(specificity: float) -> np.ndarray:
+        # Centred per moment: only the order within a moment matters.
+        return np.concatenate([(t - specificity * m) - (t - specificity * m).mean() for t, m in zip(y, spread)])
+
     vectors = {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}
-    common: dict[str, Any] = {"moments": len(X), "pairs": int(len(y_all)), "topK": top_k, "poolLines": len(pool),
+    common: dict[str, Any] = {"moments": len(X), "pairs": int(sum(len(t) for t in y)), "topK": top_k, "poolLines": len(pool),
                               "usesMoveModel": move_model is not None, "contextLines": context_lines,
                               "saidBefore": said_before, "typicality": typicality}
     context_names = ("reply_vs_context",) if context_lines else ()
     said_names = ("said_before",) if said_before else ()
 
-    def build(with_predictor: bool) -> ResponseSelector:
+    def build(with_predictor: bool, specificity: float) -> ResponseSelector:
         # The predictor's cosine is the last column of both matrices: without it, both models refit
         # on the other columns of the same moments.
         names = FEATURE_NAMES + context_names + (("reply_vs_predicted",) if with_predictor else ())
         fit_names = FIT_FEATURE_NAMES + said_names + context_names + (("reply_vs_predicted",) if with_predictor else ())
         cols, fit_cols = slice(0, len(names)), slice(0, len(fit_names))
-        model = Ridge(alpha=1.0).fit(X_all[:, cols], y_all)
+        model = Ridge(alpha=1.0).fit(X_all[:, cols], labels(specificity))
         fit_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=3000)).fit(
             fit_x_all[:, fit_cols], fit_y_all)
         meta = {**common, "features": list(names),
                 "weights": {n: round(float(w), 4) for n, w in zip(names, model.coef_)},
                 "fitWeights": {n: round(float(w), 4) for n, w in zip(fit_names, fit_model[-1].coef_[0])},
-                "replyPredictor": with_predictor,
+                "replyPredictor": with_predictor, "specificity": specificity,
                 "fitWeight": FIT_WEIGHT}  # replaced by the validation split's choice
         return ResponseSelector(model, typical, vectors, meta, fit_model, predictor if with_predictor else None,
                                 {k: situations[i] for i, k in enumerate(keys)})
 
-    options = [build(False)] + ([build(True)] if predictor is not None else [])
+    grid = tuple(specificity_grid) if val else (0.0,)
+    options = [build(False, lam) for lam in grid] + ([build(True, lam) for lam in grid] if predictor is not None else [])
     if hub_penalty:
         for option in options:
             _count_hubs(option, X, tops, keys, hub_penalty)
@@ -692,12 +712,15 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         if val:
             option.meta["val"] = _choose_on_val(option, val, embedder, situations, everything, top_k, move_model,
                                                 max_val_turns, seed)
-    # With the predictor only where its selected lines beat more of the interviewer's other lines on
-    # validation (by raw cosine it always looked better: it favours typical lines); without a
-    # validation split it is used.
-    selector = max(options, key=lambda o: (o.meta.get("val") or {}).get("chosenBeaten", float(o.predictor is not None)))
+    # With or without the predictor, and the specificity: whichever option's selected lines score best on
+    # validation (``_val_score``; by raw cosine the predictor always looked better: it favours typical
+    # lines); without a validation split the predictor is used, with no specificity.
+    selector = max(options, key=lambda o: (o.meta.get("val") or {}).get("chosenScore", float(o.predictor is not None)))
     if len(options) > 1 and val:
-        selector.meta["valOtherOption"] = options[0 if selector is options[1] else 1].meta.get("val")
+        selector.meta["valOtherOptions"] = [{"replyPredictor": o.meta["replyPredictor"],
+                                             "specificity": o.meta["specificity"],
+                                             "chosenScore": (o.meta.get("val") or {}).get("chosenScore")}
+                                            for o in options if o is not selector]
     selector.meta["fitSeconds"] = round(time.perf_counter() - started, 1)
     report(1.0)
     return selector
@@ -706,9 +729,9 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
 def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedder, situations: np.ndarray,
                    everything: CandidateSet, top_k: int, move_model: Any, max_turns: int, seed: int) -> dict[str, Any]:
     """Measure ``selector`` on the validation sessions and set its fit weight, context weight and
-    own-thread choice from them: the combination whose selected lines beat most of the interviewer's other
-    lines in closeness to the real one (the question the evaluation's cross-session match asks; raw cosine
-    would favour their most typical lines). Returns the report with that share as ``chosenBeaten``.
+    own-thread choice from them: the combination with the best ``_val_score`` (raw cosine would favour the
+    interviewer's most typical lines). Returns the report with that score as ``chosenScore`` and the share
+    of the interviewer's other lines its selected lines beat as ``chosenBeaten``.
 
     Tried and dropped: the combination the fit model finds most plausible among those within two standard
     errors of the best share. It looked better on cross-validated folds of the train sessions (selected
@@ -716,15 +739,23 @@ def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedd
     and the justices' indistinguishability with them."""
     rep = selection_report(selector, val, embedder, situations, everything, top_k, move_model, max_turns=max_turns,
                            seed=seed)
-    rep["chosenBeaten"] = 0.0
+    rep["chosenBeaten"], rep["chosenScore"] = 0.0, 0.0
     grid = rep.get("grid") or []
     if grid and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
         # Ties go to the lightest weights and to memory's lines alone (the grid's first entries).
-        best = max(grid, key=lambda g: g["beaten"])
+        best = max(grid, key=_val_score)
         selector.meta.update(fitWeight=best["fitWeight"], contextWeight=best["contextWeight"],
                              ownThread=best["ownThread"])
-        rep["chosenBeaten"] = best["beaten"]
+        rep["chosenBeaten"], rep["chosenScore"] = best["beaten"], _val_score(best)
     return rep
+
+
+def _val_score(g: dict[str, Any]) -> float:
+    """How a weight combination's selected lines did on validation: the share of the interviewer's other
+    lines they beat in closeness to the real one (the evaluation's cross-session match asks this) plus the
+    share of the session's other real lines they are closer to than to their own moment's (rank-same). The
+    first alone rewards the interviewer's most typical lines, which the second scores 0.5."""
+    return float(g["beaten"] + g["rankSame"])
 
 
 def _count_hubs(selector: ResponseSelector, X: Sequence[np.ndarray], tops: Sequence[np.ndarray], keys: list[str],
@@ -787,15 +818,16 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                      seed: int = 0) -> dict[str, Any]:
     """On held-out sessions (a seeded sample of ``max_turns`` turns): mean cosine to the real next line
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
-    ceiling); for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
+    ceiling); retrieval's first line's ``_val_score`` (``retrievalTop1Score``); for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
     is put among memory's candidates (``realLineMrr``); and for each combination of fit weight, context
     weight and own-thread switch (``grid``), the selected line's mean cosine to the real one, the share of
-    the interviewer's other lines it beats in that closeness (with its standard error over the turns) and
+    the interviewer's other lines it beats in that closeness (with its standard error over the turns), the
+    share of the session's other real lines it is closer to than to its own moment's (``rankSame``) and
     its mean fit-model log-odds (beside the real line's, ``realLineFit``)."""
     from processors.twin.offline_generator import own_thread_exemplars
     from processors.twin.policy import label_move
 
-    chosen, first, best = [], [], []
+    chosen, first, best, first_score = [], [], [], []
     # As the evaluation's cross-session match asks: is the selected line closer to the real one than the
     # interviewer's lines from other sessions are? (Cosine alone rewards their most typical lines.)
     distractors = everything.reply_vectors[random.Random(seed).sample(range(len(everything)),  # nosec B311
@@ -803,6 +835,9 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     combos = [(w, cw, own) for w in FIT_WEIGHT_GRID
               for cw in (CONTEXT_WEIGHT_GRID if selector.uses_context else (0.0,)) for own in (False, True)]
     beaten: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
+    # As the evaluation's rank-same asks: is the selected line closer to its own moment's real line than
+    # to the session's other lines? (A typical line is as close to all of them: 0.5.)
+    rank_same: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
     real_rank: dict[tuple[float, float], list[float]] = {(w, cw): [] for w, cw, _ in combos}
     # The fit model's log-odds that the selected line is said here, against the real line's.
     selected_fit: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
@@ -815,6 +850,11 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     # and with the session's own earlier lines added.
     selected: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
     _embed_turn_tails(embedder, sessions)
+    session_lines: dict[str, tuple[list[int], np.ndarray]] = {}
+    for t in sessions:
+        where = [i for i, x in enumerate(t.turns) if x.role == "interviewer"]
+        session_lines[t.session_id] = (where, embedder.embed_cached([tail(t.turns[i].text) or "." for i in where])
+                                       if where else np.zeros((0, everything.reply_vectors.shape[1])))
     moments = [e for t in sessions for e in exchanges(t, max_context_turns=10**6)]
     if len(moments) > max_turns:
         moments = random.Random(seed).sample(moments, max_turns)  # nosec B311  # reproducible, not secret
@@ -827,9 +867,13 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         _, cands = _candidates(situations, everything, query, top_k)
         true, true_cand = embedder.embed_cached([tail(ex.interviewer_reply.text), tail(cand) or "."])
         sims = cands.reply_vectors @ true
+        where, vectors = session_lines[ex.session_id]
+        others = vectors[[k for k, i in enumerate(where) if i != ex.index]]
         probs = _move_probs(move_model, query) if move_model is not None else None
         chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
         first.append(float(sims[0]))
+        first_score.append(beaten_share(cands.reply_vectors[0], true) + (
+            float((others @ cands.reply_vectors[0] < float(sims[0])).mean()) if others.size else 0.5))
         best.append(float(sims.max()))
         if selector.fit_model is not None:
             # The real line among memory's lines, with a neutral situation score (it has no past moment).
@@ -857,16 +901,22 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                 selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
                 selected_fit[(w, cw, with_own)].append(float(f_scores[i]))
                 beaten[(w, cw, with_own)].append(beaten_share(pool.reply_vectors[i], true))
+                if others.size:
+                    line = pool.reply_vectors[i]
+                    rank_same[(w, cw, with_own)].append(float((others @ line < float(line @ true)).mean()))
     if not chosen:
         return {}
     out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
                            "retrievalTop1Cosine": round(float(np.mean(first)), 4),
+                           "retrievalTop1Score": round(float(np.mean(first_score)), 4),
                            "oracleCosine": round(float(np.mean(best)), 4)}
     if selector.fit_model is not None:
         # The real line's rank under each fit weight alone (no conversation weight).
         out["realLineMrr"] = {str(w): round(float(np.mean(real_rank[(w, 0.0)])), 4) for w in FIT_WEIGHT_GRID}
         out["grid"] = [{"fitWeight": w, "contextWeight": cw, "ownThread": own,
                         "beaten": round(float(np.mean(beaten[(w, cw, own)])), 4),
+                        "rankSame": round(float(np.mean(rank_same[(w, cw, own)])), 4) if rank_same[(w, cw, own)]
+                        else 0.5,
                         "beatenSe": round(float(np.std(beaten[(w, cw, own)], ddof=1) / math.sqrt(len(chosen))), 4)
                         if len(chosen) > 1 else 0.0,
                         "realLineMrr": round(float(np.mean(real_rank[(w, cw)])), 4),
