@@ -680,7 +680,8 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
         return np.concatenate([(t - specificity * m) - (t - specificity * m).mean() for t, m in zip(y, spread)])
 
     vectors = {k: (replies[i], cand_vecs[i]) for i, k in enumerate(keys)}
-    common: dict[str, Any] = {"moments": len(X), "pairs": int(sum(len(t) for t in y)), "topK": top_k, "poolLines": len(pool),
+    common: dict[str, Any] = {"moments": len(X), "pairs": int(sum(len(t) for t in y)), "topK": top_k,
+                              "poolLines": len(pool),
                               "usesMoveModel": move_model is not None, "contextLines": context_lines,
                               "saidBefore": said_before, "typicality": typicality}
     context_names = ("reply_vs_context",) if context_lines else ()
@@ -704,7 +705,9 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
                                 {k: situations[i] for i, k in enumerate(keys)})
 
     grid = tuple(specificity_grid) if val else (0.0,)
-    options = [build(False, lam) for lam in grid] + ([build(True, lam) for lam in grid] if predictor is not None else [])
+    options = [build(False, lam) for lam in grid]
+    if predictor is not None:
+        options += [build(True, lam) for lam in grid]
     if hub_penalty:
         for option in options:
             _count_hubs(option, X, tops, keys, hub_penalty)
@@ -818,7 +821,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                      seed: int = 0) -> dict[str, Any]:
     """On held-out sessions (a seeded sample of ``max_turns`` turns): mean cosine to the real next line
     of the selected line, of retrieval's first line, and of the best line among the candidates (the
-    ceiling); retrieval's first line's ``_val_score`` (``retrievalTop1Score``); for each weight of ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
+    ceiling); retrieval's first line's ``_val_score`` (``retrievalTop1Score``); for each weight of
+    ``FIT_WEIGHT_GRID``, the mean reciprocal rank of the real line when it
     is put among memory's candidates (``realLineMrr``); and for each combination of fit weight, context
     weight and own-thread switch (``grid``), the selected line's mean cosine to the real one, the share of
     the interviewer's other lines it beats in that closeness (with its standard error over the turns), the
