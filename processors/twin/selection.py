@@ -847,8 +847,10 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     selected_fit: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
     real_fit: list[float] = []
 
-    def beaten_share(line: np.ndarray, real: np.ndarray) -> float:
-        return float((distractors @ line < float(line @ real)).mean())
+    def beaten_share(lines: np.ndarray, line: np.ndarray, real: np.ndarray) -> float:
+        # The share of ``lines`` farther (cosine) from ``line`` than ``real`` is: with the interviewer's other
+        # lines as the evaluation's cross-session match asks, with the session's other real lines as rank-same.
+        return float((lines @ line < float(line @ real)).mean())
 
     # Cosine of the selected line to the real one, per combination of weights, from memory's lines alone
     # and with the session's own earlier lines added.
@@ -876,8 +878,8 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
         probs = _move_probs(move_model, query) if move_model is not None else None
         chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
         first.append(float(sims[0]))
-        first_score.append(beaten_share(cands.reply_vectors[0], true) + (
-            float((others @ cands.reply_vectors[0] < float(sims[0])).mean()) if others.size else 0.5))
+        first_score.append(beaten_share(distractors, cands.reply_vectors[0], true)
+                           + (beaten_share(others, cands.reply_vectors[0], true) if others.size else 0.5))
         best.append(float(sims.max()))
         if selector.fit_model is not None:
             # The real line among memory's lines, with a neutral situation score (it has no past moment).
@@ -904,10 +906,9 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
                 i = int(np.argmax(selector.combine(c_scores, f_scores, x_scores, weight=w, context_weight=cw)))
                 selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
                 selected_fit[(w, cw, with_own)].append(float(f_scores[i]))
-                beaten[(w, cw, with_own)].append(beaten_share(pool.reply_vectors[i], true))
+                beaten[(w, cw, with_own)].append(beaten_share(distractors, pool.reply_vectors[i], true))
                 if others.size:
-                    line = pool.reply_vectors[i]
-                    rank_same[(w, cw, with_own)].append(float((others @ line < float(line @ true)).mean()))
+                    rank_same[(w, cw, with_own)].append(beaten_share(others, pool.reply_vectors[i], true))
     if not chosen:
         return {}
     out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
