@@ -71,6 +71,7 @@ __all__ = [
     "fit_selector",
     "moment_query",
     "selection_report",
+    "selection_reports",
     "tail",
 ]
 
@@ -358,6 +359,25 @@ class ReplyPredictor:
         return out / np.where(norms > 0, norms, 1.0)
 
 
+def _linear_scores(model: Any, rows: np.ndarray, method: str = "predict") -> np.ndarray:
+    """``model.<method>(rows)`` (a ridge closeness model's ``predict``, a scaled logistic fit model's
+    ``decision_function``) as one matrix product: at a few dozen rows scikit-learn's input checks cost more
+    than the product, and the respond path and validation call these thousands of times."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rows = np.asarray(rows, dtype=np.float64)
+    if method == "predict" and isinstance(model, Ridge) and np.ndim(model.coef_) == 1:
+        return rows @ model.coef_ + model.intercept_
+    if (method == "decision_function" and isinstance(model, Pipeline) and len(model.steps) == 2
+            and isinstance(model[0], StandardScaler) and model[0].with_mean and model[0].with_std
+            and isinstance(model[-1], LogisticRegression) and model[-1].coef_.shape[0] == 1):
+        scaler, lr = model[0], model[-1]
+        return ((rows - scaler.mean_) / scaler.scale_) @ lr.coef_[0] + lr.intercept_[0]
+    return np.asarray(getattr(model, method)(rows))  # any other model a saved version carries
+
+
 def _standardised(v: np.ndarray) -> np.ndarray:
     sd = float(v.std())
     return (v - v.mean()) / sd if sd > 1e-9 else np.zeros_like(v)
@@ -498,7 +518,7 @@ class ResponseSelector:
         if not self.meta.get("usesMoveModel"):
             move_probs = None
         typical = self.typical if self.meta.get("typicality", True) else None
-        return np.asarray(self.model.predict(candidate_features(self._as_fitted(query), cands, typical, move_probs)))
+        return _linear_scores(self.model, candidate_features(self._as_fitted(query), cands, typical, move_probs))
 
     def _as_fitted(self, query: MomentQuery) -> MomentQuery:
         """The query as this selector's models were fitted on it (a copy: the caller's query stays as it
@@ -534,7 +554,7 @@ class ResponseSelector:
 
     def fit_scores(self, query: MomentQuery, cands: CandidateSet) -> np.ndarray:
         """The fit model's log-odds that each line is what the interviewer said at this moment."""
-        return np.asarray(self.fit_model.decision_function(fit_features(self._as_fitted(query), cands)))
+        return _linear_scores(self.fit_model, fit_features(self._as_fitted(query), cands), "decision_function")
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
@@ -711,10 +731,12 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     if hub_penalty:
         for option in options:
             _count_hubs(option, X, tops, keys, hub_penalty)
-    for option in options:
-        if val:
-            option.meta["val"] = _choose_on_val(option, val, embedder, situations, everything, top_k, move_model,
-                                                max_val_turns, seed)
+    if val:
+        # One pass over the validation moments for every option: they share the moments, candidates and
+        # move probabilities; only their scores differ.
+        for option, rep in zip(options, _choose_on_val(options, val, embedder, situations, everything, top_k,
+                                                       move_model, max_val_turns, seed)):
+            option.meta["val"] = rep
     # With or without the predictor, and the specificity: whichever option's selected lines score best on
     # validation (``_val_score``; by raw cosine the predictor always looked better: it favours typical
     # lines); without a validation split the predictor is used, with no specificity.
@@ -729,28 +751,30 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     return selector
 
 
-def _choose_on_val(selector: ResponseSelector, val: Sequence[Transcript], embedder, situations: np.ndarray,
-                   everything: CandidateSet, top_k: int, move_model: Any, max_turns: int, seed: int) -> dict[str, Any]:
-    """Measure ``selector`` on the validation sessions and set its fit weight, context weight and
+def _choose_on_val(selectors: Sequence[ResponseSelector], val: Sequence[Transcript], embedder,
+                   situations: np.ndarray, everything: CandidateSet, top_k: int, move_model: Any, max_turns: int,
+                   seed: int) -> list[dict[str, Any]]:
+    """Measure each selector on the validation sessions and set its fit weight, context weight and
     own-thread choice from them: the combination with the best ``_val_score`` (raw cosine would favour the
-    interviewer's most typical lines). Returns the report with that score as ``chosenScore`` and the share
-    of the interviewer's other lines its selected lines beat as ``chosenBeaten``.
+    interviewer's most typical lines). Returns each selector's report with that score as ``chosenScore``
+    and the share of the interviewer's other lines its selected lines beat as ``chosenBeaten``.
 
     Tried and dropped: the combination the fit model finds most plausible among those within two standard
     errors of the best share. It looked better on cross-validated folds of the train sessions (selected
     lines only) but lowered both corpora's match rates in the full evaluation of validation sessions,
     and the justices' indistinguishability with them."""
-    rep = selection_report(selector, val, embedder, situations, everything, top_k, move_model, max_turns=max_turns,
-                           seed=seed)
-    rep["chosenBeaten"], rep["chosenScore"] = 0.0, 0.0
-    grid = rep.get("grid") or []
-    if grid and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
-        # Ties go to the lightest weights and to memory's lines alone (the grid's first entries).
-        best = max(grid, key=_val_score)
-        selector.meta.update(fitWeight=best["fitWeight"], contextWeight=best["contextWeight"],
-                             ownThread=best["ownThread"])
-        rep["chosenBeaten"], rep["chosenScore"] = best["beaten"], _val_score(best)
-    return rep
+    reports = selection_reports(selectors, val, embedder, situations, everything, top_k, move_model,
+                                max_turns=max_turns, seed=seed)
+    for selector, rep in zip(selectors, reports):
+        rep["chosenBeaten"], rep["chosenScore"] = 0.0, 0.0
+        grid = rep.get("grid") or []
+        if grid and rep["turns"] >= MIN_TURNS_TO_CHOOSE_WEIGHT:
+            # Ties go to the lightest weights and to memory's lines alone (the grid's first entries).
+            best = max(grid, key=_val_score)
+            selector.meta.update(fitWeight=best["fitWeight"], contextWeight=best["contextWeight"],
+                                 ownThread=best["ownThread"])
+            rep["chosenBeaten"], rep["chosenScore"] = best["beaten"], _val_score(best)
+    return reports
 
 
 def _val_score(g: dict[str, Any]) -> float:
@@ -768,7 +792,7 @@ def _count_hubs(selector: ResponseSelector, X: Sequence[np.ndarray], tops: Seque
     cols = slice(0, len(selector.meta["features"]))
     counts: dict[str, int] = {}
     for rows, top in zip(X, tops):
-        key = keys[int(top[int(np.argmax(selector.model.predict(rows[:, cols])))])]
+        key = keys[int(top[int(np.argmax(_linear_scores(selector.model, rows[:, cols])))])]
         counts[key] = counts.get(key, 0) + 1
     selector.hubs = counts
     selector.meta.update(hubPenalty=penalty, hubLines=sum(1 for c in counts.values() if c > 1),
@@ -828,33 +852,54 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     the interviewer's other lines it beats in that closeness (with its standard error over the turns), the
     share of the session's other real lines it is closer to than to its own moment's (``rankSame``) and
     its mean fit-model log-odds (beside the real line's, ``realLineFit``)."""
+    return selection_reports([selector], sessions, embedder, situations, everything, top_k, move_model,
+                             max_turns=max_turns, seed=seed)[0]
+
+
+def _beaten_share(lines: np.ndarray, line: np.ndarray, real: np.ndarray) -> float:
+    """The share of ``lines`` farther (cosine) from ``line`` than ``real`` is: with the interviewer's other
+    lines as the evaluation's cross-session match asks, with the session's other real lines as rank-same."""
+    return float((lines @ line < float(line @ real)).mean())
+
+
+@dataclass
+class _Tally:
+    """One selector's figures over the validation moments, per combination of weights (``selection_reports``)."""
+
+    combos: list[tuple[float, float, bool]]
+    chosen: list[float] = field(default_factory=list)
+    # Cosine of the selected line to the real one; the share of distractors it beats (cross-session
+    # match); the share of the session's other real lines it beats (rank-same: a typical line is as close
+    # to all of them, 0.5); its fit-model log-odds.
+    selected: dict[tuple[float, float, bool], list[float]] = field(default_factory=dict)
+    beaten: dict[tuple[float, float, bool], list[float]] = field(default_factory=dict)
+    rank_same: dict[tuple[float, float, bool], list[float]] = field(default_factory=dict)
+    selected_fit: dict[tuple[float, float, bool], list[float]] = field(default_factory=dict)
+    real_rank: dict[tuple[float, float], list[float]] = field(default_factory=dict)
+    real_fit: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for table in (self.selected, self.beaten, self.rank_same, self.selected_fit):
+            table.update({c: [] for c in self.combos})
+        self.real_rank.update({(w, cw): [] for w, cw, _ in self.combos})
+
+
+def selection_reports(selectors: Sequence[ResponseSelector], sessions: Sequence[Transcript], embedder,
+                      situations: np.ndarray, everything: CandidateSet, top_k: int, move_model: Any = None,
+                      max_turns: int = 60, seed: int = 0) -> list[dict[str, Any]]:
+    """``selection_report`` of each selector in one pass over the moments: the moments, their queries,
+    candidates and move probabilities are computed once for all of them."""
     from processors.twin.offline_generator import own_thread_exemplars
     from processors.twin.policy import label_move
 
-    chosen, first, best, first_score = [], [], [], []
+    first, best, first_score = [], [], []
     # As the evaluation's cross-session match asks: is the selected line closer to the real one than the
     # interviewer's lines from other sessions are? (Cosine alone rewards their most typical lines.)
     distractors = everything.reply_vectors[random.Random(seed).sample(range(len(everything)),  # nosec B311
                                                                       min(DISTRACTOR_LINES, len(everything)))]
-    combos = [(w, cw, own) for w in FIT_WEIGHT_GRID
-              for cw in (CONTEXT_WEIGHT_GRID if selector.uses_context else (0.0,)) for own in (False, True)]
-    beaten: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
-    # As the evaluation's rank-same asks: is the selected line closer to its own moment's real line than
-    # to the session's other lines? (A typical line is as close to all of them: 0.5.)
-    rank_same: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
-    real_rank: dict[tuple[float, float], list[float]] = {(w, cw): [] for w, cw, _ in combos}
-    # The fit model's log-odds that the selected line is said here, against the real line's.
-    selected_fit: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
-    real_fit: list[float] = []
-
-    def beaten_share(lines: np.ndarray, line: np.ndarray, real: np.ndarray) -> float:
-        # The share of ``lines`` farther (cosine) from ``line`` than ``real`` is: with the interviewer's other
-        # lines as the evaluation's cross-session match asks, with the session's other real lines as rank-same.
-        return float((lines @ line < float(line @ real)).mean())
-
-    # Cosine of the selected line to the real one, per combination of weights, from memory's lines alone
-    # and with the session's own earlier lines added.
-    selected: dict[tuple[float, float, bool], list[float]] = {c: [] for c in combos}
+    tallies = [_Tally([(w, cw, own) for w in FIT_WEIGHT_GRID
+                       for cw in (CONTEXT_WEIGHT_GRID if s.uses_context else (0.0,)) for own in (False, True)])
+               for s in selectors]
     _embed_turn_tails(embedder, sessions)
     session_lines: dict[str, tuple[list[int], np.ndarray]] = {}
     for t in sessions:
@@ -867,65 +912,86 @@ def selection_report(selector: ResponseSelector, sessions: Sequence[Transcript],
     _embed_moment_texts(embedder, moments, situation=True)
     for ex in moments:
         history, cand = _moment_of(ex)
-        query = moment_query(embedder, history, cand)
-        if not selector.uses_context:
-            query.context = None
-        _, cands = _candidates(situations, everything, query, top_k)
+        full_query = moment_query(embedder, history, cand)
+        # Memory's candidates with and without the lines nearest the conversation (as the selector uses them).
+        pools = {ctx: _candidates(situations, everything, full_query if ctx else replace(full_query, context=None),
+                                  top_k)[1] for ctx in {s.uses_context for s in selectors}}
         true, true_cand = embedder.embed_cached([tail(ex.interviewer_reply.text), tail(cand) or "."])
-        sims = cands.reply_vectors @ true
         where, vectors = session_lines[ex.session_id]
         others = vectors[[k for k, i in enumerate(where) if i != ex.index]]
-        probs = _move_probs(move_model, query) if move_model is not None else None
-        chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
-        first.append(float(sims[0]))
-        first_score.append(beaten_share(distractors, cands.reply_vectors[0], true)
-                           + (beaten_share(others, cands.reply_vectors[0], true) if others.size else 0.5))
-        best.append(float(sims.max()))
-        if selector.fit_model is not None:
-            # The real line among memory's lines, with a neutral situation score (it has no past moment).
+        probs = _move_probs(move_model, full_query) if move_model is not None else None
+        # The real line among memory's lines, with a neutral situation score (it has no past moment), and
+        # the session's own earlier lines (the own-thread pool).
+        real_lines: dict[bool, CandidateSet] = {}
+        own_lines: dict[bool, CandidateSet | None] = {}
+        for ctx, cands in pools.items():
             neutral = float(np.median(cands.situation_scores))
             prev = ex.previous_interviewer_turn
-            real = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None], np.array([neutral]),
-                                [label_move(ex.interviewer_reply, ex.candidate_turn, prev).value],
-                                np.array([float(bool(cand))]), [_stems(ex.interviewer_reply.text)])
-            both = cands.concat(real)
-            closeness, fit = selector.closeness(query, both, probs), selector.fit_scores(query, both)
+            real_lines[ctx] = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None],
+                                           np.array([neutral]),
+                                           [label_move(ex.interviewer_reply, ex.candidate_turn, prev).value],
+                                           np.array([float(bool(cand))]), [_stems(ex.interviewer_reply.text)])
             own = own_thread_exemplars(history, ex.session_id, neutral)
-            wider = cands.concat(selector.candidate_set(own, embedder)) if own else cands
+            own_lines[ctx] = selectors[0].candidate_set(own, embedder) if own else None
+        cands0 = next(iter(pools.values()))
+        sims0 = cands0.reply_vectors @ true
+        first.append(float(sims0[0]))
+        first_score.append(_beaten_share(distractors, cands0.reply_vectors[0], true)
+                           + (_beaten_share(others, cands0.reply_vectors[0], true) if others.size else 0.5))
+        best.append(float(sims0.max()))
+        for selector, tally in zip(selectors, tallies):
+            query = full_query if selector.uses_context else replace(full_query, context=None)
+            cands = pools[selector.uses_context]
+            sims = cands.reply_vectors @ true
+            tally.chosen.append(float(sims[int(np.argmax(selector.scores(query, cands, probs)))]))
+            if selector.fit_model is None:
+                continue
+            both = cands.concat(real_lines[selector.uses_context])
+            closeness, fit = selector.closeness(query, both, probs), selector.fit_scores(query, both)
+            own_set = own_lines[selector.uses_context]
+            wider = cands.concat(own_set) if own_set is not None else cands
             # Per pool: its lines and their closeness, fit and conversation scores (computed once for the grid).
             scored = {False: (cands, closeness[:-1], fit[:-1], selector.context_closeness(query, cands)),
                       True: (wider, selector.closeness(query, wider, probs), selector.fit_scores(query, wider),
                              selector.context_closeness(query, wider))}
             both_context = selector.context_closeness(query, both)
-            real_fit.append(float(fit[-1]))
-            for w, cw, with_own in combos:
+            tally.real_fit.append(float(fit[-1]))
+            for w, cw, with_own in tally.combos:
+                key = (w, cw, with_own)
                 if not with_own:
                     order = selector.combine(closeness, fit, both_context, weight=w, context_weight=cw)
-                    real_rank[(w, cw)].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
+                    tally.real_rank[(w, cw)].append(1.0 / (1 + int((order[:-1] > order[-1]).sum())))
                 pool, c_scores, f_scores, x_scores = scored[with_own]
                 i = int(np.argmax(selector.combine(c_scores, f_scores, x_scores, weight=w, context_weight=cw)))
-                selected[(w, cw, with_own)].append(float(pool.reply_vectors[i] @ true))
-                selected_fit[(w, cw, with_own)].append(float(f_scores[i]))
-                beaten[(w, cw, with_own)].append(beaten_share(distractors, pool.reply_vectors[i], true))
+                tally.selected[key].append(float(pool.reply_vectors[i] @ true))
+                tally.selected_fit[key].append(float(f_scores[i]))
+                tally.beaten[key].append(_beaten_share(distractors, pool.reply_vectors[i], true))
                 if others.size:
-                    rank_same[(w, cw, with_own)].append(beaten_share(others, pool.reply_vectors[i], true))
-    if not chosen:
-        return {}
-    out: dict[str, Any] = {"turns": len(chosen), "selectedCosine": round(float(np.mean(chosen)), 4),
-                           "retrievalTop1Cosine": round(float(np.mean(first)), 4),
-                           "retrievalTop1Score": round(float(np.mean(first_score)), 4),
-                           "oracleCosine": round(float(np.mean(best)), 4)}
+                    tally.rank_same[key].append(_beaten_share(others, pool.reply_vectors[i], true))
+    if not first:
+        return [{} for _ in selectors]
+    shared = {"turns": len(first), "retrievalTop1Cosine": round(float(np.mean(first)), 4),
+              "retrievalTop1Score": round(float(np.mean(first_score)), 4),
+              "oracleCosine": round(float(np.mean(best)), 4)}
+    return [_report(selector, tally, shared) for selector, tally in zip(selectors, tallies)]
+
+
+def _report(selector: ResponseSelector, tally: _Tally, shared: dict[str, Any]) -> dict[str, Any]:
+    n = len(tally.chosen)
+    out: dict[str, Any] = {"turns": n, "selectedCosine": round(float(np.mean(tally.chosen)), 4),
+                           **{k: v for k, v in shared.items() if k != "turns"}}
     if selector.fit_model is not None:
         # The real line's rank under each fit weight alone (no conversation weight).
-        out["realLineMrr"] = {str(w): round(float(np.mean(real_rank[(w, 0.0)])), 4) for w in FIT_WEIGHT_GRID}
+        out["realLineMrr"] = {str(w): round(float(np.mean(tally.real_rank[(w, 0.0)])), 4) for w in FIT_WEIGHT_GRID}
         out["grid"] = [{"fitWeight": w, "contextWeight": cw, "ownThread": own,
-                        "beaten": round(float(np.mean(beaten[(w, cw, own)])), 4),
-                        "rankSame": round(float(np.mean(rank_same[(w, cw, own)])), 4) if rank_same[(w, cw, own)]
-                        else 0.5,
-                        "beatenSe": round(float(np.std(beaten[(w, cw, own)], ddof=1) / math.sqrt(len(chosen))), 4)
-                        if len(chosen) > 1 else 0.0,
-                        "realLineMrr": round(float(np.mean(real_rank[(w, cw)])), 4),
-                        "fit": round(float(np.mean(selected_fit[(w, cw, own)])), 4),
-                        "cosine": round(float(np.mean(selected[(w, cw, own)])), 4)} for w, cw, own in combos]
-        out["realLineFit"] = round(float(np.mean(real_fit)), 4)
+                        "beaten": round(float(np.mean(tally.beaten[(w, cw, own)])), 4),
+                        "rankSame": round(float(np.mean(tally.rank_same[(w, cw, own)])), 4)
+                        if tally.rank_same[(w, cw, own)] else 0.5,
+                        "beatenSe": round(float(np.std(tally.beaten[(w, cw, own)], ddof=1) / math.sqrt(n)), 4)
+                        if n > 1 else 0.0,
+                        "realLineMrr": round(float(np.mean(tally.real_rank[(w, cw)])), 4),
+                        "fit": round(float(np.mean(tally.selected_fit[(w, cw, own)])), 4),
+                        "cosine": round(float(np.mean(tally.selected[(w, cw, own)])), 4)}
+                       for w, cw, own in tally.combos]
+        out["realLineFit"] = round(float(np.mean(tally.real_fit)), 4)
     return out

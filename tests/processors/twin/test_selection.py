@@ -224,3 +224,24 @@ def test_the_reply_predictor_points_towards_what_is_said_next(split, embedder):
             assert np.isfinite(sel.scores(query, cands)).all()
             assert query.predicted is None and query.context is not None  # scoring never changes the caller's query
     assert len(gains) > 30 and np.mean(gains) > 0, np.mean(gains)
+
+
+def test_linear_scores_equal_scikit_learn_s_own():
+    """The matrix-product shortcut gives what the fitted models' own methods give (and others fall back)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from processors.twin.selection import _linear_scores
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 6)) * [1, 3, 0.1, 5, 1, 2] + [0, 4, 1, -2, 0, 0], rng.normal(size=80)
+    rows = rng.normal(size=(7, 6)) * 3
+    ridge = Ridge(alpha=1.0).fit(X, y)
+    np.testing.assert_allclose(_linear_scores(ridge, rows), ridge.predict(rows), rtol=1e-10)
+    fit = make_pipeline(StandardScaler(), LogisticRegression(C=0.3)).fit(X, y > 0)
+    np.testing.assert_allclose(_linear_scores(fit, rows, "decision_function"), fit.decision_function(rows),
+                               rtol=1e-10)
+    forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(_linear_scores(forest, rows), forest.predict(rows))
