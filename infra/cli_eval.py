@@ -138,7 +138,8 @@ def eval_command(
     store: bool = typer.Option(True, "--store/--no-store", help="Write eval_runs/eval_samples rows."),
     on: Split = typer.Option(Split.test, "--on",
                              help="The split asked and scored: test (the figures to report, once) or val (to choose "
-                                  "between methods without reading the test sessions)."),
+                                  "between methods without reading the test sessions; the twin then makes its "
+                                  "own choices on the train sessions just before the scored ones)."),
     val_windows: int = typer.Option(1, "--val-windows", min=1,
                                     help="With --on val: pool this many chronological validation windows, each "
                                          "trained as the reported run is (window 1 validates on the sessions "

@@ -57,8 +57,8 @@ from processors.twin.evaluation.responders import (LLM_DRAFT_OUTCOMES, Answer, E
                                                    Responder)
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
-           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "pool_windows",
-           "run_evaluation", "run_val_windows", "sample_turns",
+           "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "fitting_split",
+           "pool_windows", "run_evaluation", "run_val_windows", "sample_turns",
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
@@ -405,14 +405,29 @@ def run_evaluation(config: EvalConfig, cfg: Settings = default_settings, *, prog
             close_engine()
 
 
+def fitting_split(split: Split) -> Split:
+    """The split a validation run trains on: its validation sessions are what the run scores, so the
+    training's own choices (the selector's weights and options, the move model, the style classifier's
+    check) are made on the last train sessions instead, as many as the validation part holds; otherwise
+    the run would score choices on the very turns they were chosen on, and methods with more choices
+    would look better than they are. With too few train sessions to spare, nothing is chosen (defaults).
+    The scored sessions join the test part, which training never reads."""
+    n = len(split.val)
+    if len(split.train) - n < 2:  # the selector needs two train sessions
+        return Split(train=list(split.train), val=[], test=[*split.val, *split.test])
+    return Split(train=split.train[:-n], val=split.train[-n:], test=[*split.val, *split.test])
+
+
 def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], other_pool: dict[str, list[Transcript]],
-           seed: int, report: Progress) -> dict[str, Any]:
+           seed: int, report: Progress, on: str = "test") -> dict[str, Any]:
+    """Train each interviewer on their split (``fitting_split`` of it when ``on`` is "val")."""
     from processors.twin.training import train_interviewer
 
     trained: dict[str, Any] = {}
     for n, iid in enumerate(wanted):
         report(f"train {iid}", n, len(wanted))
-        result = train_interviewer(tenant, iid, [], engine.profiles, engine.memory, split=splits[iid],
+        split = fitting_split(splits[iid]) if on == "val" else splits[iid]
+        result = train_interviewer(tenant, iid, [], engine.profiles, engine.memory, split=split,
                                    others=other_pool[iid], seed=seed, fine_tune_file=False)
         # Earlier versions of this namespace only matter as rows for the trend, not as memory.
         for version, active, _ in engine.profiles.versions(tenant, iid):
@@ -485,7 +500,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
          started: float) -> EvalResult:
     seed = config.seed
     embedder = engine.embedder
-    trained = _train(engine, tenant, wanted, splits, other_pool, seed, report)
+    trained = _train(engine, tenant, wanted, splits, other_pool, seed, report, on=config.on)
     lap("train")
 
     # ---- the twin answers every sampled test turn
@@ -662,6 +677,10 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         "test_sessions_sampled": len({r.group for r in records}),
         "test_turns": len(records),
         "test_turns_available": available,
+        # The sessions the twin trained on and made its choices on (on "val", carved from the train part).
+        "twin_fit_sessions": {
+            part: sum(len(getattr(fitting_split(splits[i]) if config.on == "val" else splits[i], part)) for i in wanted)
+            for part in ("train", "val")},
         "twin": twin,
         "baselines": {b: summaries[b] for b in BASELINES},
         "ablations": {a: summaries[ablation_system(a)] for a in config.ablations},

@@ -182,7 +182,8 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     (the test sessions stay unread), each scored like a baseline with its difference from the twin."""
     from infra.cli import app
     from processors.twin.engine import ABLATIONS
-    from processors.twin.evaluation.run import ablation_system
+    from processors.twin.corpus import read_transcripts
+    from processors.twin.evaluation.run import EvalConfig, ablation_system
     from processors.twin.profiles import ProfileStore
 
     tenant = f"eval-abl-{random.randrange(16**8):08x}"
@@ -195,7 +196,11 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     assert "Ablations (val split)" in html and "without move_model" in html
     assert out["on"] == "val" and out["config"]["ablations"] == list(ABLATIONS)
     split = ProfileStore(postgres_dsn).active(tenant, "elena_kagan").artefacts["split"]
-    assert out["test_sessions"] == len(split["val"]) and out["test_turns"] == 8
+    # The profile made its choices on as many sessions as are scored, and on none of them.
+    assert out["test_sessions"] == len(split["val"]) == out["twin_fit_sessions"]["val"] and out["test_turns"] == 8
+    scored = EvalConfig(corpus=slice_corpus, sessions=0, on="val").split(
+        [p.transcript for p in read_transcripts(slice_corpus) if p.ok]).val
+    assert {s.session_id for s in scored} <= set(split["test"]) and not set(split["val"]) & set(split["test"])
     assert set(out["ablations"]) == set(ABLATIONS)
     for part, block in out["ablations"].items():
         assert 0.0 <= block["rank_same"] <= 1.0, part
@@ -232,6 +237,25 @@ def test_each_validation_window_steps_back_one_validation_part(scotus):
         replace(config, window=12).split(kagan)
 
 
+def test_a_validation_run_makes_the_twin_s_choices_on_other_sessions_than_it_scores(scotus):
+    """On "val" the twin trains and chooses (selector weights, move model) on sessions before the scored
+    validation part, never on it: choices scored on the turns they were made on would look too good."""
+    from pathlib import Path
+
+    from processors.twin.corpus import Split
+    from processors.twin.evaluation.run import EvalConfig, fitting_split
+
+    kagan = [t for t in scotus if t.interviewer_id == "elena_kagan"]
+    split = EvalConfig(corpus=Path("unused"), sessions=0, on="val").split(kagan)
+    fit = fitting_split(split)
+    ids = lambda sessions: [s.session_id for s in sessions]  # noqa: E731
+    assert ids(fit.train) + ids(fit.val) == ids(split.train)  # the same sessions, the last ones to choose on
+    assert len(fit.val) == len(split.val) >= 1
+    assert ids(fit.test) == ids(split.val) + ids(split.test)  # what is scored is never read by training
+    few = fitting_split(Split(train=kagan[:2], val=kagan[2:3], test=kagan[3:4]))
+    assert ids(few.train) == ids(kagan[:2]) and few.val == []  # too few to spare: no choice is made
+
+
 def test_validation_windows_are_pooled(slice_corpus, postgres_dsn, weaviate_client):
     """`--on val --val-windows 2`: two windows, each trained in its own tenant on its own earlier sessions,
     pooled into one table (turns of both windows, each baseline's paired difference from the twin)."""
@@ -251,9 +275,12 @@ def test_validation_windows_are_pooled(slice_corpus, postgres_dsn, weaviate_clie
     assert out["windows"] == 2 and [w["tenant"] for w in out["per_window"]] == [tenant, f"{tenant}-w1"]
     assert out["turns"] == sum(w["turns"] for w in out["per_window"]) > 4
     splits = [ProfileStore(postgres_dsn).active(t, "elena_kagan").artefacts["split"] for t in (tenant, f"{tenant}-w1")]
-    # Window 1 trained without window 0's test sessions and validated on earlier sessions than window 0.
-    assert not set(splits[0]["test"]) & set(splits[1]["train"] + splits[1]["val"] + splits[1]["test"])
-    assert set(splits[1]["val"]) <= set(splits[0]["train"])
+    # Each profile's split is what it trained and chose on, its "test" what it never read (the window's
+    # scored validation sessions and all after them). Window 1 read none of window 0's scored or test
+    # sessions, and its own scored sessions are among what window 0 trained on.
+    assert not set(splits[0]["test"]) & set(splits[1]["train"] + splits[1]["val"])
+    window1_scored = set(splits[1]["test"]) - set(splits[0]["test"])
+    assert window1_scored and window1_scored <= set(splits[0]["train"] + splits[0]["val"])
     assert 0.0 <= out["twin"]["rank_same"] <= 1.0 and len(out["twin"]["indistinguishability_by_window"]) <= 2
     assert set(out["baselines"]) == SYSTEMS
     assert set(out["baselines"]["previous_line"]["twin_minus_this"]) == {"match_rate_cross", "match_rate_same",
