@@ -419,15 +419,13 @@ def fitting_split(split: Split) -> Split:
 
 
 def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], other_pool: dict[str, list[Transcript]],
-           seed: int, report: Progress, on: str = "test") -> dict[str, Any]:
-    """Train each interviewer on their split (``fitting_split`` of it when ``on`` is "val")."""
+           seed: int, report: Progress) -> dict[str, Any]:
     from processors.twin.training import train_interviewer
 
     trained: dict[str, Any] = {}
     for n, iid in enumerate(wanted):
         report(f"train {iid}", n, len(wanted))
-        split = fitting_split(splits[iid]) if on == "val" else splits[iid]
-        result = train_interviewer(tenant, iid, [], engine.profiles, engine.memory, split=split,
+        result = train_interviewer(tenant, iid, [], engine.profiles, engine.memory, split=splits[iid],
                                    others=other_pool[iid], seed=seed, fine_tune_file=False)
         # Earlier versions of this namespace only matter as rows for the trend, not as memory.
         for version, active, _ in engine.profiles.versions(tenant, iid):
@@ -500,7 +498,9 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
          started: float) -> EvalResult:
     seed = config.seed
     embedder = engine.embedder
-    trained = _train(engine, tenant, wanted, splits, other_pool, seed, report, on=config.on)
+    # What the twin trains and makes its choices on: on "val", not the scored validation sessions.
+    fit_splits = {iid: fitting_split(splits[iid]) if config.on == "val" else splits[iid] for iid in wanted}
+    trained = _train(engine, tenant, wanted, fit_splits, other_pool, seed, report)
     lap("train")
 
     # ---- the twin answers every sampled test turn
@@ -678,9 +678,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         "test_turns": len(records),
         "test_turns_available": available,
         # The sessions the twin trained on and made its choices on (on "val", carved from the train part).
-        "twin_fit_sessions": {
-            part: sum(len(getattr(fitting_split(splits[i]) if config.on == "val" else splits[i], part)) for i in wanted)
-            for part in ("train", "val")},
+        "twin_fit_sessions": {part: sum(len(getattr(fit_splits[i], part)) for i in wanted)
+                              for part in ("train", "val")},
         "twin": twin,
         "baselines": {b: summaries[b] for b in BASELINES},
         "ablations": {a: summaries[ablation_system(a)] for a in config.ablations},
