@@ -977,9 +977,8 @@ def selection_reports(selectors: Sequence[ResponseSelector], sessions: Sequence[
 
 
 def _report(selector: ResponseSelector, tally: _Tally, shared: dict[str, Any]) -> dict[str, Any]:
-    n = len(tally.chosen)
-    out: dict[str, Any] = {"turns": n, "selectedCosine": round(float(np.mean(tally.chosen)), 4),
-                           **{k: v for k, v in shared.items() if k != "turns"}}
+    n = shared["turns"]  # every selector chose a line at every moment
+    out: dict[str, Any] = {**shared, "selectedCosine": round(float(np.mean(tally.chosen)), 4)}
     if selector.fit_model is not None:
         # The real line's rank under each fit weight alone (no conversation weight).
         out["realLineMrr"] = {str(w): round(float(np.mean(tally.real_rank[(w, 0.0)])), 4) for w in FIT_WEIGHT_GRID}
