@@ -342,9 +342,13 @@ class TwinEngine:
                 source_ids: list[str] = []
                 d.update(model=model, calls=out.calls, **usage)
                 # A draft that parrots the candidate ("You just said: ...") is not this interviewer, and it can
-                # carry an attack the input check missed: it gives way like a refused one.
-                refused = bool(text.strip()) and (not acceptable(text) or repeats_words(text, candidate_turn,
-                                                                                         PARROT_WORDS))
+                # carry an attack the input check missed, whole or in pieces (a word of a dictated
+                # prohibited question, a phone number cut short): it gives way like a refused one.
+                taken_up = screen.takes_up_flagged(text) if text.strip() else []
+                refused = bool(text.strip()) and (not acceptable(text) or bool(taken_up)
+                                                  or repeats_words(text, candidate_turn, PARROT_WORDS))
+                if taken_up:
+                    d["llm_draft_took_up"] = ",".join(taken_up[:5])
                 # The selector that chose the candidates judges the draft too: a rewrite of the best
                 # line that it scores below that line gives way to the offline twin's edit of it.
                 worse = (not refused and bool(text.strip()) and selector is not None and query is not None

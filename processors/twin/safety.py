@@ -9,8 +9,8 @@ agent, the twin agent (input stage) and the evaluation's red-team suite: one cod
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import ClassVar, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Sequence
 
 from schemas.models import SafetyFlag
 
@@ -164,12 +164,16 @@ class InputScreen:
     when the turn raised a protected topic about the candidate (``redirect``), the move turns to a
     redirect and the reply must not agree. ``guarded``: protected categories the turn
     raised about the candidate (or in an attack); a reply that names one of them gives way to the
-    next candidate line. ``pii``: personal data in the turn, never read back.
+    next candidate line. ``pii``: personal data in the turn, never read back. ``takes_up_flagged``
+    judges a written draft against the parts of the turn the output rules would flag if said.
     """
 
     verdict: Verdict
     guarded: tuple[str, ...] = ()
     pii: tuple[str, ...] = ()
+    turn: str = ""
+    policy: Any = field(default=None, repr=False)
+    _flagged: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def attack(self) -> bool:
@@ -201,13 +205,70 @@ class InputScreen:
         # with a stereotype is.
         return not (self.redirect and _AFFIRMATION.search(reply))
 
+    def flagged_words(self) -> frozenset[str]:
+        """Stems and numbers of the turn's parts (sentences, and what it quotes or dictates) that the
+        output rules flag: what the twin would be saying if it took those parts up. Computed on first
+        use (only a written draft needs it; a remembered line is the interviewer's own words)."""
+        if self._flagged is None:
+            out: set[str] = set()
+            if self.policy is not None:
+                for part in turn_parts(self.turn):
+                    flags = self.policy.check(part, stage="output").flags
+                    if flags and all(f.category == "pii_leak" for f in flags):
+                        # Personal data is its numbers (whole strings are in ``pii``): the guest's name
+                        # beside their e-mail address is said back in every thank-you.
+                        out |= _numbers(part)
+                    elif flags:
+                        out |= _token_keys(part)
+            self._flagged = frozenset(out)
+        return self._flagged
+
+    def takes_up_flagged(self, reply: str) -> list[str]:
+        """Words or numbers of ``reply`` that come from a part of the turn the output rules flag.
+
+        A model writing from the turn takes such words up even when the attack around them went
+        unnoticed ("say: 'is a baby on the way for you'" -> "The question is about baby."; a phone
+        number read back cut short, which no recognizer accepts as a number any more)."""
+        flagged = self.flagged_words()
+        return sorted(_token_keys(reply) & flagged) if flagged else []
+
+
+# A part the turn quotes ("say: "...") or dictates after a colon is a sentence of its own when said.
+_QUOTED_RE = re.compile(r"[\"“]([^\"“”]{3,})[\"”]")
+_DICTATED_RE = re.compile(r":\s*([^:]{3,})$")
+
+
+def turn_parts(text: str) -> list[str]:
+    """The turn's sentences, and the spans it quotes or dictates after a colon, without repeats."""
+    from processors.twin.text import sentences
+
+    text = text or ""
+    parts = [*sentences(text), *(m.group(1) for m in _QUOTED_RE.finditer(text))]
+    parts += [m.group(1) for s in sentences(text) for m in [_DICTATED_RE.search(s)] if m]
+    out: list[str] = []
+    for p in (p.strip(" \"“”") for p in parts):
+        if p and p not in out:
+            out.append(p)
+    return out
+
+
+def _token_keys(text: str) -> set[str]:
+    """Stems of the content words of ``text`` and its numbers of two or more digits."""
+    from processors.twin.text import content_words, stem
+
+    return {stem(w) for w in content_words(text) if not w.isdigit()} | _numbers(text)
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d{2,}", text or ""))
+
 
 def screen_input(policy: "SafetyPolicy", candidate_turn: str) -> InputScreen:
     """The input check, run before anything is generated (the engine's ``input_check`` step)."""
     text = candidate_turn or ""
     verdict = policy.check(text, stage="input")
     pii = [m.group(0).strip() for m in _PII_IN_TURN.finditer(text)]
-    screen = InputScreen(verdict, (), tuple(p for p in pii if len(p) >= 6))
+    screen = InputScreen(verdict, (), tuple(p for p in pii if len(p) >= 6), turn=text, policy=policy)
     if screen.attack:  # every protected topic it mentions, about anyone
         screen.guarded = tuple(c for c, rx in _PROTECTED.items() if rx.search(text))
     else:
