@@ -328,7 +328,7 @@ class TwinEngine:
 
         with step("generate", generator="llm" if llm else "offline") as d:
             if llm is not None:
-                from processors.twin.llm_generator import build_system_prompt
+                from processors.twin.llm_generator import build_system_prompt, reply_token_budget
 
                 system = build_system_prompt(interviewer_id, profile.style, decision, ctl, [e for e, _ in ordered],
                                              guidelines=conf.companyGuidelines, avoid_topics=conf.prohibitedTopics,
@@ -336,7 +336,8 @@ class TwinEngine:
                 # adapters flag off: the base model even when this version has a fine-tuned one.
                 model = (profile.config.get("fineTunedModel") or None) if conf.flags.adapters else None
                 out = llm.generate(system, [{"role": t.role, "text": t.text} for t in turns], candidate_turn,
-                                   model=model, temperature=temperature, tool=wanted, run_tool=run_tool)
+                                   model=model, temperature=temperature, tool=wanted, run_tool=run_tool,
+                                   max_tokens=reply_token_budget(profile.style, ctl, llm.max_tokens))
                 text, model = out.text, out.model
                 usage = {"promptTokens": out.prompt_tokens, "completionTokens": out.completion_tokens}
                 source_ids: list[str] = []

@@ -20,7 +20,7 @@ from processors.twin.policy import Controls, Move, PolicyDecision
 from processors.twin.style import StyleProfile
 from processors.twin.tools import TOOL_SCHEMAS, ToolResult
 
-__all__ = ["LlmGenerator", "LlmReply", "build_system_prompt", "clean_reply", "MOVE_INSTRUCTIONS"]
+__all__ = ["LlmGenerator", "LlmReply", "build_system_prompt", "clean_reply", "reply_token_budget", "MOVE_INSTRUCTIONS"]
 
 _LABEL_RE = re.compile(r"^\s*(?:interviewer|assistant|dana|ai)\s*:\s*", re.IGNORECASE)
 
@@ -38,6 +38,34 @@ def clean_reply(text: str, max_chars: int = 600) -> str:
         end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
         text = cut[: end + 1] if end > 0 else cut
     return text
+
+# English text runs about 1.3 tokens per word in these models' tokenizers; the margin lets a reply end its
+# sentence instead of being cut at the interviewer's usual length.
+TOKENS_PER_WORD = 1.3
+BUDGET_MARGIN = 1.5
+MIN_REPLY_TOKENS = 32
+
+
+def reply_token_budget(profile: StyleProfile | None, controls: Controls, cap: int) -> int:
+    """Completion tokens for one reply: about this interviewer's long turns (their 90th percentile of words,
+    the median when ``terse``), never more than ``cap``. A small model writes until it is stopped, and each
+    completion token costs latency (SmolLM2 on 2 cores: ~40 per second), so the cap should be this
+    interviewer's length rather than one size for everyone."""
+    if profile is None or not profile.n_turns or controls.verbosity == "verbose":
+        return cap
+    words = profile.word_count.get("p50" if controls.verbosity == "terse" else "p90") or 0.0
+    if words <= 0:
+        return cap
+    return int(min(cap, max(MIN_REPLY_TOKENS, round(words * TOKENS_PER_WORD * BUDGET_MARGIN))))
+
+
+def _to_sentence_end(text: str) -> str:
+    """``text`` up to its last sentence end, when it has one (a reply cut at its token budget)."""
+    if text.endswith((".", "?", "!")):
+        return text
+    end = max(text.rfind(". "), text.rfind("? "), text.rfind("! "))
+    return text[: end + 1] if end > 0 else text
+
 
 MOVE_INSTRUCTIONS = {
     Move.OPEN: "Open the interview with your first question.",
@@ -121,6 +149,12 @@ def build_system_prompt(interviewer_id: str, profile: StyleProfile | None, decis
     return "\n".join(lines)
 
 
+def _ending(text: str, chars: int) -> str:
+    """The last ``chars`` characters of ``text``, from a word start, marked as cut."""
+    text = text or ""
+    return text if len(text) <= chars else "..." + text[-chars:].split(" ", 1)[-1]
+
+
 class LlmGenerator:
     """Chat completions with optional forced tool calls.
 
@@ -133,6 +167,9 @@ class LlmGenerator:
     # tokens are most of a small server's latency (~150 per second on 2 cores).
     HISTORY_TURNS = 4
     TURN_CHARS = 400
+    # The candidate's turn is cut to its end too, longer: its end is what the reply answers, and a
+    # SCOTUS advocate's turn can run to thousands of characters.
+    CANDIDATE_CHARS = 900
 
     def __init__(self, client, model: str, max_tokens: int = 120):
         self.client = client
@@ -150,19 +187,22 @@ class LlmGenerator:
 
     def generate(self, system: str, history: Sequence[dict[str, str]], candidate_turn: str, *,
                  model: str | None = None, temperature: float | None = None, tool: str | None = None,
-                 run_tool: Callable[[str, dict[str, Any]], ToolResult] | None = None) -> LlmReply:
-        """One reply; with ``tool``, force that tool first, execute it with ``run_tool``, then answer."""
+                 run_tool: Callable[[str, dict[str, Any]], ToolResult] | None = None,
+                 max_tokens: int | None = None) -> LlmReply:
+        """One reply; with ``tool``, force that tool first, execute it with ``run_tool``, then answer.
+
+        ``max_tokens``: the reply's completion budget (``reply_token_budget``; default the generator's
+        cap). A reply stopped by it ends at its last full sentence."""
         started = time.perf_counter()
         model = model or self.model
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in history[-self.HISTORY_TURNS:]:
-            text = turn["text"]
-            if len(text) > self.TURN_CHARS:
-                text = "..." + text[-self.TURN_CHARS:].split(" ", 1)[-1]
-            messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user", "content": text})
-        messages.append({"role": "user", "content": candidate_turn or "(the candidate is silent)"})
+            messages.append({"role": "assistant" if turn["role"] == "interviewer" else "user",
+                             "content": _ending(turn["text"], self.TURN_CHARS)})
+        messages.append({"role": "user",
+                         "content": _ending(candidate_turn, self.CANDIDATE_CHARS) or "(the candidate is silent)"})
         reply = LlmReply(text="", model=model)
-        opts: dict[str, Any] = {"model": model, "max_tokens": self.max_tokens}
+        opts: dict[str, Any] = {"model": model, "max_tokens": min(max_tokens or self.max_tokens, self.max_tokens)}
         if temperature is not None:
             opts["temperature"] = temperature
         if tool and run_tool:
@@ -190,6 +230,8 @@ class LlmGenerator:
         reply.calls += 1
         self._count(reply, final)
         reply.text = clean_reply(final.choices[0].message.content or "")
+        if final.choices[0].finish_reason == "length":
+            reply.text = _to_sentence_end(reply.text)
         reply.model = final.model or model
         reply.ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
