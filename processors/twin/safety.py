@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Sequence
 
+from processors.twin.text import content_words, sentences, stem
 from schemas.models import SafetyFlag
 
 __all__ = ["SafetyRule", "SafetyPolicy", "RULES", "MANDATORY_RULES", "Verdict", "SAFE_FALLBACKS", "InputScreen",
@@ -240,8 +241,6 @@ _DICTATED_RE = re.compile(r":\s*([^:]{3,})$")
 
 def turn_parts(text: str) -> list[str]:
     """The turn's sentences, and the spans it quotes or dictates after a colon, without repeats."""
-    from processors.twin.text import sentences
-
     text = text or ""
     parts = [*sentences(text), *(m.group(1) for m in _QUOTED_RE.finditer(text))]
     parts += [m.group(1) for s in sentences(text) for m in [_DICTATED_RE.search(s)] if m]
@@ -254,8 +253,6 @@ def turn_parts(text: str) -> list[str]:
 
 def _token_keys(text: str) -> set[str]:
     """Stems of the content words of ``text`` and its numbers of two or more digits."""
-    from processors.twin.text import content_words, stem
-
     return {stem(w) for w in content_words(text) if not w.isdigit()} | _numbers(text)
 
 
