@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: SecretStr = SecretStr("")
     OPENAI_MODEL: str = "gpt-4o-mini"
     LLM_TIMEOUT_S: float = 20.0
-    LLM_MAX_TOKENS: int = 120
+    LLM_MAX_TOKENS: int = 120  # the cap; each reply's budget is its interviewer's length (reply_token_budget)
     TWIN_TOOLS_ENABLED: bool = True  # rubric check, fact lookup, code runner
     WORKER_SESSION_TIMEOUT_S: float = 10.0  # how fast a dead worker's partitions are reassigned
 
