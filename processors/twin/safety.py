@@ -242,8 +242,9 @@ _DICTATED_RE = re.compile(r":\s*([^:]{3,})$")
 def turn_parts(text: str) -> list[str]:
     """The turn's sentences, and the spans it quotes or dictates after a colon, without repeats."""
     text = text or ""
-    parts = [*sentences(text), *(m.group(1) for m in _QUOTED_RE.finditer(text))]
-    parts += [m.group(1) for s in sentences(text) for m in [_DICTATED_RE.search(s)] if m]
+    sents = sentences(text)
+    parts = [*sents, *(m.group(1) for m in _QUOTED_RE.finditer(text))]
+    parts += [m.group(1) for s in sents for m in [_DICTATED_RE.search(s)] if m]
     out: list[str] = []
     for p in (p.strip(" \"“”") for p in parts):
         if p and p not in out:
