@@ -34,10 +34,15 @@ def clean_reply(text: str, max_chars: int = 600) -> str:
     text = re.sub(r"[*_#`]+", "", text)
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) > max_chars:
-        cut = text[:max_chars]
-        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
-        text = cut[: end + 1] if end > 0 else cut
+        text = _cut_after_last_sentence(text[:max_chars])
     return text
+
+
+def _cut_after_last_sentence(text: str) -> str:
+    """``text`` up to the last sentence end followed by more text, when it has one."""
+    end = max(text.rfind(". "), text.rfind("? "), text.rfind("! "))
+    return text[: end + 1] if end > 0 else text
+
 
 # English text runs about 1.3 tokens per word in these models' tokenizers; the margin lets a reply end its
 # sentence instead of being cut at the interviewer's usual length.
@@ -61,10 +66,7 @@ def reply_token_budget(profile: StyleProfile | None, controls: Controls, cap: in
 
 def _to_sentence_end(text: str) -> str:
     """``text`` up to its last sentence end, when it has one (a reply cut at its token budget)."""
-    if text.endswith((".", "?", "!")):
-        return text
-    end = max(text.rfind(". "), text.rfind("? "), text.rfind("! "))
-    return text[: end + 1] if end > 0 else text
+    return text if text.endswith((".", "?", "!")) else _cut_after_last_sentence(text)
 
 
 MOVE_INSTRUCTIONS = {
