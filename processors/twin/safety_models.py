@@ -35,13 +35,17 @@ head also flags when the offensive-language model alone passes its own threshold
 
 Training data: the development part of the safety suite, where a positive row teaches through the
 sentences that carry its violation (not its wrapper sentences); the written phrasings of
-processors/twin/safety_phrasings.py with their contrasts; and, as the register a threshold must leave
-alone, real interviewer lines: the suite's SCOTUS lines and, when the development corpora are at hand
-(``../shared/corpora``; read at training time, never stored), 2,500 interviewer lines of each corpus's
-train part (the evaluation's own chronological split), each cut into the units the checks score; for
-the elicitation head, which reads candidate turns, 2,500 of the candidates' turns instead. Thresholds (gate,
-head, profanity, per PII entity) are chosen on out-of-fold scores against false-positive budgets spent
-per real line (a line is flagged when any of its units is: 0.1% per head) and on the written hard
+processors/twin/safety_phrasings.py with their contrasts; about 1,450 single lines written one by one
+for every head (``safety_written_lines.jsonl``: insults, stereotypes, oblique prohibited questions,
+candidates' attempts, and hard negatives such as a host's warm teasing, blunt critique, swearing not
+aimed at anyone, talk about protected topics that asks nothing of the candidate), written without
+reading the suite, so the out-of-fold figures by family stay an honest estimate; and, as the
+register a threshold must leave alone, real interviewer lines: the suite's SCOTUS lines and, when the
+development corpora are at hand (``../shared/corpora``; read at training time, never stored), 2,500
+interviewer lines of each corpus's train part (the evaluation's own chronological split), each cut into
+the units the checks score; for the elicitation head, which reads candidate turns, 2,500 of the
+candidates' turns instead. Thresholds (gate, head, profanity, per PII entity) are chosen on out-of-fold scores against false-positive budgets spent
+per real line (a line is flagged when any of its units is: 0.06% per head) and on the written hard
 negatives, and are stored in the artefact with the version.
 
 The artefact (``safety_model.npz``, a few hundred KB: weights, thresholds, version and the SHA-256 of
@@ -761,6 +765,42 @@ def _augmentations(head: str) -> list[tuple[str, int, str, str]]:
                 out.append((frame.format(x=_OK_ADJ[(i * 4 + j) % len(_OK_ADJ)]), 0, "", f"answer{i}"))
         out += [(t, 1, _TOXIC_DETAIL[kind], g) for t, g, kind in ph.expand(ph.TOXIC)]
         out += [(t, 0, "", g) for t, g, _ in ph.expand(ph.NOT_TOXIC)]
+    return out + _written_examples(head)
+
+
+WRITTEN_LINES = Path(__file__).with_name("safety_written_lines.jsonl")
+# Which written labels a head never sees (as for the suite's rows in ``_training_set``): a bias line is
+# not a toxicity negative, nor an insult a bias negative.
+_WRITTEN_SKIP = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity", "elicitation"},
+                 "prohibited_question": {"elicitation"}, "elicitation": {"toxicity", "bias", "prohibited_question"}}
+
+
+# The detail a written kind is flagged with: the suite's names for the same kind.
+_WRITTEN_DETAIL = {"comparison": "insult", "dismissal": "belittling", "injection": "jailbreak",
+                   "say_biased": "jailbreak", "ask_me": "prohibited_topic", "insult_me": "insult_request",
+                   "others_data": "pii_request"}
+
+
+def read_written_lines(path: Path = WRITTEN_LINES) -> list[dict]:
+    """The hand-written lines of ``safety_written_lines.jsonl`` (``text``, ``label``, ``kind``, ``stage``)."""
+    return read_suite(path) if Path(path).exists() else []
+
+
+def _written_examples(head: str) -> list[tuple[str, int, str, str]]:
+    """(text, label, detail, group) of the written lines for ``head``: its label's lines are positives
+    (detail: their kind), the other lines of its stage negatives. A group is a kind, cut in tens (so a
+    fold by family keeps a kind together and a fold by group spreads it)."""
+    stage = "input" if head == "elicitation" else "output"
+    out: list[tuple[str, int, str, str]] = []
+    seen: Counter = Counter()
+    for r in read_written_lines():
+        if r["label"] in _WRITTEN_SKIP[head] or (r["stage"] != stage and r["label"] != "none"):
+            continue
+        key = f"written_{r['label']}_{r['kind']}"
+        seen[key] += 1
+        y = int(r["label"] == head)
+        detail = "stereotype" if head == "bias" else _WRITTEN_DETAIL.get(r["kind"], r["kind"])
+        out.append((r["text"], y, detail if y else "", f"{key}:{seen[key] // 10}"))
     return out
 
 
@@ -944,7 +984,7 @@ def head_examples(rows: list[dict], head: str, rng: np.random.Generator, real: l
 
 
 def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
-          cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.001,
+          cs: Sequence[float] = (0.01, 0.03, 0.1), target_recall: float = 0.97, fp_budget: float = 0.0006,
           hard_budget: float = 0.10, gate_c: float = 3.0, gate_recall: float = 0.99, gate_pass: float = 0.02,
           folds: int = 5, seed: int = 14, corpora: Path | None = DEFAULT_CORPORA, corpus_lines: int = 2500,
           checks: "LearnedChecks | None" = None, fold_by: str = "group") -> dict[str, Any]:
@@ -1058,7 +1098,8 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     # lines drawn and the budgets.
     from processors.twin import safety_phrasings
 
-    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + json.dumps(
+    written = WRITTEN_LINES.read_bytes() if WRITTEN_LINES.exists() else b""
+    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + written + json.dumps(
         [report["corpus_lines"], report["corpus_candidate_turns"], fp_budget, hard_budget, gate_pass],
         sort_keys=True).encode()).hexdigest()
     checks.meta = {"version": recipe[:8] + "-" + str(seed),
@@ -1121,7 +1162,7 @@ def _cli() -> None:
                   out: Path = typer.Option(ARTEFACT, help="where to write the artefact"),
                   c: str = typer.Option("0.01,0.03,0.1", help="inverse L2 strengths to choose among (out of fold)"),
                   target_recall: float = typer.Option(0.97, help="out-of-fold recall a threshold aims for"),
-                  fp_budget: float = typer.Option(0.001, help="most out-of-fold real interviewer lines a threshold may "
+                  fp_budget: float = typer.Option(0.0006, help="most out-of-fold real interviewer lines a threshold may "
                                                   "flag (per head; a line is flagged when any of its sentences is)"),
                   hard_budget: float = typer.Option(0.10, help="most out-of-fold written hard negatives a threshold may flag"),
                   gate_pass: float = typer.Option(0.02, help="most out-of-fold real lines a gate may send to MiniLM"),

@@ -99,7 +99,7 @@ def test_request_controls_win_except_where_the_config_locks_them(request_control
 def test_guardrails_flag_turns_off_heuristics_but_never_the_floor():
     off = resolve("acme", "dana", [("tenant", _layer(flags={"guardrails": False}, prohibitedTopics=["salary"]))])
     on = resolve("acme", "dana", [])
-    biased = "That is hard for a woman, so explain the cache again."
+    biased = "That is hard for a woman. So explain the cache again."
     assert not SafetyPolicy.from_config(on).check(biased).passed
     assert SafetyPolicy.from_config(off).check(biased).passed
     floor = SafetyPolicy.from_config(off)

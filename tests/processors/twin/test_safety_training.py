@@ -92,7 +92,34 @@ def test_the_augmentations_of_a_head_name_their_template_group():
     assert {y for _, y, _, _ in rows} == {0, 1}
     assert all(g for _, _, _, g in rows)
     assert {d for _, y, d, _ in rows if y} <= {"insult", "belittling", "profanity", "threat"}
-    assert sm._augmentations("bias") == []
+    bias = sm._augmentations("bias")  # the written lines only: no templates for bias
+    assert {d for _, y, d, _ in bias if y} == {"stereotype"}
+    assert {d for _, y, d, _ in sm._augmentations("elicitation") if y} <= {
+        "jailbreak", "prohibited_topic", "insult_request", "pii_request"}
+
+
+def test_the_written_lines_are_labelled_staged_and_unique():
+    rows = sm.read_written_lines()
+    assert len(rows) > 1000
+    labels = {"toxicity", "bias", "prohibited_question", "elicitation", "none"}
+    assert {r["label"] for r in rows} == labels
+    stages = {"elicitation": {"input"}, "none": {"input", "output"}}  # the other labels: what the twin says
+    assert all(r["stage"] in stages.get(r["label"], {"output"}) for r in rows)
+    assert {r["kind"] for r in rows if r["label"] == "prohibited_question"} == set(sm.TOPICS)
+    texts = [r["text"].strip().lower() for r in rows]
+    assert len(set(texts)) == len(texts) and all(texts)
+
+
+def test_a_written_line_teaches_its_own_head_and_stays_out_of_the_heads_that_skip_its_label():
+    tox = {t: y for t, y, _, _ in sm._augmentations("toxicity")}
+    written = {r["text"]: r["label"] for r in sm.read_written_lines()}
+    insult = next(t for t, lab in written.items() if lab == "toxicity")
+    stereotype = next(t for t, lab in written.items() if lab == "bias")
+    warm = next(t for t, lab in written.items() if lab == "none")
+    assert tox[insult] == 1 and tox[warm] == 0 and stereotype not in tox
+    # A candidate's attempt is elicitation's positive, never an output head's example.
+    attempt = next(t for t, lab in written.items() if lab == "elicitation")
+    assert attempt not in tox and {t: y for t, y, _, _ in sm._augmentations("elicitation")}[attempt] == 1
 
 
 def _session(sid: str, iid: str, started: str, lines: list[str]) -> dict:
@@ -115,3 +142,4 @@ def test_corpus_lines_come_from_the_train_part_only(tmp_path):
     assert all(c == "court" for _, c, _ in train)
     assert len(sm.corpus_register_lines(tmp_path, 5, 0)) == 5
     assert sm.corpus_register_lines(tmp_path / "missing", 5, 0) == [] and sm.corpus_register_lines(None, 5, 0) == []
+
