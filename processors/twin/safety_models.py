@@ -44,9 +44,10 @@ register a threshold must leave alone, real interviewer lines: the suite's SCOTU
 development corpora are at hand (``../shared/corpora``; read at training time, never stored), 2,500
 interviewer lines of each corpus's train part (the evaluation's own chronological split), each cut into
 the units the checks score; for the elicitation head, which reads candidate turns, 2,500 of the
-candidates' turns instead. Thresholds (gate, head, profanity, per PII entity) are chosen on out-of-fold scores against false-positive budgets spent
-per real line (a line is flagged when any of its units is: 0.06% per head) and on the written hard
-negatives, and are stored in the artefact with the version.
+candidates' turns instead. Thresholds (gate, head, profanity, per PII entity) are chosen on
+out-of-fold scores against false-positive budgets spent per real line (a line is flagged when any of
+its units is: 0.06% per head) and on the written hard negatives, and are stored in the artefact with
+the version.
 
 The artefact (``safety_model.npz``, a few hundred KB: weights, thresholds, version and the SHA-256 of
 the data it was trained on) is rebuilt by::
@@ -633,6 +634,12 @@ def is_register(row: dict) -> bool:
     return row["label"] == "none" and row["source"].startswith("scotus_oyez:")
 
 
+# The labels a head never trains on, as positives or negatives: a bias line is not a toxicity negative,
+# nor an insult a bias negative. (Labels of the other stage are left out by stage, not here.)
+SKIP_LABELS = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity"}, "prohibited_question": set(),
+               "elicitation": set()}
+
+
 def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
                   register: list[bool] | None = None,
                   fold_by: str = "group") -> tuple[list[str], list[int], list[str], list[str]]:
@@ -654,8 +661,7 @@ def _training_set(rows: list[dict], head: str, rng: np.random.Generator,
         if register is not None:
             register.append(current["register"] and not y)
 
-    skip = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity"}, "prohibited_question": set(),
-            "elicitation": set()}[head]
+    skip = SKIP_LABELS[head]
     # The checks score each unit (sentence) of a text and flag on the highest, so a positive row teaches
     # through the units that carry its violation: those holding most words of its phrasing's shortest
     # variant (the wrapper sentences around it are not violations, and a line whose other sentences
@@ -769,12 +775,6 @@ def _augmentations(head: str) -> list[tuple[str, int, str, str]]:
 
 
 WRITTEN_LINES = Path(__file__).with_name("safety_written_lines.jsonl")
-# Which written labels a head never sees (as for the suite's rows in ``_training_set``): a bias line is
-# not a toxicity negative, nor an insult a bias negative.
-_WRITTEN_SKIP = {"toxicity": {"bias", "elicitation"}, "bias": {"toxicity", "elicitation"},
-                 "prohibited_question": {"elicitation"}, "elicitation": {"toxicity", "bias", "prohibited_question"}}
-
-
 # The detail a written kind is flagged with: the suite's names for the same kind.
 _WRITTEN_DETAIL = {"comparison": "insult", "dismissal": "belittling", "injection": "jailbreak",
                    "say_biased": "jailbreak", "ask_me": "prohibited_topic", "insult_me": "insult_request",
@@ -788,13 +788,14 @@ def read_written_lines(path: Path = WRITTEN_LINES) -> list[dict]:
 
 def _written_examples(head: str) -> list[tuple[str, int, str, str]]:
     """(text, label, detail, group) of the written lines for ``head``: its label's lines are positives
-    (detail: their kind), the other lines of its stage negatives. A group is a kind, cut in tens (so a
-    fold by family keeps a kind together and a fold by group spreads it)."""
+    (detail: their kind), the other lines of its stage (and the hard negatives of both) negatives, but
+    for the labels ``SKIP_LABELS`` keeps from it. A group is a kind, cut in tens (so a fold by family
+    keeps a kind together and a fold by group spreads it)."""
     stage = "input" if head == "elicitation" else "output"
     out: list[tuple[str, int, str, str]] = []
     seen: Counter = Counter()
     for r in read_written_lines():
-        if r["label"] in _WRITTEN_SKIP[head] or (r["stage"] != stage and r["label"] != "none"):
+        if r["label"] in SKIP_LABELS[head] or (r["stage"] != stage and r["label"] != "none"):
             continue
         key = f"written_{r['label']}_{r['kind']}"
         seen[key] += 1

@@ -142,4 +142,3 @@ def test_corpus_lines_come_from_the_train_part_only(tmp_path):
     assert all(c == "court" for _, c, _ in train)
     assert len(sm.corpus_register_lines(tmp_path, 5, 0)) == 5
     assert sm.corpus_register_lines(tmp_path / "missing", 5, 0) == [] and sm.corpus_register_lines(None, 5, 0) == []
-
