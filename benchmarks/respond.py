@@ -13,7 +13,8 @@ far (as much as the request's byte budget holds): real turn lengths, and no answ
 from a cache. The sample corpus is short and small, and its turns are asked again once used up.
 
 "outside generation" is end-to-end latency minus the twin's `generate` step (gateway, Kafka hops,
-retrieval, policy, safety); with --llm it is what the service adds to the model's own time.
+retrieval, policy, safety); with --llm it is what the service adds to the model's own time. A second
+table (and ``steps_ms`` in the JSON) gives the p50 and p95 of each step of the engine's trace.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def workload(sessions: list, interviewer_id: str, cfg: Settings) -> list[dict]:
 async def drive(cfg: Settings, url: str, tenant: str, bodies: list[dict], total: int, concurrency: int) -> dict:
     latencies: list[float] = []
     outside: list[float] = []
+    by_step: dict[str, list[float]] = {}  # the engine's own trace steps: where the time inside the worker goes
     errors = 0
     queue = [bodies[i % len(bodies)] for i in range(total)][::-1]  # popped from the end: session order
 
@@ -88,7 +90,10 @@ async def drive(cfg: Settings, url: str, tenant: str, bodies: list[dict], total:
             if resp.status_code != 200:
                 errors += 1
                 continue
-            gen = sum(s["ms"] for s in resp.json()["traces"]["steps"] if s["name"] == "generate")
+            steps = resp.json()["traces"]["steps"]
+            gen = sum(s["ms"] for s in steps if s["name"] == "generate")
+            for s in steps:
+                by_step.setdefault(s["name"], []).append(s["ms"])
             latencies.append(ms)
             outside.append(ms - gen)
 
@@ -103,7 +108,24 @@ async def drive(cfg: Settings, url: str, tenant: str, bodies: list[dict], total:
             "p99_ms": round(pct(latencies, 99), 1),
             "outside_generation_p50_ms": round(pct(outside, 50), 1),
             "outside_generation_p95_ms": round(pct(outside, 95), 1),
-            "outside_generation_share": round(statistics.fmean(outside) / statistics.fmean(latencies), 3)}
+            "outside_generation_share": round(statistics.fmean(outside) / statistics.fmean(latencies), 3),
+            "steps_ms": {name: {"p50": round(pct(v, 50), 1), "p95": round(pct(v, 95), 1)}
+                         for name, v in by_step.items()}}
+
+
+def steps_table(rows: list[dict]) -> Table:
+    """One row per step of the engine's trace, p50 and p95 per concurrency level: where the time inside
+    the worker goes."""
+    table = Table(title="engine steps, ms (the rest of a request is the gateway, Kafka and the safety agent)")
+    table.add_column("step")
+    for r in rows:
+        table.add_column(f"conc {r['concurrency']} p50", justify="right")
+        table.add_column(f"conc {r['concurrency']} p95", justify="right")
+    for n in dict.fromkeys(n for r in rows for n in r["steps_ms"]):
+        cells = [(str(r["steps_ms"][n]["p50"]), str(r["steps_ms"][n]["p95"])) if n in r["steps_ms"] else ("", "")
+                 for r in rows]
+        table.add_row(n, *(c for pair in cells for c in pair))
+    return table
 
 
 def main() -> None:
@@ -179,6 +201,7 @@ def main() -> None:
                       str(r["p50_ms"]), str(r["p95_ms"]), str(r["p99_ms"]), str(r["outside_generation_p50_ms"]),
                       str(r["outside_generation_p95_ms"]), f"{r['outside_generation_share']:.0%}")
     console.print(table)
+    console.print(steps_table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"generator": "llm" if args.llm else "offline", "workload": source, "rows": rows},
