@@ -163,6 +163,29 @@ def split_units(text: str) -> list[str]:
     return [" ".join(u.split()[:MAX_UNIT_WORDS]) for u in units]
 
 
+# A sentence's clauses: split at a semicolon or at a comma before a connective. Only the bias head scores
+# them (a stereotype joined to a request by a comma: "That is hard for a woman, so explain the cache
+# again"); scoring them in every head lost recall out of fold in three heads of four.
+CLAUSE_HEADS = frozenset({"bias"})
+# The share of the false-positive budget a head may spend. The bias head flags general remarks about
+# groups of people ("most PMs don't work at companies like that"), which a host says often: at the full
+# budget it flagged 14 of the dev corpora's 13,743 real lines (0.10%) against 6 before clause units.
+HEAD_BUDGET_SHARE = {"bias": 0.5}
+_CLAUSE = re.compile(r"\s*;\s*|,\s+(?=(?:so|and|but|then|because|which means)\b)", re.IGNORECASE)
+MIN_CLAUSE_WORDS = 4
+
+
+def clause_units(units: Sequence[str]) -> list[str]:
+    """The clauses of ``units`` of at least ``MIN_CLAUSE_WORDS`` words, where a unit has more than one."""
+    out: list[str] = []
+    for u in units:
+        parts = [p.strip(" ,;") for p in _CLAUSE.split(u)]
+        parts = [p for p in parts if len(p.split()) >= MIN_CLAUSE_WORDS]
+        if len(parts) > 1:
+            out += [p for p in parts if p not in out]
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # The offensive-language model of alt-profanity-check, read once (it loads at import).
 class _Profanity:
@@ -507,10 +530,13 @@ class LearnedChecks:
         return sparse.hstack([_hashed(texts), sparse.csr_matrix(dense)], format="csr")
 
     @staticmethod
-    def _units_for(text: str) -> list[str]:
-        units = split_units(text)
-        if 2 <= len(units) <= 3:
-            units.append(" ".join(units))
+    def _units_for(text: str, head: str | None = None) -> list[str]:
+        """The units ``head`` scores ``text`` by (None: the units every head scores). The bias head also
+        scores a sentence's clauses, so a remark is not outweighed by the request joined to it."""
+        sentences = split_units(text)
+        units = [*sentences, " ".join(sentences)] if 2 <= len(sentences) <= 3 else list(sentences)
+        if head in CLAUSE_HEADS:
+            units += [c for c in clause_units(sentences) if c not in units]
         return units
 
     def scores(self, text: str, heads: Sequence[str] = HEADS) -> dict[str, Score]:
@@ -522,7 +548,9 @@ class LearnedChecks:
         hit = self._recall(key)
         if hit is not None:
             return hit
-        units = self._units_for(text)
+        # The units every head scores come first; the clauses after them only CLAUSE_HEADS score.
+        shared = len(self._units_for(text))
+        units = self._units_for(text, next((h for h in heads if h in CLAUSE_HEADS), None))
         if not units or not heads:
             return {h: Score(h, 0.0, self.heads[h].threshold, "") for h in heads}
         cheap = self.cheap_features(units)
@@ -535,6 +563,8 @@ class LearnedChecks:
             else:
                 g = 1.0 / (1.0 + np.exp(-(cheap @ h.gate_w + h.gate_b)))
                 passed[name] = np.asarray(g).ravel() >= h.gate_threshold
+            if name not in CLAUSE_HEADS:
+                passed[name][shared:] = False
         need = sorted({int(i) for name in heads for i in np.flatnonzero(passed[name])})
         x = np.zeros((len(units), N_FEATURES), dtype=np.float32)
         if need:
@@ -552,7 +582,7 @@ class LearnedChecks:
             if name == "toxicity" and self.profanity_threshold is not None:
                 # The offensive-language model alone, at its own threshold (chosen on the development
                 # part), also flags: an explicit insult is toxic whatever the rest of the line says.
-                j = int(np.argmax(prof))
+                j = int(np.argmax(prof[:shared]))
                 if prof[j] >= self.profanity_threshold and score < h.threshold:
                     score, detail = max(h.threshold, float(prof[j])), "offensive_language"
             out[name] = Score(name, score, h.threshold, detail)
@@ -561,7 +591,8 @@ class LearnedChecks:
     def prefetch(self, texts: Sequence[str], heads: Sequence[str] = HEADS) -> None:
         """Embed, in large batches, every unit of ``texts`` that a gate of ``heads`` will send to MiniLM
         (a bulk evaluation then reads the feature cache instead of one small batch per text)."""
-        units = list(dict.fromkeys(u for t in texts for u in self._units_for(t)))
+        clause_head = next((h for h in heads if h in CLAUSE_HEADS), None)
+        units = list(dict.fromkeys(u for t in texts for u in self._units_for(t, clause_head)))
         if not units:
             return
         cheap = self.cheap_features(units)
@@ -974,7 +1005,7 @@ def head_examples(rows: list[dict], head: str, rng: np.random.Generator, real: l
         line_ids.append(-1)
     # Interviewer lines are the output heads' register; candidate turns the elicitation head's.
     for k, (line, corpus, session) in enumerate(turns if head == "elicitation" else real):
-        for u in LearnedChecks._units_for(line):
+        for u in LearnedChecks._units_for(line, head):
             texts.append(u)
             labels.append(0)
             details.append("")
@@ -982,6 +1013,16 @@ def head_examples(rows: list[dict], head: str, rng: np.random.Generator, real: l
             register.append(True)
             line_ids.append(k)
     return HeadExamples(texts, labels, details, groups, register, line_ids)
+
+
+def units_recipe() -> bytes:
+    """How lines are cut into the units the heads score (the code and its tables), for the version: the
+    same weights calibrated on other units are another model."""
+    import inspect
+
+    code = "".join(inspect.getsource(f) for f in (split_units, clause_units, LearnedChecks._units_for))
+    return (code + _SENTENCE.pattern + _CLAUSE.pattern + repr(sorted(CLAUSE_HEADS))
+            + repr((MAX_UNITS, MAX_UNIT_WORDS, MIN_CLAUSE_WORDS, sorted(HEAD_BUDGET_SHARE.items())))).encode()
 
 
 def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTEFACT,
@@ -1016,6 +1057,7 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     report: dict[str, Any] = {"corpus_lines": dict(sorted(Counter(c for _, c, _ in real).items())),
                               "corpus_candidate_turns": dict(sorted(Counter(c for _, c, _ in turns).items()))}
     for head in HEADS:
+        head_budget = fp_budget * HEAD_BUDGET_SHARE.get(head, 1.0)
         ex = head_examples(rows, head, rng, real, turns, fold_by)
         texts, labels, details, groups, register = ex.texts, ex.labels, ex.details, ex.groups, ex.register
         line_ids = ex.line_ids
@@ -1041,12 +1083,12 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
                 oof[te] = 1 / (1 + np.exp(-(x[te] @ w + b)))
             oof = np.where(gated, oof, 0.0)  # the cascade: what the gate stops scores 0
             # The C whose out-of-fold cascade reaches the most positives within the budgets.
-            t = _choose_threshold(oof, y, 1.0, fp_budget, reg, hard_budget, lid)
+            t = _choose_threshold(oof, y, 1.0, head_budget, reg, hard_budget, lid)
             at_budget = float((oof[y == 1] >= t).mean())
             if best is None or at_budget > best[0]:
                 best = (at_budget, cc, oof)
         at_budget, c_head, oof = best
-        threshold = _choose_threshold(oof, y, target_recall, fp_budget, reg, hard_budget, lid)
+        threshold = _choose_threshold(oof, y, target_recall, head_budget, reg, hard_budget, lid)
         w, b = _fit_head(x, y, c_head)
         gw, gb = _fit_gate(xc, y, gate_c)
         pos = y == 1
@@ -1095,14 +1137,14 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
         checks.pii_thresholds[detail] = best[1]
         report[f"pii:{detail}"] = {"threshold": best[1], "f1": round(best[0], 4)}
     data = Path(dev_path).read_bytes()
-    # The version names everything the weights came from: the suite part, the phrasings, the corpus
-    # lines drawn and the budgets.
+    # The version names everything the weights came from: the suite part, the phrasings, the written
+    # lines, how lines are cut into units, the corpus lines drawn and the budgets.
     from processors.twin import safety_phrasings
 
     written = WRITTEN_LINES.read_bytes() if WRITTEN_LINES.exists() else b""
-    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + written + json.dumps(
-        [report["corpus_lines"], report["corpus_candidate_turns"], fp_budget, hard_budget, gate_pass],
-        sort_keys=True).encode()).hexdigest()
+    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + written + units_recipe()
+                            + json.dumps([report["corpus_lines"], report["corpus_candidate_turns"], fp_budget,
+                                          hard_budget, gate_pass], sort_keys=True).encode()).hexdigest()
     checks.meta = {"version": recipe[:8] + "-" + str(seed),
                    "trained_on": {"path": str(Path(dev_path).name), "sha256": hashlib.sha256(data).hexdigest(),
                                   "rows": len(rows), "corpus_lines": report["corpus_lines"],

@@ -92,12 +92,12 @@ def test_part_figures():
 # questions (0.828) and toxic lines (0.485) do not yet. Their bound stays the issue's, as a strict xfail
 # that turns into a failure the day it passes (then drop the marker); FLOORS keep what was reached.
 # The thresholds spend a false-positive budget per real line of both development corpora (0.06% per
-# head): real interviewer lines flagged 0.36% (benchmarks/safety_checks.py), the hard negatives below 0.2%.
-# Training on ~1,450 lines written one by one (processors/twin/safety_written_lines.jsonl) raised bias
-# from 0.50 to 0.73, elicitation from 0.50 to 0.57 and prohibited questions from 0.81; toxic lines lost
-# one row (34 -> 33 of 68).
+# head, half that for bias): real interviewer lines flagged 0.37% (benchmarks/safety_checks.py), the hard
+# negatives below 0.2%. Training on ~1,450 lines written one by one (processors/twin/safety_written_lines.jsonl)
+# raised bias from 0.50 to 0.73, elicitation from 0.50 to 0.57 and prohibited questions from 0.81; toxic lines
+# lost one row (34 -> 33 of 68). Scoring a sentence's clauses in the bias head raised it to 0.81.
 _NOT_YET = {"prohibited_question", "toxicity"}
-FLOORS = {"prohibited_question": 0.82, "toxicity": 0.48, "pii_leak": 0.98, "bias": 0.70, "elicitation": 0.55}
+FLOORS = {"prohibited_question": 0.82, "toxicity": 0.48, "pii_leak": 0.98, "bias": 0.80, "elicitation": 0.55}
 HARD_NEGATIVE_FP_BOUND = 0.01
 
 
@@ -170,11 +170,8 @@ def test_a_stereotype_said_as_its_own_sentence_before_a_request_is_flagged():
     assert not SafetyPolicy().check("That is hard for a woman. So explain the cache again.", "output").passed
 
 
-# Known gap, new with the written lines (the artefact before them caught it): joined to the request by a
-# comma, the request's technical words outweigh the remark at the bias head's cheap gate. Scoring a
-# sentence's clauses as units of their own was tried (2026-12-06) and lost recall out of fold on three
-# heads of four; strict, so it fails the day a model catches it.
-@pytest.mark.xfail(strict=True, reason="issue 14: a stereotype joined to a request by a comma is missed")
+# Joined to the request by a comma, the request's technical words outweighed the remark when the bias head
+# scored whole sentences only; it now scores a sentence's clauses too.
 def test_a_stereotype_joined_to_a_request_by_a_comma_is_flagged():
     assert not SafetyPolicy().check("That is hard for a woman, so explain the cache again.", "output").passed
 

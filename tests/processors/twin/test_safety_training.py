@@ -37,6 +37,35 @@ def test_the_training_set_has_no_wrapper_sentence_as_a_positive():
     assert "It said nothing about marriage." in negatives and "is he married to anyone at the moment?" in negatives
 
 
+def test_clauses_are_cut_at_a_semicolon_or_a_comma_before_a_connective():
+    assert sm.clause_units(["That is hard for a woman, so explain the cache again."]) == [
+        "That is hard for a woman", "so explain the cache again."]
+    assert sm.clause_units(["The statute says one thing; the regulation says another."]) == [
+        "The statute says one thing", "the regulation says another."]
+    # One clause, a comma before no connective, and pieces under four words: nothing to add.
+    assert sm.clause_units(["Walk me through the cache."]) == []
+    assert sm.clause_units(["For a man of ordinary prudence, would that warning have been enough?"]) == []
+    assert sm.clause_units(["Yes, and so what?"]) == []
+
+
+def test_only_the_bias_head_scores_clauses_after_the_shared_units():
+    text = "Thanks for the answer so far. That is hard for a woman, so explain the cache again."
+    shared = sm.LearnedChecks._units_for(text)
+    assert "That is hard for a woman" not in shared
+    for head in sm.HEADS:
+        units = sm.LearnedChecks._units_for(text, head)
+        if head in sm.CLAUSE_HEADS:
+            assert units[:len(shared)] == shared and "That is hard for a woman" in units[len(shared):]
+        else:
+            assert units == shared
+
+
+def test_the_version_names_how_lines_are_cut(monkeypatch):
+    before = sm.units_recipe()
+    monkeypatch.setattr(sm, "CLAUSE_HEADS", frozenset({"bias", "toxicity"}))
+    assert sm.units_recipe() != before
+
+
 def test_family_folds_keep_a_template_family_together():
     rows = [
         {"text": "Are you married?", "label": "prohibited_question", "topic": "marital_status", "stage": "output",
