@@ -165,11 +165,11 @@ def split_units(text: str) -> list[str]:
 
 # A sentence's clauses: split at a semicolon or at a comma before a connective. Only the bias head scores
 # them (a stereotype joined to a request by a comma: "That is hard for a woman, so explain the cache
-# again"); scoring them in every head lost recall out of fold in three heads of four.
+# again"); cutting every head's units into clauses lost recall out of fold in three heads of four.
 CLAUSE_HEADS = frozenset({"bias"})
-# The share of the false-positive budget a head may spend. The bias head flags general remarks about
-# groups of people ("most PMs don't work at companies like that"), which a host says often: at the full
-# budget it flagged 14 of the dev corpora's 13,743 real lines (0.10%) against 6 before clause units.
+# The share of the false-positive budget a head may spend. Retrained with clauses at the full budget, the
+# bias head flagged general remarks about groups ("most PMs don't work at companies like that"), which a
+# host says often: 14 of the dev corpora's 13,743 real lines (6 before); at half the budget, 8.
 HEAD_BUDGET_SHARE = {"bias": 0.5}
 _CLAUSE = re.compile(r"\s*;\s*|,\s+(?=(?:so|and|but|then|because|which means)\b)", re.IGNORECASE)
 MIN_CLAUSE_WORDS = 4
