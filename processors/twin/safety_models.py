@@ -46,8 +46,9 @@ interviewer lines of each corpus's train part (the evaluation's own chronologica
 the units the checks score; for the elicitation head, which reads candidate turns, 2,500 of the
 candidates' turns instead. Thresholds (gate, head, profanity, per PII entity) are chosen on
 out-of-fold scores against false-positive budgets spent per real line (a line is flagged when any of
-its units is: 0.06% per head) and on the written hard negatives, and are stored in the artefact with
-the version.
+its units is: 0.06% per head, half that for bias) and on the written hard negatives, and are stored in
+the artefact with the version. A unit is a sentence (and, for a text of two or three, the whole text);
+the bias head also scores a sentence's clauses (``clause_units``).
 
 The artefact (``safety_model.npz``, a few hundred KB: weights, thresholds, version and the SHA-256 of
 the data it was trained on) is rebuilt by::
@@ -813,8 +814,9 @@ _WRITTEN_DETAIL = {"comparison": "insult", "dismissal": "belittling", "injection
 
 
 def read_written_lines(path: Path = WRITTEN_LINES) -> list[dict]:
-    """The hand-written lines of ``safety_written_lines.jsonl`` (``text``, ``label``, ``kind``, ``stage``)."""
-    return read_suite(path) if Path(path).exists() else []
+    """The hand-written lines of ``safety_written_lines.jsonl`` (``text``, ``label``, ``kind``, ``stage``).
+    The file ships with the package: a missing one is an error, not a model trained without it."""
+    return read_suite(path)
 
 
 def _written_examples(head: str) -> list[tuple[str, int, str, str]]:
@@ -1141,8 +1143,8 @@ def train(dev_path: str | Path = SUITE_DIR / "dev.jsonl", out: str | Path = ARTE
     # lines, how lines are cut into units, the corpus lines drawn and the budgets.
     from processors.twin import safety_phrasings
 
-    written = WRITTEN_LINES.read_bytes() if WRITTEN_LINES.exists() else b""
-    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + written + units_recipe()
+    recipe = hashlib.sha256(data + Path(safety_phrasings.__file__).read_bytes() + WRITTEN_LINES.read_bytes()
+                            + units_recipe()
                             + json.dumps([report["corpus_lines"], report["corpus_candidate_turns"], fp_budget,
                                           hard_budget, gate_pass], sort_keys=True).encode()).hexdigest()
     checks.meta = {"version": recipe[:8] + "-" + str(seed),
