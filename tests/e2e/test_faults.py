@@ -489,3 +489,79 @@ async def test_poison_on_redacted_topic_is_dead_lettered_once_per_agent_and_neig
     counters = await _redis_counters(cfg, tenant, [sid])
     assert counters[sid]["events"] == 6 and counters[sid]["turn"] == 6
     assert telemetry_pipeline.worker.proc.poll() is None, "a poison message does not stop the worker"
+
+
+@pytest.mark.timeout(300)
+async def test_a_rewound_group_re_reads_poison_without_a_second_dead_letter(
+        cfg, worker_factory, read_topic, pg, tenant, unique_name):
+    """At-least-once delivery re-delivers what was not committed (a rebalance, a crash, an operator
+    rewinding the group). Rewinding the sink agent's group to the start of the topic re-reads a poison
+    message and the two good batches around it: nothing is stored twice and no second dead letter
+    appears for the same message."""
+    from aiokafka import TopicPartition
+
+    from infra.clients import kafka_consumer, kafka_producer
+    from infra.kafka_admin import acreate_topics
+    from schemas.codec import encode_model
+    from schemas.models import TelemetryRedacted, TurnEvent
+    from schemas.topics import DEADLETTER, TELEMETRY_REDACTED, key_for
+
+    prefix = f"{cfg.TOPIC_PREFIX}rewind-{unique_name}."
+    app_cfg = Settings(TOPIC_PREFIX=prefix)
+    await acreate_topics(app_cfg)
+    agent = "telemetry_storage"
+    worker = await asyncio.to_thread(worker_factory, f"rewind-{unique_name}", agent, {"TOPIC_PREFIX": prefix})
+    sid = f"{tenant}-rewind"
+    good = [TelemetryRedacted(eventId=f"{tenant}-b{k}", tenant=tenant, interviewSessionId=sid, events=[
+        TurnEvent(eventId=f"b{k}-t{i}", ts="2025-03-04T10:00:00Z", sessionId=sid, role="candidate",
+                  text=f"Answer {i} of batch {k}.") for i in range(3)]) for k in range(2)]
+    key = key_for(TELEMETRY_REDACTED, good[0])
+    poison = b"\x00\x00\x00\x00\x07not avro either"
+    topic = app_cfg.topic(TELEMETRY_REDACTED.name)
+    producer = kafka_producer(cfg)
+    await producer.start()
+    try:
+        for value in (encode_model(good[0]), poison, encode_model(good[1])):
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+    def letters(**wait):
+        return read_topic(DEADLETTER, lambda m: m.agent == agent and m.value == poison, on=app_cfg, **wait)
+
+    assert len(await letters(count=1, timeout=60)) == 1
+    await eventually(lambda: _stored(pg, tenant)[0] >= 6, 60, "both good batches in PostgreSQL")
+
+    # Stop the worker (it commits and leaves its group), then commit offset 0 for every partition.
+    await asyncio.to_thread(worker.stop)
+    group = f"{prefix}interviewer-twin-{agent}"
+    consumer = kafka_consumer(cfg, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        assert any(end.values())
+        await consumer.commit({tp: 0 for tp in tps})
+    finally:
+        await consumer.stop()
+
+    await _restart(worker)
+
+    async def caught_up() -> bool:
+        probe = kafka_consumer(cfg, group_id=group, enable_auto_commit=False)
+        await probe.start()
+        try:
+            committed = [await probe.committed(tp) for tp in tps]
+            return all((c or 0) >= end[tp] for c, tp in zip(committed, tps))
+        finally:
+            await probe.stop()
+
+    deadline = time.monotonic() + 90
+    while not await caught_up():
+        assert time.monotonic() < deadline, f"the restarted worker never re-read the topic:\n{worker.log_tail()}"
+        await asyncio.sleep(0.5)
+    assert len(await letters(settle=0)) == 1, "a re-delivered poison message is dead-lettered once"
+    assert "was dead-lettered before" in worker.log_tail(20_000), "the poison was not re-read"
+    assert _stored(pg, tenant) == (6, 6)
