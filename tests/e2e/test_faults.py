@@ -447,33 +447,41 @@ async def _ready(http: httpx.AsyncClient) -> bool:
 
 
 # --------------------------------------------------------------------------- d. poison message
+async def _poison_between_two_batches(on: Settings, tenant: str, sid: str, poison: bytes) -> tuple[bytes, str]:
+    """Send a good batch of 3 turns, ``poison``, then another good batch, all with the same key (so the
+    same partition, in order), to ``telemetry.redacted`` of ``on``'s prefix; returns (key, topic)."""
+    from infra.clients import kafka_producer
+    from schemas.codec import encode_model
+    from schemas.models import TelemetryRedacted, TurnEvent
+    from schemas.topics import TELEMETRY_REDACTED, key_for
+
+    good = [TelemetryRedacted(eventId=f"{tenant}-b{k}", tenant=tenant, interviewSessionId=sid, events=[
+        TurnEvent(eventId=f"b{k}-t{i}", ts="2025-03-04T10:00:00Z", sessionId=sid, role="candidate",
+                  text=f"Answer {i} of batch {k}.") for i in range(3)]) for k in range(2)]
+    key = key_for(TELEMETRY_REDACTED, good[0])
+    topic = on.topic(TELEMETRY_REDACTED.name)
+    producer = kafka_producer(on)
+    await producer.start()
+    try:
+        for value in (encode_model(good[0]), poison, encode_model(good[1])):
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+    return key, topic
+
+
 @pytest.mark.timeout(300)
 async def test_poison_on_redacted_topic_is_dead_lettered_once_per_agent_and_neighbours_stored_once(
         telemetry_pipeline, read_topic, pg, tenant):
     """Undecodable bytes between two good batches on ``telemetry.redacted`` (same key, so same
     partition and order): each agent reading the topic dead-letters it once, with the reason, and
     both good batches are stored exactly once."""
-    from infra.clients import kafka_producer
-    from schemas.codec import encode_model
-    from schemas.models import TelemetryRedacted, TurnEvent
-    from schemas.topics import DEADLETTER, TELEMETRY_REDACTED, key_for
+    from schemas.topics import DEADLETTER
 
     cfg = telemetry_pipeline.cfg
     sid = f"{tenant}-poison"
-    good = [TelemetryRedacted(eventId=f"{tenant}-b{k}", tenant=tenant, interviewSessionId=sid, events=[
-        TurnEvent(eventId=f"b{k}-t{i}", ts="2025-03-04T10:00:00Z", sessionId=sid, role="candidate",
-                  text=f"Answer {i} of batch {k}.") for i in range(3)]) for k in range(2)]
-    key = key_for(TELEMETRY_REDACTED, good[0])
     poison = b"\x00\x00\x00\x00\x07not avro at all"
-    topic = cfg.topic(TELEMETRY_REDACTED.name)
-    producer = kafka_producer(cfg)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, encode_model(good[0]), key=key)
-        await producer.send_and_wait(topic, poison, key=key)
-        await producer.send_and_wait(topic, encode_model(good[1]), key=key)
-    finally:
-        await producer.stop()
+    key, topic = await _poison_between_two_batches(cfg, tenant, sid, poison)
 
     readers = {"feature_extraction", "vector_indexing", "telemetry_storage", "session_state"}  # in this worker
     dead = await read_topic(DEADLETTER, lambda m: m.key == key and m.value == poison, count=len(readers),
@@ -500,31 +508,17 @@ async def test_a_rewound_group_re_reads_poison_without_a_second_dead_letter(
     appears for the same message."""
     from aiokafka import TopicPartition
 
-    from infra.clients import kafka_consumer, kafka_producer
+    from infra.clients import kafka_consumer
     from infra.kafka_admin import acreate_topics
-    from schemas.codec import encode_model
-    from schemas.models import TelemetryRedacted, TurnEvent
-    from schemas.topics import DEADLETTER, TELEMETRY_REDACTED, key_for
+    from schemas.topics import DEADLETTER
 
     prefix = f"{cfg.TOPIC_PREFIX}rewind-{unique_name}."
     app_cfg = Settings(TOPIC_PREFIX=prefix)
     await acreate_topics(app_cfg)
     agent = "telemetry_storage"
     worker = await asyncio.to_thread(worker_factory, f"rewind-{unique_name}", agent, {"TOPIC_PREFIX": prefix})
-    sid = f"{tenant}-rewind"
-    good = [TelemetryRedacted(eventId=f"{tenant}-b{k}", tenant=tenant, interviewSessionId=sid, events=[
-        TurnEvent(eventId=f"b{k}-t{i}", ts="2025-03-04T10:00:00Z", sessionId=sid, role="candidate",
-                  text=f"Answer {i} of batch {k}.") for i in range(3)]) for k in range(2)]
-    key = key_for(TELEMETRY_REDACTED, good[0])
     poison = b"\x00\x00\x00\x00\x07not avro either"
-    topic = app_cfg.topic(TELEMETRY_REDACTED.name)
-    producer = kafka_producer(cfg)
-    await producer.start()
-    try:
-        for value in (encode_model(good[0]), poison, encode_model(good[1])):
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
+    _, topic = await _poison_between_two_batches(app_cfg, tenant, f"{tenant}-rewind", poison)
 
     def letters(**wait):
         return read_topic(DEADLETTER, lambda m: m.agent == agent and m.value == poison, on=app_cfg, **wait)
