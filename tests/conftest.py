@@ -377,8 +377,6 @@ def sample_tenant(cfg, postgres_dsn, weaviate_client) -> str:
 def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
     """Start an isolated worker + gateway pair on their own topic prefix (so they can be killed or
     pointed at an LLM without touching other tests). Returns a TwinApp with .url, .worker, .gateway."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from infra.kafka_admin import create_topics
     from infra.settings import Settings
 
@@ -387,12 +385,8 @@ def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
             self.prefix = f"{cfg.TOPIC_PREFIX}{name}."
             self.env = {"TOPIC_PREFIX": self.prefix, **(extra_env or {})}
             create_topics(Settings(TOPIC_PREFIX=self.prefix))
-            # Both start at once: neither waits on the other, and a worker spends much of its start
-            # loading models on one core while the gateway imports on the other.
-            with ThreadPoolExecutor(1) as pool:
-                worker = pool.submit(worker_factory, f"{name}-worker", extra_env=self.env)
-                self.gateway, self.url = gateway_factory(f"{name}-gateway", extra_env=self.env)
-                self.worker = worker.result()
+            self.worker = worker_factory(f"{name}-worker", extra_env=self.env)
+            self.gateway, self.url = gateway_factory(f"{name}-gateway", extra_env=self.env)
 
     return TwinApp
 
