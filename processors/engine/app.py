@@ -16,6 +16,7 @@ import faust
 from infra.settings import settings
 from infra.tracing import setup_tracing
 from processors.engine import avro_codec  # noqa: F401 - registers the twin_avro codec
+from processors.engine import consumer_group
 
 __all__ = ["app", "enabled"]
 
@@ -23,10 +24,6 @@ setup_tracing("twin-worker")
 _ENABLED = {a.strip() for a in settings.TWIN_AGENTS.split(",") if a.strip()}
 (settings.TWIN_VAR_DIR / "faust").mkdir(parents=True, exist_ok=True)
 
-# The app id is the consumer group. Workers running different agent sets must not share one, or they
-# would split the partitions of a topic both read (each set would see only part of it); workers with
-# the same set do share one, which is how a job scales out.
-_GROUP = "interviewer-twin" + (f"-{'-'.join(sorted(_ENABLED))}" if _ENABLED else "")
 
 def _broker_tls() -> dict:
     """Faust's broker credentials when Kafka is reached over TLS (KAFKA_SECURITY_PROTOCOL=SSL)."""
@@ -37,7 +34,7 @@ def _broker_tls() -> dict:
 
 
 app = faust.App(
-    f"{settings.TOPIC_PREFIX}{_GROUP}",
+    consumer_group(settings.TOPIC_PREFIX, _ENABLED),
     broker=f"kafka://{settings.KAFKA_BOOTSTRAP}",
     store="memory://",
     datadir=str(settings.TWIN_VAR_DIR / "faust" / "{conf.id}"),

@@ -510,6 +510,7 @@ async def test_a_rewound_group_re_reads_poison_without_a_second_dead_letter(
 
     from infra.clients import kafka_consumer
     from infra.kafka_admin import acreate_topics
+    from processors.engine import consumer_group
     from schemas.topics import DEADLETTER
 
     prefix = f"{cfg.TOPIC_PREFIX}rewind-{unique_name}."
@@ -528,7 +529,7 @@ async def test_a_rewound_group_re_reads_poison_without_a_second_dead_letter(
 
     # Stop the worker (it commits and leaves its group), then commit offset 0 for every partition.
     await asyncio.to_thread(worker.stop)
-    group = f"{prefix}interviewer-twin-{agent}"
+    group = consumer_group(prefix, [agent])
     consumer = kafka_consumer(cfg, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -552,10 +553,7 @@ async def test_a_rewound_group_re_reads_poison_without_a_second_dead_letter(
         finally:
             await probe.stop()
 
-    deadline = time.monotonic() + 90
-    while not await caught_up():
-        assert time.monotonic() < deadline, f"the restarted worker never re-read the topic:\n{worker.log_tail()}"
-        await asyncio.sleep(0.5)
+    await eventually(caught_up, 90, "the restarted worker to re-read the topic")
     assert len(await letters(settle=0)) == 1, "a re-delivered poison message is dead-lettered once"
     assert "was dead-lettered before" in worker.log_tail(20_000), "the poison was not re-read"
     assert _stored(pg, tenant) == (6, 6)
