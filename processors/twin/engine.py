@@ -228,7 +228,9 @@ class TwinEngine:
         models = self.version_models(tenant, interviewer_id, profile)
 
         with step("retrieve") as d:
-            vector = self.memory.embed_situation(turns, candidate_turn)
+            # The query is cut as the version's memory was indexed ("head" before the cut was recorded).
+            cut = d["situation_cut"] = profile.artefacts.get("situationCut", "head")
+            vector = self.memory.embed_situation(turns, candidate_turn, cut)
             exemplars = self.memory.similar_moments(tenant, interviewer_id, profile.version, vector, self.retrieve_k)
             d["exemplars"] = len(exemplars)
             if models.selector is not None and models.selector.uses_context and "selection" not in ablate:

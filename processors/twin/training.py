@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
-from processors.twin.memory import PersonaDoc, PersonaMemory
+from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
 from processors.twin.policy import PolicyStats
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.style import StyleProfile
@@ -257,6 +257,8 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
     artefacts: dict[str, Any] = {
         "split": split_ids, "config": merged_config, "dir": str(out),
         "counts": {"exchanges": len(pairs), "sessions": n_sessions, "trainSessions": len(split.train)},
+        # The recipe of memory's situation vectors: the engine's queries must use the same one.
+        "situationCut": SITUATION_CUT,
         **({"provenance": provenance, "splitReused": provenance.get("splitReused")} if provenance else {}),
     }
     saved = False
