@@ -312,13 +312,13 @@ def worker_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn
 @pytest.fixture(scope="session")
 def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_dsn):
     """Start uvicorn gateways as real subprocesses; returns (process, base_url). Each stops at the end of
-    the test module that started it."""
+    the test module that started it, a ``session_lived`` one at the end of the session."""
     import httpx
 
     started: list[ManagedProcess] = []
     log_dir = tmp_path_factory.mktemp("gateways")
 
-    def start(name: str = "gateway", extra_env: dict[str, str] | None = None):
+    def start(name: str = "gateway", extra_env: dict[str, str] | None = None, session_lived: bool = False):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
 
@@ -330,7 +330,8 @@ def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_ds
 
         env = {**process_env, **(extra_env or {})}
         mp = ManagedProcess(name, [sys.executable, "-m", "uvicorn", "gateway.main:app", "--host", "127.0.0.1",
-                                   "--port", str(port), "--log-level", "warning"], env, log_dir, ready, timeout=60)
+                                   "--port", str(port), "--log-level", "warning"], env, log_dir, ready, timeout=60,
+                            session_lived=session_lived)
         started.append(mp)
         return mp.start(), url
 
@@ -381,14 +382,21 @@ def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
     from infra.settings import Settings
 
     class TwinApp:
-        def __init__(self, name: str, extra_env: dict[str, str] | None = None):
+        def __init__(self, name: str, extra_env: dict[str, str] | None = None, session_lived: bool = False):
             self.prefix = f"{cfg.TOPIC_PREFIX}{name}."
             self.env = {"TOPIC_PREFIX": self.prefix, **(extra_env or {})}
             create_topics(Settings(TOPIC_PREFIX=self.prefix))
-            self.worker = worker_factory(f"{name}-worker", extra_env=self.env)
-            self.gateway, self.url = gateway_factory(f"{name}-gateway", extra_env=self.env)
+            self.worker = worker_factory(f"{name}-worker", extra_env=self.env, session_lived=session_lived)
+            self.gateway, self.url = gateway_factory(f"{name}-gateway", extra_env=self.env, session_lived=session_lived)
 
     return TwinApp
+
+
+@pytest.fixture(scope="session")
+def plain_twin_app(twin_app_factory):
+    """One twin app with default settings for the modules that only send it requests (they neither stop its
+    processes nor change its environment): a twin app takes 30-40 s to start, mostly the worker's imports."""
+    return twin_app_factory("plain", session_lived=True)
 
 
 # --------------------------------------------------------------------------- session capture and telemetry

@@ -18,8 +18,8 @@ HISTORY = [{"role": "interviewer", "text": "Tell me about a system you built."}]
 
 
 @pytest.fixture(scope="module")
-def config_app(twin_app_factory):
-    return twin_app_factory("config")
+def config_app(plain_twin_app):
+    return plain_twin_app
 
 
 @pytest.fixture

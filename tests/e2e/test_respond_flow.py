@@ -15,8 +15,8 @@ MOVES = {"open", "ask_followup", "probe_deeper", "give_hint", "shift_topic", "mo
 
 
 @pytest.fixture(scope="module")
-def offline_app(twin_app_factory):
-    return twin_app_factory("respond")
+def offline_app(plain_twin_app):
+    return plain_twin_app
 
 
 def _respond(app, tenant, **body):

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def app(twin_app_factory):
-    return twin_app_factory("longsession")
+def app(plain_twin_app):
+    return plain_twin_app
 
 
 @pytest.fixture(scope="module")

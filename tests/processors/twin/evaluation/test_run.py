@@ -33,12 +33,12 @@ def slice_corpus(scotus_slice, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def eval_run(slice_corpus, twin_app_factory, postgres_dsn, weaviate_client, tmp_path_factory):
+def eval_run(slice_corpus, plain_twin_app, postgres_dsn, weaviate_client, tmp_path_factory):
     """One `twin eval --via gateway --json --report` run into a tenant of its own, through a real
     gateway and worker; its parsed JSON and report folder."""
     from infra.cli import app
 
-    twin_app = twin_app_factory("evalrun")
+    twin_app = plain_twin_app
     tenant = f"eval-test-{random.randrange(16**8):08x}"
     report = tmp_path_factory.mktemp("report")
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--report", str(report),
