@@ -393,10 +393,17 @@ def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
 
 
 @pytest.fixture(scope="session")
-def plain_twin_app(twin_app_factory):
-    """One twin app with default settings for the modules that only send it requests (they neither stop its
-    processes nor change its environment): a twin app takes 30-40 s to start, mostly the worker's imports."""
-    return twin_app_factory("plain", session_lived=True)
+def plain_twin_app(twin_app_factory, tmp_path_factory):
+    """One twin app for the modules that only send it requests (they neither stop its processes nor change
+    its environment): a twin app takes 30-40 s to start, mostly the worker's imports. Its settings are the
+    defaults but for two outputs: it writes its spans to ``trace_file`` and serves the worker's metrics on
+    ``worker_url`` (the tracing and metrics tests read only their own trace and counter deltas there)."""
+    trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
+    port = _free_port()
+    app = twin_app_factory("plain", session_lived=True, extra_env={
+        "TWIN_TRACE_FILE": str(trace_file), "WORKER_METRICS_PORT": str(port), "WORKER_LAG_INTERVAL_S": "1"})
+    app.trace_file, app.worker_url = trace_file, f"http://127.0.0.1:{port}"
+    return app
 
 
 # --------------------------------------------------------------------------- session capture and telemetry

@@ -52,12 +52,9 @@ def _wait(check, timeout: float = 30.0, what: str = "condition"):
 
 
 @pytest.fixture(scope="module")
-def metrics_app(twin_app_factory):
-    port = _free_port()
-    app = twin_app_factory("metrics", extra_env={"WORKER_METRICS_PORT": str(port), "WORKER_LAG_INTERVAL_S": "0.5"})
-    app.worker_url = f"http://127.0.0.1:{port}"
-    _wait(lambda: Scrape.of(app.worker_url), what="the worker's metrics endpoint")
-    return app
+def metrics_app(plain_twin_app):
+    _wait(lambda: Scrape.of(plain_twin_app.worker_url), what="the worker's metrics endpoint")
+    return plain_twin_app
 
 
 def _respond(app, tenant, interviewer="dana", turn="I built a rate limiter with Redis and a token bucket."):

@@ -17,9 +17,8 @@ def _spans(path, trace_id):
     return [s for s in spans if s["trace_id"] == trace_id]
 
 
-def test_respond_yields_one_connected_trace(twin_app_factory, sample_tenant, tmp_path_factory):
-    trace_file = tmp_path_factory.mktemp("traces") / "spans.jsonl"
-    app = twin_app_factory("tracing", extra_env={"TWIN_TRACE_FILE": str(trace_file)})
+def test_respond_yields_one_connected_trace(plain_twin_app, sample_tenant):
+    app, trace_file = plain_twin_app, plain_twin_app.trace_file
     resp = httpx.post(f"{app.url}/api/digital-twin/respond", headers=auth_headers(sample_tenant), timeout=30, json={
         "interviewerId": "dana", "sessionId": "s-trace", "candidateTurn": "I split the service with a queue.",
         "history": [{"role": "interviewer", "text": "How did you scale it?"}]})
