@@ -19,6 +19,7 @@ import numpy as np
 
 from processors.twin.corpus import Exchange, Turn
 from processors.twin.offline_generator import Exemplar, format_context
+from processors.twin.selection import tail
 from sinks.weaviate import PERSONA_MEMORY, Hit, VectorObject, WeaviateSink
 
 __all__ = [
@@ -48,10 +49,6 @@ CONTEXT_TAIL_WORDS = 35
 CANDIDATE_TAIL_WORDS = 100
 
 
-def _last_words(text: str, n: int) -> str:
-    return " ".join(text.split()[-n:])
-
-
 def situation_text(context_turns: Sequence[Turn | dict[str, Any]], candidate_turn: str,
                    cut: str = SITUATION_CUT) -> str:
     """The text embedded for retrieval: recent context plus the candidate's turn, cut by ``cut``."""
@@ -59,10 +56,10 @@ def situation_text(context_turns: Sequence[Turn | dict[str, Any]], candidate_tur
         raise ValueError(f"unknown situation cut {cut!r} (known: {', '.join(SITUATION_CUTS)})")
     recent = list(context_turns)[-CONTEXT_TURNS_FOR_QUERY:]
     if cut == "ends":
-        recent = [{"role": role, "text": _last_words(text, CONTEXT_TAIL_WORDS)}
+        recent = [{"role": role, "text": tail(text, CONTEXT_TAIL_WORDS)}
                   for role, text in ((t.role, t.text) if isinstance(t, Turn) else (t["role"], t["text"])
                                      for t in recent)]
-        candidate_turn = _last_words(candidate_turn, CANDIDATE_TAIL_WORDS)
+        candidate_turn = tail(candidate_turn, CANDIDATE_TAIL_WORDS)
     parts = [format_context(recent)] if recent else []
     if candidate_turn:
         parts.append(f"Candidate: {candidate_turn}")
@@ -111,8 +108,6 @@ class PersonaMemory:
         Each exchange is written twice: as an ``exemplar`` (situation vector) and as a ``line`` (the
         reply's vector); the count returned is of exchanges.
         """
-        from processors.twin.selection import tail
-
         items = list(items)
         written = 0
         for start in range(0, len(items), batch_size):
