@@ -167,6 +167,8 @@ def _people_to_rewrite(reply: str, ex_state: SessionState, state: SessionState) 
             if not m.name and m.title == state.addressee_title:
                 continue  # a bare "General" when the General is the one addressed here
             out.append(m)
+        elif m.title in BENCH_TITLES:
+            continue  # a colleague talked about ("as Justice Scalia said") sits on every bench
         elif m.name and not state.mentions(m.name):
             out.append(m)  # talks about someone of the other session
     return out

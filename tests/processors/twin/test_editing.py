@@ -84,6 +84,8 @@ def test_people_of_the_other_session_are_not_named(state):
 def test_people_of_this_session_and_generic_addresses_stay():
     here = SessionState.from_history(CURRENT + _turns(("interviewer", "Justice Alito asked about the forum.")), "")
     assert _edit("As Justice Alito asked, Counsel, why?", here).text == "As Justice Alito asked, Counsel, why?"
+    # A colleague talked about belongs to every argument's bench, named here or not.
+    assert _edit("Justice Scalia once asked that, Counsel.", here).text == "Justice Scalia once asked that, Counsel."
     # A colleague spoken to in the other session is no one to speak to here.
     assert _edit("Justice Breyer -- I want you to come back to that.", here).text == (
         "I want you to come back to that.")
