@@ -35,6 +35,8 @@ pytestmark = pytest.mark.e2e
 # The gateway's publish deadline (gateway/publisher.py Publisher.timeout_s): a 503 must come within it.
 PUBLISH_DEADLINE_S = 10.0
 SINK_AGENTS = "telemetry_storage,session_state,vector_indexing"
+# Between backlogs the clients pause longer (about 40 events/s).
+SLOW_PAUSE_S = 1.5
 TEXTS = [
     "I would start with a queue between the two services so that bursts do not hit the database.",
     "Thanks, my name is Maria Lopez and you can reach me at maria.lopez@example.com later.",
@@ -76,7 +78,7 @@ class _Load:
     sessions: list[str]
     batch: int = 20
     clients: int = 3
-    pause_s: float = 0.3
+    pause_s: float = 0.3  # 3 clients x 20 events: ~180 events/s, to build a backlog fast
     client_timeout_s: float = 30.0
     acked: dict[str, set[str]] = field(default_factory=dict)  # session -> event ids answered 202
     refused: list[dict] = field(default_factory=list)  # bodies answered 503
@@ -224,6 +226,9 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         # 1. A backlog on telemetry.redacted, then the sink worker starts on it and is SIGKILLed
         #    after its first commits, restarted, and must catch up.
         await eventually(lambda: load.acked_total >= 2000, 120, "a backlog of 2000 accepted events")
+        # The flow goes on while workers die and catch up, but slower: every extra turn is an
+        # embedding the Weaviate check at the end waits for.
+        load.pause_s = SLOW_PAUSE_S
         # Small sink batches (16 messages = 320 events per transaction): the backlog takes many commits.
         sinks = await asyncio.to_thread(worker_factory, f"faults-{unique_name}-sinks", SINK_AGENTS,
                                         {**env, "SINK_BATCH_MESSAGES": "16"})
@@ -238,7 +243,9 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         #    redacts that backlog (publishing to telemetry.redacted before committing its offsets).
         redaction.kill()
         raw_from = load.acked_total
+        load.pause_s = _Load.pause_s
         await eventually(lambda: load.acked_total >= raw_from + 2000, 120, "a raw backlog")
+        load.pause_s = SLOW_PAUSE_S
         base = _stored(pg, tenant)[0]  # the sinks have drained what was redacted before the kill
         restart_s = await _restart(redaction)
         backlog = load.acked_total
