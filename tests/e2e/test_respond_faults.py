@@ -9,8 +9,9 @@ from tests.credentials import auth_headers
 pytestmark = pytest.mark.e2e
 
 
-def test_stopped_twin_agent_gives_504_within_deadline_then_recovers(twin_app_factory, sample_tenant):
-    app = twin_app_factory("faults")
+def test_stopped_twin_agent_gives_504_within_deadline_then_recovers(plain_twin_app, sample_tenant):
+    # The shared app: its worker is killed here and started again before the test returns.
+    app = plain_twin_app
     body = {"interviewerId": "dana", "sessionId": "s-fault", "candidateTurn": "I used a queue between them.",
             "history": [{"role": "interviewer", "text": "Why a queue?"}], "timeoutMs": 10_000}
     headers = auth_headers(sample_tenant)
@@ -18,14 +19,16 @@ def test_stopped_twin_agent_gives_504_within_deadline_then_recovers(twin_app_fac
     body["timeoutMs"] = 1500
 
     app.worker.kill()  # SIGKILL mid-life, as a crash would
-    started = time.monotonic()
-    resp = httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers=headers, timeout=30)
-    elapsed = time.monotonic() - started
+    try:
+        started = time.monotonic()
+        resp = httpx.post(f"{app.url}/api/digital-twin/respond", json=body, headers=headers, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        app.worker.start()  # the same worker comes back; the expired request is skipped, new ones answered
     assert resp.status_code == 504, resp.text
     assert resp.json()["error"]["code"] == "deadline_exceeded"
     assert elapsed < 1.5 + 1.0, f"answered after {elapsed:.2f}s; the deadline was 1.5s"
 
-    app.worker.start()  # the same worker comes back; the expired request is skipped, new ones answered
     # The group reassigns the dead member's partitions after WORKER_SESSION_TIMEOUT_S (10 s).
     body["timeoutMs"] = 5_000
     recovered_after = None
