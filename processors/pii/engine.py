@@ -46,7 +46,8 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 if TYPE_CHECKING:
     from infra.settings import Settings
 
-__all__ = ["PiiRedactor", "PlainPresidio", "RedactedText", "entities_for", "get_redactor", "import_presidio_without_transformers", "needs_ner"]
+__all__ = ["PiiRedactor", "PlainPresidio", "RedactedText", "entities_for", "get_redactor",
+           "import_presidio_without_transformers", "needs_ner"]
 
 log = logging.getLogger(__name__)
 LANGUAGE = "en"
