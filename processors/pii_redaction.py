@@ -162,9 +162,6 @@ def warm_up() -> None:
 
 
 if enabled(AGENT):
-    from processors.pii.engine import import_presidio_without_transformers
-
-    import_presidio_without_transformers()  # here, on the main thread before any agent runs
 
     @app.agent(topics.TELEMETRY_RAW)
     async def redact_pii(stream):

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
@@ -46,8 +45,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 if TYPE_CHECKING:
     from infra.settings import Settings
 
-__all__ = ["PiiRedactor", "PlainPresidio", "RedactedText", "entities_for", "get_redactor",
-           "import_presidio_without_transformers", "needs_ner"]
+__all__ = ["PiiRedactor", "PlainPresidio", "RedactedText", "entities_for", "get_redactor", "needs_ner"]
 
 log = logging.getLogger(__name__)
 LANGUAGE = "en"
@@ -111,25 +109,6 @@ def _quiet_presidio() -> None:
     # Presidio logs a warning per recognizer it skips for an unsupported language.
     for name in ("presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def import_presidio_without_transformers() -> None:
-    """Import ``presidio_analyzer`` without its optional Hugging Face engine.
-
-    The package's import pulls in transformers (and with it most of torch) for its
-    ``TransformersNlpEngine``: about half of a redaction worker's start-up, though this project
-    runs the spaCy engine. While this runs, ``import transformers`` fails anywhere in the
-    process, so call it only from the main thread at start-up. A process that has imported
-    transformers already (the twin's embedder) imports presidio as it is.
-    """
-    if "presidio_analyzer" in sys.modules or "transformers" in sys.modules:
-        return
-    sys.modules["transformers"] = None  # type: ignore[assignment]  # a None entry makes the import fail
-    try:
-        import presidio_analyzer  # noqa: F401
-    finally:
-        if "transformers" in sys.modules and sys.modules["transformers"] is None:
-            del sys.modules["transformers"]
 
 
 def _offline_tldextract() -> None:
