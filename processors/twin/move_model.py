@@ -232,7 +232,7 @@ class _Matrix:
 
 def _featurize(moments: Sequence[Moment], embedder: Any, session_p50: float, session_p90: float) -> _Matrix:
     texts = [embed_text(m.candidate_text) for m in moments]
-    # MiniLM runs in torch (outside the GIL) while the text features are computed in Python,
+    # MiniLM runs in ONNX Runtime (outside the GIL) while the text features are computed in Python,
     # so the two overlap instead of adding up.
     with ThreadPoolExecutor(max_workers=1) as pool:
         embedding = pool.submit(_embed, embedder, texts)

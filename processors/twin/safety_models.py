@@ -57,7 +57,7 @@ the data it was trained on) is rebuilt by::
     python -m processors.twin.safety_models evaluate     # per-category figures on the frozen test part
 
 Only numpy runs at check time besides the embedder; scikit-learn fits the heads when training and runs
-the profanity model's vectorizer. torch loads with the embedder in the workers, never in the gateway
+the profanity model's vectorizer. ONNX Runtime loads with the embedder in the workers, never in the gateway
 (it does not import this module).
 """
 

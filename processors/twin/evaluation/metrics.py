@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -97,13 +97,14 @@ class IdfTable:
         return np.array([self.idf.get(t, self.default) for t in tokens], dtype=np.float32)
 
 
-def idf_table(texts: Sequence[str], tokenizer) -> IdfTable:
-    """IDF over ``texts`` (the reference lines), as BERTScore's ``idf=True`` computes it."""
+def idf_table(texts: Sequence[str], word_pieces: Callable[[str], list[str]]) -> IdfTable:
+    """IDF over ``texts`` (the reference lines), as BERTScore's ``idf=True`` computes it.
+
+    ``word_pieces`` splits a text as the model reads it (``Embedder.word_pieces``).
+    """
     df: Counter[str] = Counter()
     for t in texts:
-        # Word pieces as the model sees them: the same 256-piece cut as the embeddings.
-        ids = tokenizer(t, add_special_tokens=False, truncation=True, max_length=256)["input_ids"]
-        df.update(set(tokenizer.convert_ids_to_tokens(ids)))
+        df.update(set(word_pieces(t)))
     m = len(texts)
     return IdfTable({tok: math.log((m + 1) / (c + 1)) for tok, c in df.items()}, math.log(m + 1))
 
@@ -230,7 +231,7 @@ class PairScorer:
             raise ValueError("need at least two reference lines to fit the scorer")
         grp = [list(groups)[i] for i in keep] if groups is not None else list(range(len(lines)))
         spk = [list(speakers)[i] for i in keep] if speakers is not None else [0] * len(lines)
-        idf = idf_table(lines, embedder.model.tokenizer) if use_idf else None
+        idf = idf_table(lines, embedder.word_pieces) if use_idf else None
         store = TokenStore(embedder)
         rng = random.Random(seed)  # nosec B311  # seeded for reproducible pairs, not secrets
         a_idx, b_idx = _random_pairs(len(lines), grp, rng, n_pairs, lines)

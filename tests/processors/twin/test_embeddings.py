@@ -15,6 +15,47 @@ def test_importing_the_module_does_not_load_torch():
     assert out.stdout.strip() == "False False"
 
 
+def test_embedding_needs_neither_torch_nor_transformers():
+    # They took 15-20 s of every worker's start-up; ONNX Runtime loads the exported graph in under one.
+    code = ("import sys; from processors.twin.embeddings import get_embedder; e = get_embedder(); e.embed(['x']); "
+            "e.token_embeddings(['y']); print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_onnx_export_reproduces_the_torch_model(embedder, tmp_path):
+    """Export afresh (as a new machine's bootstrap does) and compare with MiniLM run in torch, the
+    reference: sentence vectors (masked mean, unit length) and per-piece vectors, a text past the
+    256-piece cut included."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from processors.twin.embeddings import Embedder, _default_model_path, export_onnx_model
+
+    graph = export_onnx_model(tmp_path / "minilm.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["minilm.onnx"]  # no partial file left behind
+    fresh = Embedder(onnx_path=graph)
+    texts = ["Why did you pick Kafka?", "Counsel, " * 200 + "is that right?", "Ünïcode — and   spaces\n"]
+    tokenizer = AutoTokenizer.from_pretrained(_default_model_path(), local_files_only=True)
+    bert = AutoModel.from_pretrained(_default_model_path(), local_files_only=True).eval()
+    reference, pieces = [], []
+    for text in texts:
+        ids = torch.tensor([tokenizer(text, truncation=True, max_length=256)["input_ids"]])
+        with torch.no_grad():
+            hidden = bert(input_ids=ids, attention_mask=torch.ones_like(ids),
+                          token_type_ids=torch.zeros_like(ids)).last_hidden_state[0].numpy()
+        sentence = hidden.mean(axis=0)
+        reference.append(sentence / np.linalg.norm(sentence))
+        inner = hidden[1:-1]  # [CLS] and [SEP] left out
+        pieces.append(inner / np.linalg.norm(inner, axis=1, keepdims=True))
+    for emb in (fresh, embedder):
+        assert np.abs(emb.embed(texts) - np.stack(reference)).max() < 1e-4
+        for got, want in zip(emb.token_embeddings(texts), pieces):
+            assert got.vectors.shape == want.shape and np.abs(got.vectors - want).max() < 1e-4
+    assert len(embedder.token_embeddings(texts)[1].tokens) == 254
+
+
 def test_embed_returns_unit_float32_rows(embedder):
     vecs = embedder.embed(["Why did you pick Kafka?", "What made you choose Kafka?", "I like pasta with basil."])
     assert vecs.shape == (3, EMBEDDING_DIM) and vecs.dtype == np.float32
@@ -27,7 +68,7 @@ def test_embed_returns_unit_float32_rows(embedder):
 def test_batching_does_not_change_vectors(embedder):
     texts = [f"question {i} about queues" for i in range(5)]
     small = type(embedder)(batch_size=2)
-    small._model = embedder.model  # share the loaded weights; only the batch size differs
+    small.share_model_of(embedder)  # only the batch size differs
     assert np.allclose(small.embed(texts), embedder.embed(texts), atol=1e-5)
 
 
@@ -43,7 +84,7 @@ def test_embed_one_is_cached_and_matches_embed(embedder):
 
 def test_embed_cached_embeds_a_repeated_text_once(embedder):
     fresh = type(embedder)()
-    fresh._model = embedder.model  # share the loaded weights; the cache and the counts are this one's
+    fresh.share_model_of(embedder)  # the cache and the counts are this one's
     seen: list[list[str]] = []
     real_embed = fresh.embed
     fresh.embed = lambda texts: seen.append(list(texts)) or real_embed(texts)

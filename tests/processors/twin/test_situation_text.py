@@ -3,6 +3,7 @@
 import pytest
 
 from processors.twin.corpus import Turn
+from processors.twin.embeddings import MAX_WORD_PIECES
 from processors.twin.memory import SITUATION_CUTS, situation_text
 
 LONG_ANSWER = "We moved the billing service onto its own cluster because the queue kept growing. " * 30 + "And that is why we sharded by tenant"
@@ -19,12 +20,12 @@ def test_ends_keeps_the_last_words_of_every_part():
 
 
 def test_ends_fits_what_minilm_reads(embedder):
-    tokenizer = embedder.model.tokenizer
     head = situation_text(CONTEXT, LONG_ANSWER, cut="head")
     ends = situation_text(CONTEXT, LONG_ANSWER, cut="ends")
-    limit = embedder.model.max_seq_length - 2  # less [CLS] and [SEP]
-    assert len(tokenizer(head, add_special_tokens=False)["input_ids"]) > limit  # the head cut lost the answer's end
-    assert len(tokenizer(ends, add_special_tokens=False)["input_ids"]) <= limit
+    limit = MAX_WORD_PIECES - 2  # less [CLS] and [SEP]
+    # word_pieces stops at 256: more than 254 means the model never read the end
+    assert len(embedder.word_pieces(head)) > limit  # the head cut lost the answer's end
+    assert len(embedder.word_pieces(ends)) <= limit
 
 
 def test_head_is_the_recipe_of_versions_indexed_before_the_cut_was_recorded():

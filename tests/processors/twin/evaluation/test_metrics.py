@@ -105,7 +105,7 @@ def test_style_is_rescaled_so_a_random_line_of_the_same_interviewer_scores_about
 
 def test_idf_weights_rare_word_pieces_more_than_common_ones(embedder):
     table = M.idf_table(["the court held that", "the agency said", "the statute of limitations"],
-                        embedder.model.tokenizer)
+                        embedder.word_pieces)
     assert table.weights(["limitations"])[0] > table.weights(["the"])[0]
     assert table.weights(["neverseen"])[0] == pytest.approx(table.default)
 
@@ -376,7 +376,7 @@ def test_disk_cache_returns_the_model_vectors_and_hits_on_repeat(tmp_path, embed
     from processors.twin.evaluation.cache import DiskCachedEmbedder
 
     cached = DiskCachedEmbedder(tmp_path / "c.sqlite")
-    cached._model = embedder.model  # share the loaded model
+    cached.share_model_of(embedder)
     texts = ["first line", "second line", "first line"]
     a = cached.embed(texts)
     assert cached.misses == 2
