@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from processors.pii.presidio_import import import_presidio
+
 # The e-mail recognizer calls tldextract, which otherwise fetches the public suffix list over the
 # network on first use (and hangs or logs errors without one). Empty URL list = bundled snapshot.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -143,6 +145,7 @@ class PiiRedactor:
                  cache_size: int = 8192, ner_window: int = 8):
         _quiet_presidio()
         _offline_tldextract()
+        import_presidio()  # without torch and transformers: redaction runs spaCy on numpy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NlpEngineProvider
         from presidio_anonymizer import AnonymizerEngine
@@ -302,6 +305,7 @@ class PlainPresidio:
                  score_threshold: float = 0.35):
         _quiet_presidio()
         _offline_tldextract()
+        import_presidio()
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
         from presidio_anonymizer import AnonymizerEngine

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # presidio pulls in transformers and torch: imported where a recognizer is built
+if TYPE_CHECKING:  # presidio takes seconds to import: imported where a recognizer is built
     from presidio_analyzer import PatternRecognizer
 
 __all__ = ["DENY_ENTITY", "TenantTerms"]
@@ -50,6 +50,9 @@ class TenantTerms:
     def deny_recognizer(self, tenant: str) -> "PatternRecognizer | None":
         """An ad-hoc recognizer for the tenant's deny terms (None when it has none)."""
         if tenant not in self._deny:
+            from processors.pii.presidio_import import import_presidio
+
+            import_presidio()
             from presidio_analyzer import PatternRecognizer
 
             terms = self.deny(tenant)

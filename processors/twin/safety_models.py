@@ -260,6 +260,9 @@ class PiiFinder:
             tx.TLD_EXTRACTOR.suffix_list_urls = ()
         except (ImportError, AttributeError):  # pragma: no cover - tldextract internals moved
             pass
+        from processors.pii.presidio_import import import_presidio
+
+        import_presidio()  # without torch and transformers, which it does not need here
         from presidio_analyzer import Pattern, PatternRecognizer
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,

@@ -125,3 +125,18 @@ async def test_a_late_reply_is_dropped_and_counted(offline_app, cfg):
     while httpx.get(f"{offline_app.url}/readyz").json()["lateReplies"] == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert httpx.get(f"{offline_app.url}/readyz").json()["lateReplies"] == before + 1
+
+
+def test_a_warm_worker_never_loaded_torch(offline_app, sample_tenant):
+    """MiniLM runs in ONNX Runtime and Presidio is imported without its optional deep-learning stack:
+    torch and transformers, 15-20 s of each worker's start-up, stay out of a worker that has answered
+    and redacted (torch's shared library is never mapped into it)."""
+    assert _respond(offline_app, sample_tenant, candidateTurn="I'm Maria, maria@example.com.").status_code == 200
+    worker = offline_app.worker
+    deadline = time.monotonic() + 60
+    while "pii redactor warm" not in worker.log_tail(10**7):
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
+    maps = open(f"/proc/{worker.proc.pid}/maps").read()
+    assert "onnxruntime" in maps  # the check sees libraries the worker loaded
+    assert "libtorch" not in maps

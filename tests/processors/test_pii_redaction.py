@@ -194,3 +194,23 @@ async def test_agent_round_trip_and_poison_message(telemetry_pipeline, read_topi
     assert dead.agent == "pii_redaction" and dead.value == b"\x01\x00\x01garbage"
     assert "DecodeError" in dead.error and dead.sourceTopic == cfg.topic(TELEMETRY_RAW.name)
     assert telemetry_pipeline.worker.proc.poll() is None, "a poison message does not stop the worker"
+
+
+def test_presidio_s_import_hides_torch_from_its_own_thread_only():
+    """While Presidio imports, ``import torch`` fails in that thread (Presidio and spaCy fall back to
+    what they do without it) and works in every other thread."""
+    import threading
+
+    from processors.pii.presidio_import import _HiddenInThread
+
+    finder = _HiddenInThread(threading.get_ident())
+    with pytest.raises(ModuleNotFoundError):
+        finder.find_spec("torch.nn")
+    with pytest.raises(ModuleNotFoundError):
+        finder.find_spec("transformers")
+    assert finder.find_spec("numpy") is None  # anything else: the normal finders decide
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(finder.find_spec("torch")))
+    other.start()
+    other.join()
+    assert seen == [None]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import regex as re
 
-if TYPE_CHECKING:  # presidio pulls in transformers and torch: imported only where a redactor is built
+if TYPE_CHECKING:  # presidio takes seconds to import: imported only where a redactor is built
     from presidio_analyzer import Pattern, PatternRecognizer
 
 __all__ = ["CONTEXT", "PATTERN", "introduced_name_recognizer"]
@@ -31,6 +31,9 @@ def introduced_name_recognizer(patterns: Optional[List["Pattern"]] = None, conte
     of ``processors`` at start) does not import Presidio: a worker without the redaction agent starts
     ~10 s sooner.
     """
+    from processors.pii.presidio_import import import_presidio
+
+    import_presidio()
     from presidio_analyzer import Pattern, PatternRecognizer
 
     return PatternRecognizer(
