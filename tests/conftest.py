@@ -395,7 +395,7 @@ def twin_app_factory(cfg, worker_factory, gateway_factory, kafka_bootstrap):
 @pytest.fixture(scope="session")
 def plain_twin_app(twin_app_factory, tmp_path_factory):
     """One twin app for the modules that only send it requests (they never change its environment; the
-    respond fault test kills its worker and starts it again): a twin app takes 30-40 s to start, mostly
+    respond fault test kills its worker and starts it again): a twin app takes ~15 s to start, mostly
     the worker's imports. Its settings are the
     defaults but for two outputs: it writes its spans to ``trace_file`` and serves the worker's metrics on
     ``worker_url`` (the tracing and metrics tests read only their own trace and counter deltas there)."""
