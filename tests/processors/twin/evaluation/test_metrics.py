@@ -180,9 +180,16 @@ def _topic_echo(session_lines: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def hand_made(scotus, embedder):
+def hand_made(scotus, embedder, tmp_path_factory):
     """Records of 4 test sessions of Kagan answered by a copy, a medoid, a topic echo and the baselines
-    (trained on her 8 sessions before them: small, so that the MiniLM encodings stay quick on 2 cores)."""
+    (trained on her 8 sessions before them: small, so that the MiniLM encodings stay quick on 2 cores).
+    As in ``twin eval``, vectors go through a disk cache (a new one here): the baselines' lines are
+    embedded once for fitting and again as replies otherwise."""
+    from processors.twin.evaluation.cache import DiskCachedEmbedder
+
+    cached = DiskCachedEmbedder(tmp_path_factory.mktemp("vectors") / "minilm.sqlite")
+    cached.share_model_of(embedder)
+    embedder = cached
     sessions = [t for t in scotus if t.interviewer_id == "elena_kagan"][-12:]
     split = chronological_split(sessions, val=0.0, test=0.33)
     others = [t for t in scotus if t.interviewer_id == "antonin_scalia"][-4:]
