@@ -176,10 +176,10 @@ def worker(ctx: typer.Context,
     """Run a Faust worker with the agents (extra arguments go to `faust worker`)."""
     if agents:
         settings.TWIN_AGENTS = agents  # read by processors.engine.app at import, just below
-    from processors.engine.app import app as faust_app
+    from processors.engine.app import main as run_worker
 
     sys.argv = ["twin-worker", "worker", "-l", loglevel, "--without-web", *ctx.args]
-    faust_app.main()
+    run_worker()
 
 
 DEMO_CORPUS = "infra/samples/scotus_oyez_slice.jsonl"  # public-record oral arguments (its README: source, licence)

@@ -14,7 +14,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from infra.settings import Settings
 
-__all__ = ["broker_ready", "create_topics", "acreate_topics", "topic_configs"]
+__all__ = ["acreate_topics", "broker_ready", "create_internal_topic", "create_topics", "topic_configs"]
 
 
 def topic_configs(spec) -> dict[str, str]:
@@ -76,3 +76,22 @@ async def acreate_topics(cfg: Settings, specs: Iterable | None = None) -> list[s
 def create_topics(cfg: Settings, specs: Iterable | None = None) -> list[str]:
     """Synchronous wrapper of :func:`acreate_topics` for the CLI."""
     return asyncio.run(acreate_topics(cfg, specs))
+
+
+def create_internal_topic(cfg: Settings, name: str, partitions: int = 1) -> bool:
+    """Create a topic that is not in the catalogue (one of Faust's own, named in full) unless it
+    exists; True when it was created now."""
+
+    async def create() -> bool:
+        admin = await _admin(cfg)
+        try:
+            if name in set(await admin.list_topics()):
+                return False
+            await admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
+            return True
+        except TopicAlreadyExistsError:
+            return False  # created concurrently by another worker: fine
+        finally:
+            await admin.close()
+
+    return asyncio.run(create())

@@ -140,3 +140,12 @@ def test_a_warm_worker_never_loaded_torch(offline_app, sample_tenant):
     maps = open(f"/proc/{worker.proc.pid}/maps").read()
     assert "onnxruntime" in maps  # the check sees libraries the worker loaded
     assert "libtorch" not in maps
+
+
+def test_the_worker_s_leader_topic_exists_before_it_joins(offline_app):
+    """Every topic a worker subscribes to exists before it starts: the catalogue's, and Faust's leader
+    topic, which the worker creates first. Auto-created by the broker on first request instead, it
+    could appear after the group formed, and such a worker fetched nothing for five minutes."""
+    log = offline_app.worker.log_tail(10**7)
+    assert "-__assignor-__leader" in log.split("Final Subscription", 1)[1]  # subscribed to it ...
+    assert "not found in cluster metadata" not in log  # ... and it was there
