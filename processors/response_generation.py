@@ -53,6 +53,13 @@ def warm_up() -> None:
     engine = get_engine()
     # A batch the size the generator ranks, so the first real request meets warm kernels.
     engine.embedder.embed([f"warm up {i}" for i in range(engine.retrieve_k)])
+    # The learned safety checks load their models on first use (4 s on a busy machine): the input check
+    # runs on every request, before generation, and the first candidate turn must not pay for it.
+    from processors.twin.safety import screen_input
+
+    policy = SafetyPolicy()
+    screen_input(policy, "Warm up: I'm Maria, reach me at maria@example.com or 415-555-0132.")
+    policy.check("Warm up: what would you measure first?", "output")
     if engine.llm is not None:
         # Prime the model server (weights, kernels, the shared prompt prefix with the tool preamble).
         engine.llm.warm_up()
