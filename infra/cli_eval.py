@@ -4,6 +4,7 @@
     twin eval --corpus ../shared/corpora/scotus_oyez/dev.jsonl --json       # exactly one JSON object
     twin eval --corpus FILE --report var/eval-report --limit 20 --seed 3    # HTML report with plots
     twin eval --corpus FILE --via engine                                    # in-process, for development
+    twin eval --corpus FILE --timeout-ms 30000     # a gateway whose worker has a slow LLM (OPENAI_BASE_URL)
     OPENAI_BASE_URL=http://127.0.0.1:8011/v1 twin eval --corpus FILE --via engine --llm --limit 10
     twin eval --corpus FILE --via engine --on val --ablate all              # what each part is worth, on val
     twin eval --corpus FILE --via engine --on val --val-windows 4 --no-store --no-red-team  # choose methods here
@@ -124,6 +125,11 @@ def eval_command(
                                  "development; no safety agent)."),
     gateway_url: Optional[str] = typer.Option(None, "--gateway-url",
                                               help="Gateway to ask with --via gateway (default GATEWAY_HOST:PORT)."),
+    timeout_ms: Optional[int] = typer.Option(None, "--timeout-ms", min=100, max=30_000,
+                                             help="--via gateway: each request's deadline in ms (the API's "
+                                                  "timeoutMs; default the gateway's RESPOND_TIMEOUT_MS, 5000). An "
+                                                  "LLM on a small machine needs more: a late reply is a 504, "
+                                                  "scored as an error."),
     llm: Optional[bool] = typer.Option(None, "--llm/--offline",
                                        help="Force the LLM or the offline generator (default: LLM when "
                                             "OPENAI_BASE_URL/OPENAI_API_KEY is set); --via engine only, the "
@@ -167,6 +173,9 @@ def eval_command(
         _err.print("[bold red]error:[/] --llm/--offline choose the generator of --via engine; the gateway's worker "
                    "uses its own settings (OPENAI_BASE_URL)")
         raise typer.Exit(2)
+    if timeout_ms is not None and via != "gateway":
+        _err.print("[bold red]error:[/] --timeout-ms is the gateway's request deadline: it needs --via gateway")
+        raise typer.Exit(2)
     if val_windows > 1 and (Split(on).value != "val" or report is not None):
         _err.print("[bold red]error:[/] --val-windows pools validation runs: it needs --on val and no --report")
         raise typer.Exit(2)
@@ -186,7 +195,7 @@ def eval_command(
     config = EvalConfig(corpus=corpus, limit=limit, sessions=sessions, seed=seed, distractors=distractors,
                         use_llm=llm, tenant=tenant, other_corpus=other_corpus,
                         weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX, red_team=red_team, store=store,
-                        via=via, gateway_url=gateway_url, turns_per_session=turns_per_session,
+                        via=via, gateway_url=gateway_url, timeout_ms=timeout_ms, turns_per_session=turns_per_session,
                         interviewers=tuple(interviewer), on=Split(on).value, ablations=tuple(ablations))
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

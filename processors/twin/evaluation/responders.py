@@ -106,10 +106,12 @@ class GatewayResponder:
     via = "gateway"
 
     def __init__(self, base_url: str, token_for: Callable[[str], str], *, timeout_s: float = 30.0,
-                 verify: bool | str = True, limits: RespondLimits | None = None):
+                 verify: bool | str = True, limits: RespondLimits | None = None, deadline_ms: int | None = None):
+        """``deadline_ms``: each request's ``timeoutMs`` (the gateway's default deadline when None)."""
         import httpx
 
         self.base_url = base_url.rstrip("/")
+        self.deadline_ms = deadline_ms
         self.limits = limits or RespondLimits.of(settings)  # the gateway's (same settings) unless told
         self._token_for = token_for
         self._tokens: dict[str, str] = {}
@@ -126,6 +128,8 @@ class GatewayResponder:
             self._tokens[tenant] = self._token_for(tenant)
         body = {"interviewerId": interviewer_id, "sessionId": session_id[:128],
                 **request_window(history, candidate_turn, self.limits)}
+        if self.deadline_ms is not None:
+            body["timeoutMs"] = self.deadline_ms
         if not body["history"] and not body["candidateTurn"].strip():
             body["candidateTurn"] = "..."  # the API needs something to answer; the session has not started
         t0 = time.perf_counter()

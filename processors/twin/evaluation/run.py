@@ -89,6 +89,8 @@ class EvalConfig:
     :param use_llm: None follows settings (LLM when OPENAI_BASE_URL/OPENAI_API_KEY is set); engine path only.
     :param via: "gateway" asks the running product, "engine" the in-process engine.
     :param gateway_url: the gateway to ask (default: GATEWAY_HOST:GATEWAY_PORT, started when not running).
+    :param timeout_ms: each gateway request's deadline (``timeoutMs``; default the gateway's
+        ``RESPOND_TIMEOUT_MS``): an LLM on a small machine needs more than the default 5 s.
     :param tenant: the namespace to import into (default ``eval-<hash>``).
     :param other_corpus: other real interviewers for the persona-less baseline when the corpus has
         only one interviewer (default ``OTHER_CORPUS``).
@@ -110,6 +112,7 @@ class EvalConfig:
     use_llm: bool | None = None
     via: str = "engine"
     gateway_url: str | None = None
+    timeout_ms: int | None = None
     tenant: str | None = None
     other_corpus: Path | None = None
     weaviate_prefix: str = ""
@@ -322,7 +325,9 @@ def _gateway_responder(config: EvalConfig, cfg: Settings, report: Progress) -> t
         # A respond-only key for the evaluation's own tenant, valid for the run.
         return create_api_key(cfg, tenant, scopes=["respond"], name="twin eval", expires_in=timedelta(hours=6))
 
-    responder = GatewayResponder(url, token_for, timeout_s=max(30.0, cfg.RESPOND_TIMEOUT_MS / 1000 + 5), verify=verify)
+    deadline_ms = config.timeout_ms or cfg.RESPOND_TIMEOUT_MS
+    responder = GatewayResponder(url, token_for, timeout_s=max(30.0, deadline_ms / 1000 + 5), verify=verify,
+                                 deadline_ms=config.timeout_ms)
 
     def close() -> None:
         responder.close()

@@ -44,7 +44,7 @@ def eval_run(slice_corpus, plain_twin_app, postgres_dsn, weaviate_client, tmp_pa
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--report", str(report),
                                       "--limit", str(LIMIT), "--turns-per-session", str(PER_SESSION),
                                       "--sessions", "0", "--seed", "7", "--tenant", tenant,
-                                      "--via", "gateway", "--gateway-url", twin_app.url])
+                                      "--via", "gateway", "--gateway-url", twin_app.url, "--timeout-ms", "20000"])
     assert result.exit_code == 0, (result.output[-3000:], result.exception)
     yield tenant, result, report
     import shutil
@@ -83,6 +83,27 @@ def test_prints_exactly_one_json_object_with_every_system_and_metric(eval_run):
     assert out["errors"]["twin_errors"] == 0 and out["errors"]["unreadable_sessions"] == 0
     # One interviewer in the corpus: the persona-less baseline answers from the fixture's other justices.
     assert "scotus_oyez_slice.jsonl (2 interviewer(s))" in out["per_interviewer"]["elena_kagan"]["other_interviewer_source"]
+
+
+def test_the_request_deadline_reaches_the_gateway(plain_twin_app):
+    # --timeout-ms becomes each request's timeoutMs: one below the API's floor is refused by the real gateway.
+    from processors.twin.evaluation.responders import GatewayResponder
+    from tests.credentials import api_key
+
+    tenant = f"eval-deadline-{random.randrange(16**8):08x}"
+    responder = GatewayResponder(plain_twin_app.url, lambda t: api_key(t, ["respond"]), deadline_ms=99)
+    try:
+        answer = responder.ask(tenant, "nobody", "s-1", [], "Hello.")
+    finally:
+        responder.close()
+    assert answer.error and answer.error.startswith("HTTP 422") and "timeoutMs" in answer.error, answer.error
+
+
+def test_timeout_ms_is_for_the_gateway_path_only(slice_corpus):
+    from infra.cli import app
+
+    bad = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--timeout-ms", "9000"])
+    assert bad.exit_code == 2 and "--timeout-ms" in bad.output and "--via gateway" in bad.output
 
 
 def test_trains_on_the_train_split_only(eval_run, cfg, postgres_dsn, weaviate_client):
