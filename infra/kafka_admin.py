@@ -47,22 +47,15 @@ def broker_ready(cfg: Settings) -> bool:
     return asyncio.run(_broker_ready(cfg))
 
 
-async def acreate_topics(cfg: Settings, specs: Iterable | None = None) -> list[str]:
-    """Create missing catalogue topics (with TOPIC_PREFIX); return the names created now."""
-    from schemas.topics import TOPICS
-
-    specs = list(TOPICS if specs is None else specs)
+async def _create_missing(cfg: Settings, topics: list[NewTopic]) -> list[str]:
+    """Create those of ``topics`` the broker does not have; the names created now."""
     admin = await _admin(cfg)
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(name=cfg.topic(s.name), num_partitions=s.partitions, replication_factor=1,
-                     topic_configs=topic_configs(s))
-            for s in specs
-            if cfg.topic(s.name) not in existing
-        ]
         created: list[str] = []
-        for topic in wanted:
+        for topic in topics:
+            if topic.name in existing:
+                continue
             try:
                 await admin.create_topics([topic])
                 created.append(topic.name)
@@ -73,6 +66,17 @@ async def acreate_topics(cfg: Settings, specs: Iterable | None = None) -> list[s
         await admin.close()
 
 
+async def acreate_topics(cfg: Settings, specs: Iterable | None = None) -> list[str]:
+    """Create missing catalogue topics (with TOPIC_PREFIX); return the names created now."""
+    from schemas.topics import TOPICS
+
+    return await _create_missing(cfg, [
+        NewTopic(name=cfg.topic(s.name), num_partitions=s.partitions, replication_factor=1,
+                 topic_configs=topic_configs(s))
+        for s in (TOPICS if specs is None else specs)
+    ])
+
+
 def create_topics(cfg: Settings, specs: Iterable | None = None) -> list[str]:
     """Synchronous wrapper of :func:`acreate_topics` for the CLI."""
     return asyncio.run(acreate_topics(cfg, specs))
@@ -81,17 +85,5 @@ def create_topics(cfg: Settings, specs: Iterable | None = None) -> list[str]:
 def create_internal_topic(cfg: Settings, name: str, partitions: int = 1) -> bool:
     """Create a topic that is not in the catalogue (one of Faust's own, named in full) unless it
     exists; True when it was created now."""
-
-    async def create() -> bool:
-        admin = await _admin(cfg)
-        try:
-            if name in set(await admin.list_topics()):
-                return False
-            await admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
-            return True
-        except TopicAlreadyExistsError:
-            return False  # created concurrently by another worker: fine
-        finally:
-            await admin.close()
-
-    return asyncio.run(create())
+    topic = NewTopic(name=name, num_partitions=partitions, replication_factor=1)
+    return bool(asyncio.run(_create_missing(cfg, [topic])))

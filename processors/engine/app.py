@@ -5,8 +5,8 @@ Run all agents in one worker::
     twin worker                      # or: python -m processors.engine.app worker -l info
 
 Agents are found by autodiscovery of the ``processors`` package's top-level modules, so adding an
-agent is adding a file there (see STYLE.md). ``TWIN_AGENTS=pii_redaction,safety_filter`` limits a worker to some agents
-(scaling one job out without the others).
+agent is adding a file there (see STYLE.md). ``TWIN_AGENTS=pii_redaction,safety_filter`` limits a
+worker to some agents (scaling one job out without the others).
 """
 
 from __future__ import annotations

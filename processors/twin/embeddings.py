@@ -222,16 +222,16 @@ class Embedder:
         self._loaded = other._model()
 
     def _hidden_states(self, encodings: list[Any]):
-        """(indices, last hidden states, input ids, attention mask) per batch."""
+        """(indices, last hidden states, attention mask) per batch."""
         _, session = self._model()
         for idx, ids, mask in _batches(encodings, self.batch_size):
             hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
                                         "token_type_ids": np.zeros_like(ids)})[0]
-            yield idx, hidden, ids, mask
+            yield idx, hidden, mask
 
     def _sentence_vectors(self, encodings: list[Any]) -> np.ndarray:
         out = np.zeros((len(encodings), EMBEDDING_DIM), dtype=np.float32)
-        for idx, hidden, _, mask in self._hidden_states(encodings):
+        for idx, hidden, mask in self._hidden_states(encodings):
             out[idx] = _mean_pool(hidden, mask)
         return out
 
@@ -307,7 +307,7 @@ class Embedder:
         tokenizer, _ = self._model()
         encodings = tokenizer.encode_batch(texts)
         out: list[TokenEmbeddings | None] = [None] * len(texts)
-        for idx, hidden, _, _ in self._hidden_states(encodings):
+        for idx, hidden, _ in self._hidden_states(encodings):
             for row, i in enumerate(idx):
                 keep = [j for j, special in enumerate(encodings[i].special_tokens_mask) if not special]
                 vecs = hidden[row][keep]
