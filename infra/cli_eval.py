@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -31,9 +33,29 @@ from rich.table import Table
 from infra.cli import app
 from infra.settings import settings
 
-__all__ = ["eval_command"]
+__all__ = ["eval_command", "sigterm_unwinds"]
 
 _err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Within the block, SIGTERM (``kill``, a CI timeout) unwinds the stack as Ctrl-C does, so the
+    gateway and worker a run started are stopped by its ``finally``: by default SIGTERM ends the
+    process on the spot and leaves them running, and the next run would then ask them. Exit status
+    143 (128 + SIGTERM). Only the main thread can set a handler; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Via(str, Enum):
@@ -216,7 +238,7 @@ def eval_command(
                     _err.print(f"{time.perf_counter() - started:7.1f}s  {stage}: {done}/{total}")
 
         # Libraries may print; stdout belongs to the one JSON object.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), sigterm_unwinds():
             try:
                 if val_windows > 1:
                     _, pooled = run_val_windows(config, val_windows, settings, progress=progress)

@@ -78,3 +78,19 @@ def test_chat_talks_to_a_trained_twin(sample_tenant):
 def test_chat_refuses_an_untrained_interviewer(sample_tenant):
     result = runner.invoke(app, ["chat", "nobody", "--tenant", sample_tenant], input="/quit\n")
     assert result.exit_code == 1 and "no trained twin" in result.output
+
+
+def test_sigterm_unwinds_an_eval_run_so_its_finally_stops_what_it_started():
+    # twin eval stops the gateway and worker it started in a finally; a real SIGTERM must reach it.
+    code = ("import os, signal, time\n"
+            "from infra.cli_eval import sigterm_unwinds\n"
+            "try:\n"
+            "    with sigterm_unwinds():\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        time.sleep(10)\n"
+            "finally:\n"
+            "    print('stopped what it started', flush=True)\n"
+            "print('after the block: never', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.splitlines() == ["stopped what it started"]
