@@ -89,15 +89,16 @@ def test_part_figures():
 
 
 # Where the learned checks (processors/twin/safety_learned.py) stand today: PII meets its bound; prohibited
-# questions (0.828) and toxic lines (0.485) do not yet. Their bound stays the issue's, as a strict xfail
+# questions (0.828) and toxic lines (0.500) do not yet. Their bound stays the issue's, as a strict xfail
 # that turns into a failure the day it passes (then drop the marker); FLOORS keep what was reached.
 # The thresholds spend a false-positive budget per real line of both development corpora (0.06% per
-# head, half that for bias): real interviewer lines flagged 0.37% (benchmarks/safety_checks.py), the hard
-# negatives below 0.2%. Training on ~1,450 lines written one by one (processors/twin/safety_written_lines.jsonl)
-# raised bias from 0.50 to 0.73, elicitation from 0.50 to 0.57 and prohibited questions from 0.81; toxic lines
-# lost one row (34 -> 33 of 68). Scoring a sentence's clauses in the bias head raised it to 0.81.
+# head, half that for bias, twice that for toxicity): real interviewer lines flagged 0.40%
+# (benchmarks/safety_checks.py), the hard negatives below 0.2%. Training on ~1,450 lines written one by one
+# (processors/twin/safety_written_lines.jsonl) raised bias from 0.50 to 0.73, elicitation from 0.50 to 0.57
+# and prohibited questions from 0.81; toxic lines lost one row (34 -> 33 of 68). Scoring a sentence's clauses
+# in the bias head raised it to 0.81; twice the budget for toxicity gave the row back (34 of 68).
 _NOT_YET = {"prohibited_question", "toxicity"}
-FLOORS = {"prohibited_question": 0.82, "toxicity": 0.48, "pii_leak": 0.98, "bias": 0.80, "elicitation": 0.55}
+FLOORS = {"prohibited_question": 0.82, "toxicity": 0.50, "pii_leak": 0.98, "bias": 0.80, "elicitation": 0.55}
 HARD_NEGATIVE_FP_BOUND = 0.01
 
 
