@@ -35,7 +35,9 @@ pytestmark = pytest.mark.e2e
 # The gateway's publish deadline (gateway/publisher.py Publisher.timeout_s): a 503 must come within it.
 PUBLISH_DEADLINE_S = 10.0
 SINK_AGENTS = "telemetry_storage,session_state,vector_indexing"
-# Between backlogs the clients pause longer (about 40 events/s).
+# While building a backlog the clients pause briefly (3 clients x 20 events: ~180 events/s); between
+# backlogs, longer (about 40 events/s).
+FAST_PAUSE_S = 0.3
 SLOW_PAUSE_S = 1.5
 TEXTS = [
     "I would start with a queue between the two services so that bursts do not hit the database.",
@@ -78,7 +80,7 @@ class _Load:
     sessions: list[str]
     batch: int = 20
     clients: int = 3
-    pause_s: float = 0.3  # 3 clients x 20 events: ~180 events/s, to build a backlog fast
+    pause_s: float = FAST_PAUSE_S
     client_timeout_s: float = 30.0
     acked: dict[str, set[str]] = field(default_factory=dict)  # session -> event ids answered 202
     refused: list[dict] = field(default_factory=list)  # bodies answered 503
@@ -243,7 +245,7 @@ async def test_sigkilled_workers_mid_flow_store_every_acknowledged_event_once(
         #    redacts that backlog (publishing to telemetry.redacted before committing its offsets).
         redaction.kill()
         raw_from = load.acked_total
-        load.pause_s = _Load.pause_s
+        load.pause_s = FAST_PAUSE_S
         await eventually(lambda: load.acked_total >= raw_from + 2000, 120, "a raw backlog")
         load.pause_s = SLOW_PAUSE_S
         base = _stored(pg, tenant)[0]  # the sinks have drained what was redacted before the kill
