@@ -51,7 +51,7 @@ from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
 from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
-from processors.twin.text import repeats_words
+from processors.twin.text import is_cut_short, repeats_words
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
@@ -307,6 +307,11 @@ class TwinEngine:
         with step("select") as d:
             selector = None if "selection" in ablate else models.selector
             ordered, query = self._select(selector, turns, candidate_turn, vector, exemplars, decision)
+            # The twin is not interrupted: a line its interviewer was cut off in before saying anything
+            # ("May I ask, Mister --") would be said whole, as "May I ask, Mister."
+            said = [p for p in ordered if not is_cut_short(p[0].reply)]
+            d["cut_short_lines"] = len(ordered) - len(said)
+            ordered = said or ordered
             if screen.redirect:
                 # A redirect is said with the interviewer's own lines that leave a topic, when memory has
                 # any, and never with a line whose own moment was about the topic being left ("Or you're

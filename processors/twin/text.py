@@ -20,6 +20,7 @@ __all__ = [
     "compile_cues",
     "cue_sum",
     "content_words",
+    "is_cut_short",
     "lexical_similarity",
     "ngrams",
     "repeats_words",
@@ -286,6 +287,18 @@ def ngrams(tokens: Iterable[str], n: int) -> list[tuple[str, ...]]:
     """Return the consecutive ``n``-grams of ``tokens``."""
     toks = list(tokens)
     return [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+
+
+_CUT_OFF_RE = re.compile(r"(?:--|—|-)\s*$")
+CUT_SHORT_WORDS = 6
+
+
+def is_cut_short(text: str) -> bool:
+    """Whether a real line ends where its speaker was interrupted before saying anything ("Mr. --", "So, just
+    to --", "May I ask, Mister --"; tidied for reuse they read "Mr.", "So, just to."). A long line cut off at
+    its end has said its piece and is not."""
+    t = (text or "").strip()
+    return bool(_CUT_OFF_RE.search(t)) and len(words(clean_transcript_text(t))) < CUT_SHORT_WORDS
 
 
 def repeats_words(text: str, source: str, n: int = 8) -> bool:

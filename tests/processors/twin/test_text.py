@@ -1,6 +1,6 @@
 import pytest
 
-from processors.twin.text import clean_transcript_text, content_words, salient_phrases, sentences, stem
+from processors.twin.text import clean_transcript_text, content_words, is_cut_short, salient_phrases, sentences, stem
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,17 @@ def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
     assert not repeats_words("Why would you hire people from that part of town?", turn)  # a shorter run
     assert repeats_words("hire people from that part of the world", turn, n=8)
     assert not repeats_words("anything at all", "")
+
+
+@pytest.mark.parametrize(("line", "cut_short"), [
+    ("Mr. --", True),
+    ("May I ask, Mister --", True),
+    ("So, just to --", True),
+    ("Well, what about —", True),
+    ("What's the line?", False),  # short, but whole
+    ("Yes.", False),
+    ("I want you to ask mine -- answer mine.", False),  # a dash inside a line is a restart, not a cut
+    ("Can I take you back to the question that Justice Sotomayor asked --", False),  # said its piece
+])
+def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
+    assert is_cut_short(line) is cut_short
