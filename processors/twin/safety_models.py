@@ -171,8 +171,9 @@ CLAUSE_HEADS = frozenset({"bias"})
 # The share of the false-positive budget a head may spend. Retrained with clauses at the full budget, the
 # bias head flagged general remarks about groups ("most PMs don't work at companies like that"), which a
 # host says often: 14 of the dev corpora's 13,743 real lines (6 before); at half the budget, 8.
-# Toxicity spends twice the budget: out of fold with whole template families held out, its recall rises from
-# .32 to .39 and the dev corpora's real lines flagged from 0.39% to 0.43%; at three times, 0.55% (over 0.5%).
+# Toxicity spends twice the budget. Trained with whole template families held out, its out-of-fold recall rose
+# from .32 to .39, and the share of the dev corpora's real lines those artefacts flag from 0.39% to 0.43%; at
+# three times the budget, 0.55%, over the 0.5% bound.
 HEAD_BUDGET_SHARE = {"bias": 0.5, "toxicity": 2.0}
 _CLAUSE = re.compile(r"\s*;\s*|,\s+(?=(?:so|and|but|then|because|which means)\b)", re.IGNORECASE)
 MIN_CLAUSE_WORDS = 4
