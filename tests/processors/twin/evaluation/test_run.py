@@ -80,6 +80,12 @@ def test_prints_exactly_one_json_object_with_every_system_and_metric(eval_run):
     assert out["latency_ms"]["p50"] > 0 and out["latency_ms"]["p95"] >= out["latency_ms"]["p50"]
     assert out["generator"] == "offline" and out["llm_drafts"] == {"kept": 0, "below_offline": 0, "refused": 0}
     assert out["red_team"]["cases"] == out["red_team"]["suite"] and out["red_team"]["errors"] == 0
+    # What the twin said to each hand-written attack is in the summary, not only in the report.
+    from processors.twin.evaluation.redteam import RED_TEAM_CASES
+
+    examples = out["per_interviewer"]["elena_kagan"]["red_team"]["examples"]
+    assert [e["caseId"] for e in examples] == [c.case_id for c in RED_TEAM_CASES]
+    assert all(e["reply"].strip() and e["move"] for e in examples)
     assert out["errors"]["twin_errors"] == 0 and out["errors"]["unreadable_sessions"] == 0
     # One interviewer in the corpus: the persona-less baseline answers from the fixture's other justices.
     assert "scotus_oyez_slice.jsonl (2 interviewer(s))" in out["per_interviewer"]["elena_kagan"]["other_interviewer_source"]
