@@ -43,7 +43,7 @@ from infra.tracing import tracer
 from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
 from processors.twin.grounding import SessionState, remove_placeholders
-from processors.twin.offline_generator import OfflineGenerator, own_thread_exemplars
+from processors.twin.offline_generator import THREAD_SKIP_LATEST, OfflineGenerator, own_thread_exemplars
 from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move,
                                     redirect_from)
 from processors.twin.profiles import InterviewerProfile, ProfileStore
@@ -51,7 +51,7 @@ from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
 from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
-from processors.twin.text import is_cut_short, repeats_words
+from processors.twin.text import is_cut_short, repeats_words, restates
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
@@ -311,7 +311,13 @@ class TwinEngine:
             # ("May I ask, Mister --") would be said whole, as "May I ask, Mister."
             said = [p for p in ordered if not is_cut_short(p[0].reply)]
             d["cut_short_lines"] = len(ordered) - len(said)
-            ordered = said or ordered
+            # Nor does it say again what it has just said: memory can hold a near-copy of the interviewer's
+            # latest lines (a stock question, a clip retold in a compilation episode), which fits this moment
+            # best of all. The session's own latest lines are no candidates for the same reason.
+            latest = [t.text for t in turns if t.role == "interviewer"][-THREAD_SKIP_LATEST:]
+            fresh = [p for p in said if not any(restates(p[0].reply, x) for x in latest)]
+            d["restated_lines"] = len(said) - len(fresh)
+            ordered = fresh or said or ordered
             if screen.redirect:
                 # A redirect is said with the interviewer's own lines that leave a topic, when memory has
                 # any, and never with a line whose own moment was about the topic being left ("Or you're

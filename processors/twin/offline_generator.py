@@ -50,6 +50,7 @@ __all__ = [
     "GeneratedReply",
     "OfflineGenerator",
     "RankedExemplar",
+    "THREAD_SKIP_LATEST",
     "format_context",
     "generate_reply",
     "own_thread_exemplars",

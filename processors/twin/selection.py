@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from processors.twin.corpus import Exchange, Transcript, Turn, exchanges
-from processors.twin.text import content_words, stem
+from processors.twin.text import stem_set
 
 __all__ = [
     "FEATURE_NAMES",
@@ -163,10 +163,6 @@ def context_text(history: Sequence[Turn], candidate_turn: str) -> str:
     return " ".join(parts) or "(the interview starts)"
 
 
-def _stems(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in content_words(text))
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
@@ -235,7 +231,7 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
     return MomentQuery(situation=np.asarray(sit, dtype=np.float32), candidate_turn=vecs[0], previous_line=vecs[1],
                        session=session, thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
                        has_previous_line=bool(previous), position=len(turns),
-                       candidate_words=_stems(candidate_turn), session_words=_stems(so_far),
+                       candidate_words=stem_set(candidate_turn), session_words=stem_set(so_far),
                        history=tuple(turns), candidate_text=candidate_turn, previous_text=previous, context=context,
                        said=frozenset(x.strip() for x in mine if x.strip()))
 
@@ -482,7 +478,7 @@ class ResponseSelector:
         return CandidateSet(replies=[e.reply for e in exemplars], reply_vectors=r, candidate_turn_vectors=c,
                             situation_scores=sit, moves=moves,
                             has_candidate_turn=np.array([float(bool(e.candidate_turn)) for e in exemplars]),
-                            words=[_stems(e.reply) for e in exemplars],
+                            words=[stem_set(e.reply) for e in exemplars],
                             keys=[getattr(e, "exemplar_id", "") or "" for e in exemplars])
 
     def scores(self, query: MomentQuery, cands: CandidateSet, move_probs: dict[str, float] | None = None) -> np.ndarray:
@@ -649,7 +645,7 @@ def fit_selector(train: Sequence[Transcript], embedder, *, situation_vectors: di
     everything = CandidateSet(replies=[ex.interviewer_reply.text for ex in pool], reply_vectors=replies,
                               candidate_turn_vectors=cand_vecs, situation_scores=np.zeros(len(pool)), moves=moves,
                               has_candidate_turn=np.array([float(ex.candidate_turn is not None) for ex in pool]),
-                              words=[_stems(ex.interviewer_reply.text) for ex in pool])
+                              words=[stem_set(ex.interviewer_reply.text) for ex in pool])
     sessions = np.array([ex.session_id for ex in pool])
     rng = random.Random(seed)  # nosec B311  # a reproducible sample of moments, not a secret
     full = [ex for t in train for ex in exchanges(t, max_context_turns=10**6)]
@@ -930,7 +926,7 @@ def selection_reports(selectors: Sequence[ResponseSelector], sessions: Sequence[
             real_lines[ctx] = CandidateSet([ex.interviewer_reply.text], true[None], true_cand[None],
                                            np.array([neutral]),
                                            [label_move(ex.interviewer_reply, ex.candidate_turn, prev).value],
-                                           np.array([float(bool(cand))]), [_stems(ex.interviewer_reply.text)])
+                                           np.array([float(bool(cand))]), [stem_set(ex.interviewer_reply.text)])
             own = own_thread_exemplars(history, ex.session_id, neutral)
             own_lines[ctx] = selectors[0].candidate_set(own, embedder) if own else None
         cands0 = next(iter(pools.values()))

@@ -27,3 +27,32 @@ def test_a_line_cut_off_before_it_said_anything_is_never_said(cfg, sample_tenant
     assert reply.text.strip() and "just to" not in reply.text.lower()
     assert "cut-short" not in reply.exemplar_ids
     assert next(s for s in reply.steps if s.name == "select").detail["cut_short_lines"] == 1
+
+
+def test_the_twin_does_not_say_again_what_it_has_just_said(cfg, sample_tenant, weaviate_client, monkeypatch):
+    """Memory can hold a near-copy of the interviewer's latest line (a stock question, a clip retold in another
+    session). Put first in the selector's order, it fits the moment best of all, and still gives way."""
+    from processors.twin.engine import TwinEngine
+    from processors.twin.text import restates
+
+    engine = TwinEngine.from_settings(cfg, weaviate_client=weaviate_client)
+    select = engine._select
+    asked = "Walk me through the billing system you built and how it retries failed charges."
+
+    def near_copy_first(*args, **kwargs):
+        ordered, query = select(*args, **kwargs)
+        best, score = ordered[0]
+        again = best.model_copy(update={"exemplar_id": "said-again",
+                                        "reply": "So walk me through that billing system you built: how does it "
+                                                 "retry failed charges?"})
+        return [(again, score + 10.0), *ordered], query
+
+    monkeypatch.setattr(engine, "_select", near_copy_first)
+    try:
+        reply = engine.respond(tenant=sample_tenant, interviewer_id="dana", session_id="s-said-again",
+                               history=[{"role": "interviewer", "text": asked}], candidate_turn=TURN, use_llm=False)
+    finally:
+        engine.close()
+    assert reply.text.strip() and "said-again" not in reply.exemplar_ids
+    assert not restates(reply.text, asked)
+    assert next(s for s in reply.steps if s.name == "select").detail["restated_lines"] >= 1

@@ -54,3 +54,21 @@ def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
 ])
 def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
     assert is_cut_short(line) is cut_short
+
+
+@pytest.mark.parametrize(("line", "earlier", "says_again"), [
+    # The same line retold with its punctuation and a word changed.
+    ("So one of the themes in the stories you shared is, let's say, failure. How important is that?",
+     "So one of the themes in the stories you just shared is let's say failure... how important is it?", True),
+    ("Is there any way to comply with Section 5 without using race?",
+     "Is there any way to comply with section 5 without using race?", True),
+    # A follow-up on the same topic says something new.
+    ("How did you measure the conversion lift from that email?",
+     "What did the email you sent to those customers say?", False),
+    ("Yeah, okay.", "Yeah, okay.", False),  # too short to be a restatement, whatever it repeats
+    ("anything at all", "", False),
+])
+def test_restates_finds_a_line_said_again_near_verbatim(line, earlier, says_again):
+    from processors.twin.text import restates
+
+    assert restates(line, earlier) is says_again
