@@ -227,11 +227,12 @@ def moment_query(embedder, history: Sequence[Turn], candidate_turn: str,
     context = vecs[-2] if situation is None else vecs[-1]
     session = _unit(recent_vecs.mean(axis=0)) if len(recent_vecs) else np.zeros(dim, dtype=np.float32)
     thread = _unit(thread_vecs.mean(axis=0)) if len(thread_vecs) else np.zeros(dim, dtype=np.float32)
-    so_far = " ".join(t.text for t in turns[-SESSION_TURNS:])
+    # Each turn's stems (cached: a turn is in the next few requests' sessions too), not the joined text's.
+    session_words = frozenset().union(*(stem_set(t.text) for t in turns[-SESSION_TURNS:]))
     return MomentQuery(situation=np.asarray(sit, dtype=np.float32), candidate_turn=vecs[0], previous_line=vecs[1],
                        session=session, thread=thread, has_candidate_turn=bool(candidate_turn.strip()),
                        has_previous_line=bool(previous), position=len(turns),
-                       candidate_words=stem_set(candidate_turn), session_words=stem_set(so_far),
+                       candidate_words=stem_set(candidate_turn), session_words=session_words,
                        history=tuple(turns), candidate_text=candidate_turn, previous_text=previous, context=context,
                        said=frozenset(x.strip() for x in mine if x.strip()))
 

@@ -164,11 +164,12 @@ def content_words(text: str) -> list[str]:
     return out
 
 
-# The worker compares the same remembered lines at request after request (the selector's shared words, the
-# generator's similarities, ``restates``): their stems are worked out once.
-@lru_cache(maxsize=16384)
+# The worker compares the same remembered lines and the session's turns at request after request (the
+# selector's shared words, the generator's similarities, ``restates``): their stems are worked out once. Keys
+# are single turns (a few KB at most), so the cache stays within tens of MB.
+@lru_cache(maxsize=8192)
 def stem_set(text: str) -> frozenset[str]:
-    """The stems of ``text``'s content words."""
+    """The stems of ``text``'s content words (one turn or line: the result is cached by the text)."""
     return frozenset(stem(w) for w in content_words(text))
 
 

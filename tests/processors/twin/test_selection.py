@@ -66,7 +66,8 @@ def test_fit_records_what_it_learned_from(selector, split):
 def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embedder):
     """Held-out moments: the justice's real next line is scored above the same session's lines from other
     moments and above lines of other sessions more often than chance (the fit model never saw them)."""
-    from processors.twin.selection import CandidateSet, _stems
+    from processors.twin.selection import CandidateSet
+    from processors.twin.text import stem_set
 
     wins, total = 0, 0
     for session in split.val:
@@ -78,7 +79,7 @@ def test_fit_model_prefers_the_real_line_to_misplaced_ones(selector, split, embe
             texts = [ex.interviewer_reply.text, *misplaced]
             vecs = embedder.embed_cached(texts)
             cands = CandidateSet(texts, vecs, vecs, np.zeros(len(texts)), [None] * len(texts),
-                                 np.ones(len(texts)), [_stems(x) for x in texts])
+                                 np.ones(len(texts)), [stem_set(x) for x in texts])
             query = moment_query(embedder, list(ex.context_turns), ex.candidate_turn.text if ex.candidate_turn else "")
             assert fit_features(query, cands).shape == (len(texts), len(FIT_FEATURE_NAMES) + 2)  # + said, context
             scores = selector.fit_scores(query, cands)
