@@ -6,7 +6,8 @@ top-level import in the packages below (module-level or inside a function, TYPE_
 must name a distribution in ``[project] dependencies`` or a run-time extra (ml, audio), directly or
 through an extra of a declared requirement (``psycopg[pool]`` declares psycopg-pool). The ``dev`` extra
 does not count (a production install has none of it; joserfc also arrives through ``moto[server]``),
-except for the few modules named in DEV_ONLY, in the files named there.
+except for the few modules named in DEV_ONLY, in the files named there; and llama.cpp's server, which infra/bootstrap
+builds from source per machine, is declared there with its range (BOOTSTRAP_ONLY).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ OPTIONAL = {
 # Product-side modules that serve the tests only, taken from the dev extra: module -> the files allowed.
 DEV_ONLY = {
     "moto": {"infra/object_store_server.py"},  # the local S3-compatible server the tests start
+}
+# Built from source once per machine by infra/bootstrap (an sdist that compiles llama.cpp for ~5 min), so its
+# range is declared there, not in an extra: module -> (distribution, the files allowed).
+BOOTSTRAP_ONLY = {
+    "llama_cpp": ("llama-cpp-python", {"infra/llm_server.py"}),  # the local LLM server the tests start
 }
 RUNTIME_EXTRAS = ("ml", "audio")
 
@@ -90,6 +96,8 @@ def undeclared() -> dict[str, list[str]]:
             continue
         if module in DEV_ONLY and files <= DEV_ONLY[module]:
             continue
+        if module in BOOTSTRAP_ONLY and files <= BOOTSTRAP_ONLY[module][1]:
+            continue
         dists = module_dists.get(module)
         if dists:
             ok = any(_canon(d) in names for d in dists)
@@ -107,6 +115,9 @@ def test_the_scan_sees_the_imports_it_is_for():
     assert "psycopg-pool" in declared()  # through psycopg[pool]
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
     assert all(_canon(m) in {_canon(Requirement(r).name) for r in dev} for m in DEV_ONLY)
+    bootstrap = (ROOT / "infra" / "bootstrap").read_text()
+    for dist, _ in BOOTSTRAP_ONLY.values():  # installed there with a range
+        assert re.search(rf'"{re.escape(dist)}(?:\[[\w,]+\])?>=[\d.]+,<[\d.]+"', bootstrap), dist
 
 
 def test_every_third_party_import_is_declared_in_pyproject():
