@@ -209,8 +209,8 @@ def clean_transcript_text(text: str) -> str:
         t = new
     t = _SPACES_RE.sub(" ", t).strip()
     t = re.sub(r"^(?:--|—)\s*", "", t)
-    # A cut at the end: "--" in the court's transcripts, a hyphen on the last word in the podcast's ("in case
-    # people want to-", 2.8% of the host's lines), which would be said as "want to-."
+    # A cut at the end: "--" in the court's transcripts, a hyphen on the last word in the podcast's ("so we
+    # could try the-", 2.8% of the host's lines), which would be said as "try the-."
     t = re.sub(r"(?:\s*(?:--|—|-))+\s*$", "", t)
     t = re.sub(r"\s+([,.?!;:])", r"\1", t)
     return t.strip()

@@ -9,7 +9,7 @@ from processors.twin.text import clean_transcript_text, content_words, is_cut_sh
         ("Yeah, sorry [inaudible 00:46:27].", "Yeah, sorry."),
         ("What -- what is the -- the answer? (Laughter.)", "What is the answer?"),
         ("-- it's just incredibly expansive --", "it's just incredibly expansive"),
-        ("We wrote it all down, in case people want to-", "We wrote it all down, in case people want to"),
+        ("We wrote it all down, so we could try the-", "We wrote it all down, so we could try the"),
         ("you say it's the means that the government is using -- -", "you say it's the means that the government "
                                                                     "is using"),
         ("A well-known trade-off", "A well-known trade-off"),
