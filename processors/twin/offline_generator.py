@@ -42,6 +42,7 @@ from processors.twin.text import (
     salient_phrases,
     sentences,
     stem,
+    stem_set,
     words,
 )
 
@@ -268,7 +269,7 @@ class OfflineGenerator:
         cand_sims = self._similarities(candidate_turn or "", [e.candidate_turn for e in exemplars])
         # Context is the weaker signal and the longest text: lexical keeps it off the model.
         ctx_sims = self._similarities(history_text, [e.context for e in exemplars], semantic=False)
-        current = {stem(w) for w in content_words(candidate_turn or "")}
+        current = stem_set(candidate_turn or "")
         target_words = _verbosity_target(self.profile, controls.verbosity)
         ranked: list[RankedExemplar] = []
         for i, ex in enumerate(exemplars):
@@ -288,7 +289,7 @@ class OfflineGenerator:
             if decision.move in _FOLLOW_MOVES and ex.candidate_turn:
                 # A follow-up must be about this answer: either the line already uses the
                 # candidate's words, or it names its own context in a phrase we can swap.
-                mine = {stem(w) for w in content_words(ex.reply)}
+                mine = stem_set(ex.reply)
                 echo = 1 - math.exp(-len(mine & current) / 1.5) if current else 0.0
                 adapt = max(echo, 0.5 if _referenced_spans(ex.reply, ex.candidate_turn) else 0.0)
             parts = {
