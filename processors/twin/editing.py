@@ -26,8 +26,9 @@ offline generator::
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -47,11 +48,14 @@ from processors.twin.grounding import (
 from processors.twin.text import STOPWORDS, content_words, salient_phrases, stem
 
 __all__ = [
+    "COMMON_NAME_SHARE",
     "MAX_SWAPS",
     "EditedLine",
+    "common_names",
     "context_turns",
     "edit_exemplar",
     "is_name",
+    "mid_sentence_names",
     "referenced_spans",
     "replace_phrase",
 ]
@@ -66,6 +70,12 @@ MIN_SWAP_SIMILARITY = 0.6
 # Addresses that fit anyone in any session: kept as they are.
 GENERIC_ADDRESSES = frozenset({"Counsel", "Sir", "Ma'am", "Your Honor"})
 _CONTEXT_LABEL_RE = re.compile(r"^\s*(Interviewer|Candidate)\s*:\s*(.*)$", re.I)
+# Capitalised words after a lower-case word: names, not sentence starts ("the Kontrick line", "ask Linear").
+_MID_SENTENCE_NAME_RE = re.compile(r"(?<=[a-z,;] )([A-Z][A-Za-z'’-]+(?: [A-Z][A-Za-z'’-]+)*)")
+# A name used in at least this share of an interviewer's sessions (and in two) belongs to no one session:
+# "Congress" or "the Joint Appendix" on the bench, a sponsor or a big company on a podcast. A justice's
+# "Bartlett" or "FAA" (1 and 3 of 34 sessions) and a host's "Intercom" (1 of 17) are another session's.
+COMMON_NAME_SHARE = 0.1
 
 
 @dataclass
@@ -80,6 +90,22 @@ class EditedLine:
     swaps: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
+
+
+def mid_sentence_names(text: str) -> list[str]:
+    """Runs of capitalised words that follow a lower-case word ("First Amendment", "White"), in order."""
+    return [m.group(1) for m in _MID_SENTENCE_NAME_RE.finditer(text)]
+
+
+def common_names(sessions: Sequence[Sequence[str]], share: float = COMMON_NAME_SHARE) -> list[str]:
+    """The names (``mid_sentence_names``) at least ``share`` of ``sessions``, and at least two, use.
+
+    ``sessions`` are each session's turn texts. Training stores the list with the version, so that
+    editing can tell a name any session may hear from one that belongs to the line's own session.
+    """
+    used = Counter(name for texts in sessions for name in {n for t in texts for n in mid_sentence_names(t)})
+    least = max(2.0, share * len(sessions))
+    return sorted(name for name, n in used.items() if n >= least)
 
 
 # -- phrase helpers (shared with the offline generator) -----------------------------------------
@@ -266,13 +292,13 @@ def _capitalise_sentence_starts(text: str) -> str:
     return re.sub(r"(^|[.?!]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
 
 
-def _leftover_names(text: str, ex_state: SessionState, state: SessionState) -> list[str]:
-    """Capitalised mid-sentence words of the exemplar's session still in ``text`` and absent here."""
+def _leftover_names(text: str, ex_state: SessionState, state: SessionState, common: Collection[str] = ()
+                    ) -> list[str]:
+    """Names (``mid_sentence_names``) of the exemplar's session still in ``text``, absent here and not common."""
     ex_text = ex_state.text
     out = []
-    for m in re.finditer(r"(?<=[a-z,;] )([A-Z][A-Za-z'’-]+(?: [A-Z][A-Za-z'’-]+)*)", text):
-        word = m.group(1)
-        if word.lower() in STOPWORDS or state.mentions(word) or word in GENERIC_ADDRESSES:
+    for word in mid_sentence_names(text):
+        if word.lower() in STOPWORDS or state.mentions(word) or word in GENERIC_ADDRESSES or word in common:
             continue
         if phrase_positions(ex_text, word) and word not in out:
             out.append(word)
@@ -280,14 +306,15 @@ def _leftover_names(text: str, ex_state: SessionState, state: SessionState) -> l
 
 
 def edit_exemplar(reply: str, exemplar_context: str, exemplar_candidate_turn: str, state: SessionState,
-                  embedder: Any = None) -> EditedLine:
+                  embedder: Any = None, common: Collection[str] = ()) -> EditedLine:
     """Adapt an exemplar's ``reply`` to the session ``state`` describes; see the module docstring.
 
     ``exemplar_context`` is the exemplar's context as ``Interviewer:``/``Candidate:`` lines and
     ``exemplar_candidate_turn`` the turn the reply answered. ``embedder``
     (``processors.twin.embeddings.Embedder``) also accepts counterparts close in meaning; without
-    it only a session term sharing a topical word is one. The text may come back empty when the
-    line was nothing but an address to someone not here ("Mr. Clement?").
+    it only a session term sharing a topical word is one. ``common`` are names any session may hear
+    (``common_names``): they are never leftovers. The text may come back empty when the line was
+    nothing but an address to someone not here ("Mr. Clement?").
     """
     ex_state = SessionState.from_history(context_turns(exemplar_context), exemplar_candidate_turn or "")
     text = reply
@@ -315,7 +342,7 @@ def edit_exemplar(reply: str, exemplar_context: str, exemplar_candidate_turn: st
 
     text, placeholder_notes = remove_placeholders(text, state)
     notes += placeholder_notes
-    leftovers = _leftover_names(text, ex_state, state)
+    leftovers = _leftover_names(text, ex_state, state, common)
     if leftovers:
         notes.append(f"names of the exemplar's session left in: {', '.join(leftovers)}")
     return EditedLine(text=text, swaps=swaps, notes=notes, leftovers=leftovers)

@@ -381,6 +381,8 @@ class TwinEngine:
                     d["llm_skipped"] = "input check"
                 if reply.refused:
                     d["refused_lines"] = reply.refused  # candidate lines that failed the safety checks
+                if reply.other_session:
+                    d["other_session_lines"] = reply.other_session  # lines naming what this session never did
             if not text.strip():
                 text = self._fallback_text(profile, acceptable)
                 d["empty_reply_replaced"] = True
@@ -538,7 +540,8 @@ class VersionModels:
             from processors.twin.selection import ResponseSelector
 
             selector = ResponseSelector.load(Path(selector_path))
-        return cls(OfflineGenerator(profile.style, embedder=embedder), move_model, selector)
+        return cls(OfflineGenerator(profile.style, embedder=embedder,
+                                    common_names=profile.artefacts.get("commonNames")), move_model, selector)
 
 
 def _role(turn: Any) -> str:

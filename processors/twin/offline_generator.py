@@ -178,6 +178,7 @@ class GeneratedReply(BaseModel):
     move: Move
     notes: list[str] = Field(default_factory=list)
     refused: int = 0  # candidate lines the caller's ``acceptable`` refused before this one
+    other_session: int = 0  # candidate lines passed over for naming another session's people or things
 
 
 @dataclass
@@ -213,10 +214,14 @@ class OfflineGenerator:
     the ranking logic.
     """
 
-    def __init__(self, profile: StyleProfile | None = None, embedder: Any = None, top_k: int = 5) -> None:
+    def __init__(self, profile: StyleProfile | None = None, embedder: Any = None, top_k: int = 5,
+                 common_names: Sequence[str] | None = None) -> None:
         self.profile = profile or StyleProfile()
         self.embedder = embedder
         self.top_k = top_k
+        # The version's ``editing.common_names``; None (versions trained before it): every name of another
+        # session counts as its own, so a line that keeps one is said anyway, as before.
+        self.common_names = frozenset(common_names) if common_names is not None else None
 
     # -- similarity -------------------------------------------------------------------------
     def _similarities(self, query: str, texts: Sequence[str], semantic: bool = True) -> np.ndarray:
@@ -341,7 +346,9 @@ class OfflineGenerator:
         edits the chosen line into this session, and a line that edits to nothing gives way to the
         next (``edit=False``: the line as said, only trimmed; the evaluation's ablation), and so does an
         edited line that ``acceptable`` refuses (the engine's safety checks: regenerate from the next
-        candidate rather than fall back). Raises ``ValueError`` when there are no exemplars and the profile has no question
+        candidate rather than fall back). With ``common_names``, a line that still names someone or
+        something of its own session after editing (a party, a statute, a guest's company that this
+        session never mentioned) gives way too; it is said only when every other line fails. Raises ``ValueError`` when there are no exemplars and the profile has no question
         template to fall back on.
         """
         controls = controls or Controls()
@@ -362,22 +369,29 @@ class OfflineGenerator:
             pick = top[int(rng.choice(len(top), p=p))]
         else:
             pick = top[0]
-        refused = 0
+        refused = passed_over = 0
         if session is not None:
             # Keep the draw first, then the rest in order: a line that edits to nothing gives way.
             order = [pick] + [r for r in ranked if r is not pick]
+            elsewhere: tuple[RankedExemplar, str] | None = None  # the best line naming another session's things
             for candidate in order:
-                text = self._edited(candidate, controls, session, notes, edit)
+                text, leftovers = self._edited(candidate, controls, session, notes, edit)
                 if text and acceptable is not None and not acceptable(text):
                     refused += 1
+                    continue
+                if text and leftovers and self.common_names is not None:
+                    elsewhere = elsewhere or (candidate, text)
+                    passed_over += 1
                     continue
                 if text:
                     pick = candidate
                     break
             else:
-                text = ""
+                pick, text = elsewhere if elsewhere is not None else (pick, "")
             if refused:
                 notes.append(f"{refused} candidate line(s) failed the safety checks; took the next")
+            if passed_over:
+                notes.append(f"{passed_over} candidate line(s) named another session's people or things")
         ex = pick.exemplar
         notes.insert(0, f"exemplar {ex.key} (move {pick.move.value}, score {pick.total:.3f})")
         if pick.move != decision.move:
@@ -390,23 +404,25 @@ class OfflineGenerator:
         text = self._add_lead_in(text, decision.move, controls, rng, notes) if text else text
         text = _finish(text)
         return GeneratedReply(text=text, source_exemplar_ids=[ex.key], move=decision.move, notes=notes,
-                              refused=refused)
+                              refused=refused, other_session=passed_over)
 
     def _edited(self, ranked: RankedExemplar, controls: Controls, session: Any, notes: list[str],
-                edit: bool = True) -> str:
-        """The exemplar's line, trimmed to the verbosity and edited into this session ("" if nothing is left)."""
+                edit: bool = True) -> tuple[str, list[str]]:
+        """The exemplar's line, trimmed to the verbosity and edited into this session ("" if nothing is left),
+        and the names of its own session that editing left in (``EditedLine.leftovers``)."""
         from processors.twin.editing import edit_exemplar
 
         ex = ranked.exemplar
         text = clean_transcript_text(ex.reply) or ex.reply.strip()
         text = self._fit_length(text, controls, notes)
         if not edit:
-            return text.strip()
+            return text.strip(), []
         # Counterparts by shared words only: matching them by embedding cost up to 0.8 s per request
         # (the old case's terms are new texts to embed each time), far over the respond budget.
-        edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=None)
+        edited = edit_exemplar(text, ex.context, ex.candidate_turn, session, embedder=None,
+                               common=self.common_names or ())
         notes.extend(edited.notes[:3])
-        return edited.text.strip()
+        return edited.text.strip(), edited.leftovers
 
     def _substitute(self, text: str, ex: Exemplar, candidate_turn: str, move: Move, notes: list[str]) -> str:
         """Swap the noun phrase the line took from its own context for the candidate's phrase.

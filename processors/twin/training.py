@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
+from processors.twin.editing import common_names
 from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
 from processors.twin.policy import PolicyStats
 from processors.twin.profiles import InterviewerProfile, ProfileStore
@@ -259,6 +260,8 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
         "counts": {"exchanges": len(pairs), "sessions": n_sessions, "trainSessions": len(split.train)},
         # The recipe of memory's situation vectors: the engine's queries must use the same one.
         "situationCut": SITUATION_CUT,
+        # Names any of this interviewer's sessions may hear; editing treats the others as their session's own.
+        "commonNames": common_names([[t.text for t in s.turns] for s in train]),
         **({"provenance": provenance, "splitReused": provenance.get("splitReused")} if provenance else {}),
     }
     saved = False

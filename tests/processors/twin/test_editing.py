@@ -16,9 +16,11 @@ from processors.twin.corpus import Transcript, Turn, exchanges
 from processors.twin.editing import (
     MAX_SWAPS,
     EditedLine,
+    common_names,
     context_turns,
     edit_exemplar,
     is_name,
+    mid_sentence_names,
     referenced_spans,
     replace_phrase,
 )
@@ -128,6 +130,26 @@ def test_the_embedder_finds_a_counterpart_without_shared_words(embedder):
     edited = edit_exemplar(reply, ctx, "The automobile exception applies.", cur, embedder=embedder)
     assert edited.text == "Why does the car matter?"
     assert edited.swaps == [("automobile", "car")]
+
+
+# -- names of the other session left in ------------------------------------------------------------
+
+def test_names_editing_cannot_place_are_reported_unless_every_session_hears_them(state):
+    ctx = format_context(_turns(("candidate", "Kontrick says the rule is mandatory, and Congress agreed.")))
+    line = "But the Court said in the Kontrick line of cases that Congress meant it?"
+    assert edit_exemplar(line, ctx, "The rule is mandatory.", state).leftovers == ["Kontrick", "Congress"]
+    assert edit_exemplar(line, ctx, "The rule is mandatory.", state, common={"Congress"}).leftovers == ["Kontrick"]
+
+
+def test_common_names_are_those_a_share_of_the_sessions_use():
+    sessions = [["We asked Congress about it.", "And what did Congress say?"],  # counted once per session
+                ["Does that bind Congress, and Kontrick?"], ["I doubt that Congress would."],
+                *[["Nothing named here."]] * 7]
+    assert mid_sentence_names("Is it the First Amendment, or what Bartlett did?") == ["First Amendment", "Bartlett"]
+    assert common_names(sessions) == ["Congress"]  # 3 of 10 sessions; Kontrick 1
+    assert common_names(sessions, share=0.35) == []  # at 0.35 a name needs 3.5 of 10
+    assert common_names(sessions[:2]) == ["Congress"]  # and never fewer than two sessions
+    assert common_names(sessions[:1]) == []
 
 
 # -- placeholders ------------------------------------------------------------------------------

@@ -56,3 +56,33 @@ def test_the_twin_does_not_say_again_what_it_has_just_said(cfg, sample_tenant, w
     assert reply.text.strip() and "said-again" not in reply.exemplar_ids
     assert not restates(reply.text, asked)
     assert next(s for s in reply.steps if s.name == "select").detail["restated_lines"] >= 1
+
+
+def test_a_line_naming_another_sessions_company_gives_way(cfg, sample_tenant, weaviate_client, monkeypatch):
+    """Editing cannot place a name this session never used ("Fishtown Analytics", the other session's company):
+    put first in the selector's order, such a line gives way to the next. Training recorded the names that
+    every session may hear, and this one is not among them."""
+    from processors.twin.engine import TwinEngine
+
+    engine = TwinEngine.from_settings(cfg, weaviate_client=weaviate_client)
+    profile = engine.profiles.active(sample_tenant, "dana")
+    assert isinstance(profile.artefacts["commonNames"], list)
+    assert "Fishtown Analytics" not in profile.artefacts["commonNames"]
+    select = engine._select
+
+    def other_company_first(*args, **kwargs):
+        ordered, query = select(*args, **kwargs)
+        best, score = ordered[0]
+        theirs = best.model_copy(update={
+            "exemplar_id": "other-company", "context": "Candidate: I ran data at Fishtown Analytics for two years.",
+            "reply": "And how did the billing at Fishtown Analytics retry its failed charges?"})
+        return [(theirs, score + 10.0), *ordered], query
+
+    monkeypatch.setattr(engine, "_select", other_company_first)
+    try:
+        reply = engine.respond(tenant=sample_tenant, interviewer_id="dana", session_id="s-other-company",
+                               history=HISTORY, candidate_turn=TURN, use_llm=False)
+    finally:
+        engine.close()
+    assert reply.text.strip() and "Fishtown" not in reply.text and "other-company" not in reply.exemplar_ids
+    assert next(s for s in reply.steps if s.name == "generate").detail["other_session_lines"] >= 1

@@ -209,3 +209,27 @@ def test_a_line_the_safety_checks_refuse_gives_way_to_the_next_candidate():
     nothing = OfflineGenerator().generate(CANDIDATE, [], EXEMPLARS, _decision(Move.ASK_FOLLOWUP), session=session,
                                           acceptable=lambda text: False)
     assert nothing.text == ""  # the engine falls back on the interviewer's own safe lines
+
+
+def test_a_line_naming_another_sessions_people_gives_way_to_one_that_fits_here():
+    from processors.twin.grounding import SessionState
+
+    session = SessionState.from_history([], CANDIDATE)
+    elsewhere = Exemplar(exemplar_id="elsewhere", candidate_turn="We moved the Fishtown billing to Stripe.",
+                         context="Candidate: At Fishtown we rebuilt billing on Stripe.",
+                         reply="What did you change in the onboarding flow at Fishtown?")
+    here = Exemplar(exemplar_id="here", candidate_turn="We redesigned the pricing page last quarter.",
+                    reply="What did you change on the pricing page?")
+
+    def reply(common):
+        return OfflineGenerator(common_names=common).generate(
+            CANDIDATE, [], [elsewhere, here], _decision(Move.ASK_FOLLOWUP), session=session, learned_scores=[2.0, 1.0])
+
+    assert reply([]).source_exemplar_ids == ["here"]
+    assert reply([]).other_session == 1 and any("named another session's" in n for n in reply([]).notes)
+    assert reply(["Fishtown"]).source_exemplar_ids == ["elsewhere"]  # a name every session hears stays
+    # Versions trained before the table, and a line no other can replace, say it as before.
+    assert reply(None).source_exemplar_ids == ["elsewhere"]
+    alone = OfflineGenerator(common_names=[]).generate(CANDIDATE, [], [elsewhere], _decision(Move.ASK_FOLLOWUP),
+                                                       session=session)
+    assert alone.source_exemplar_ids == ["elsewhere"] and "Fishtown" in alone.text
