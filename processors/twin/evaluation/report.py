@@ -41,7 +41,8 @@ th{background:#edf2f7}td.l,th.l{text-align:left}img{max-width:100%}
 <h1>Twin evaluation</h1>
 <p class="muted">corpus <code>{{ s.corpus }}</code> · tenant <code>{{ s.tenant }}</code> · run <code>{{ s.run_id }}</code> ·
 generator {{ s.generator }}{% if s.model %} ({{ s.model }}){% endif %} · seed {{ s.config.seed }} ·
-{{ s.interviewers }} interviewer(s), {{ s.test_sessions }} test sessions, {{ s.test_turns }} of {{ s.test_turns_available }} test turns</p>
+{{ s.interviewers }} interviewer(s), {{ s.test_sessions }} test sessions, {{ s.test_turns }} of {{ s.test_turns_available }} test turns{% if s.test_turns_repeated %}
+({{ s.test_turns_repeated }} more left out: moments the train part holds too){% endif %}</p>
 <h2>Headline</h2>
 <p class="muted">Asked via {{ s.via }}. ± one standard error (bootstrap over sessions); AUC with its 95% interval.
 Chance is the random line of the same interviewer, scored in this run.</p>

@@ -58,9 +58,12 @@ from processors.twin.evaluation.responders import (LLM_DRAFT_OUTCOMES, Answer, E
 
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
            "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "fitting_split",
-           "pool_windows", "run_evaluation", "run_val_windows", "sample_turns",
+           "pool_windows", "repeated_moments", "run_evaluation", "run_val_windows", "sample_turns",
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
+# A held-out candidate turn with fewer content words than this is never a retold clip (repeated_moments):
+# the podcast's repeats are formulas of 1-3 words ("I'm ready.") or answers of 13 and more.
+REPEATED_MOMENT_MIN_STEMS = 8
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
 MIN_SESSIONS = 25  # ... but never fewer sessions than this (5 test sessions: standard errors need several)
 DEFAULT_TURNS = 100  # test turns per interviewer
@@ -445,16 +448,54 @@ def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], oth
     return trained
 
 
+def repeated_moments(train: Sequence[Transcript], scored: Sequence[Exchange]) -> set[tuple[str, int]]:
+    """``(session id, index)`` of the ``scored`` exchanges whose moment the ``train`` sessions hold too: the
+    candidate's turn is a substantive answer (``REPEATED_MOMENT_MIN_STEMS``) that restates a train turn
+    (``text.restates``), and the interviewer's line restates the line said after that one.
+
+    A podcast's compilation episodes retell earlier episodes' clips, so a held-out moment can sit word for
+    word in training, and answering it from memory is recall, not prediction: 10 of the podcast host's 151
+    validation turns (none of the 373 test turns, none of the justices'). A formula after a formula ("Thank
+    you for having me." and the host's outro) is the interviewer's habit in every session, and stays.
+    """
+    from processors.twin.text import restates, stem_set
+
+    train_ex = [ex for t in train for ex in exchanges(t, max_context_turns=0) if ex.candidate_turn is not None]
+    by_stem: dict[str, set[int]] = defaultdict(set)
+    for i, ex in enumerate(train_ex):
+        for w in stem_set(ex.interviewer_reply.text):
+            by_stem[w].add(i)
+    out: set[tuple[str, int]] = set()
+    for ex in scored:
+        heard = ex.candidate_turn.text if ex.candidate_turn else ""
+        line = ex.interviewer_reply.text
+        line_stems = stem_set(line)
+        if len(stem_set(heard)) < REPEATED_MOMENT_MIN_STEMS:
+            continue
+        shared: dict[int, int] = defaultdict(int)
+        for w in line_stems:
+            for i in by_stem.get(w, ()):
+                shared[i] += 1
+        # Only train lines sharing enough words can pass restates' Jaccard bound: the index spares the rest.
+        if any(n >= 0.6 * len(line_stems) and restates(line, train_ex[i].interviewer_reply.text)
+               and restates(heard, train_ex[i].candidate_turn.text) for i, n in shared.items()):
+            out.add((ex.session_id, ex.index))
+    return out
+
+
 def sample_turns(iid: str, split: Split, limit: int | None, seed: int,
-                 per_session: int | None = TURNS_PER_SESSION, on: str = "test") -> tuple[list[Exchange], int]:
-    """The test turns (``on="val"``: validation turns) of one interviewer this run asks, and how many
-    there were in all.
+                 per_session: int | None = TURNS_PER_SESSION, on: str = "test") -> tuple[list[Exchange], int, int]:
+    """The test turns (``on="val"``: validation turns) of one interviewer this run asks, how many there
+    were in all, and how many of those were left out as moments the train part holds too
+    (``repeated_moments``).
 
     Test sessions are visited in a seeded order; each gives at most ``per_session`` of its turns
     (a seeded subset, in order) until ``limit`` turns are taken. Rank-same compares a turn only
     with the other *sampled* turns of its session, so a constant reply scores exactly 0.5.
     """
     by_session = [exchanges(t, max_context_turns=10**6) for t in getattr(split, on)]
+    repeated = repeated_moments(split.train, [ex for xs in by_session for ex in xs])
+    by_session = [[ex for ex in xs if (ex.session_id, ex.index) not in repeated] for xs in by_session]
     total = sum(len(x) for x in by_session)
     rng = random.Random(f"{seed}:turns:{iid}")  # nosec B311  # seeded for reproducible sampling, not secrets
     order = list(range(len(by_session)))
@@ -469,7 +510,7 @@ def sample_turns(iid: str, split: Split, limit: int | None, seed: int,
         picked = sorted(rng.sample(range(len(pool)), take)) if take < len(pool) else list(range(len(pool)))
         chosen.extend((k, pool[i]) for i in picked)
     chosen.sort(key=lambda x: (x[0], x[1].index))
-    return [ex for _, ex in chosen], total
+    return [ex for _, ex in chosen], total, len(repeated)
 
 
 def turn_record(ex: Exchange) -> TurnRecord:
@@ -510,13 +551,14 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
 
     # ---- the twin answers every sampled test turn
     records: list[TurnRecord] = []
-    available = 0
+    available = repeated = 0
     per_iid_turns: dict[str, list[Exchange]] = {}
     for iid in wanted:
-        turns, total = sample_turns(iid, splits[iid], config.turns_per_interviewer, seed, config.turns_per_session,
-                                    on=config.on)
+        turns, total, left_out = sample_turns(iid, splits[iid], config.turns_per_interviewer, seed,
+                                              config.turns_per_session, on=config.on)
         per_iid_turns[iid] = turns
         available += total
+        repeated += left_out
     n_total = sum(len(v) for v in per_iid_turns.values())
     model, generators, done = None, set(), 0
     # The ablations: the in-process engine with one part switched off, on the same turns.
@@ -682,6 +724,8 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
         "test_sessions_sampled": len({r.group for r in records}),
         "test_turns": len(records),
         "test_turns_available": available,
+        # Held-out moments the train part holds too (a retold clip): left out of the sample (repeated_moments).
+        "test_turns_repeated": repeated,
         # The sessions the twin trained on and made its choices on (on "val", carved from the train part).
         "twin_fit_sessions": {part: sum(len(getattr(fit_splits[i], part)) for i in wanted)
                               for part in ("train", "val")},

@@ -57,7 +57,7 @@ def compare_versions(cfg: Settings, tenant: str, interviewer_id: str, versions: 
     with psycopg.connect(cfg.POSTGRES_DSN, autocommit=True) as conn:
         split = stored_live_split(conn, tenant, interviewer_id)
     held = split.test if len(split.test) >= 2 else split.test + split.val
-    turns, _ = sample_turns(interviewer_id, Split(train=split.train, val=split.val, test=held), limit, seed)
+    turns, _, _ = sample_turns(interviewer_id, Split(train=split.train, val=split.val, test=held), limit, seed)
     if len(turns) < MIN_TEST_TURNS:
         raise VersionComparisonError(f"{len(turns)} held-out interviewer turns in {len(held)} session(s); "
                                      f"at least {MIN_TEST_TURNS} are needed")

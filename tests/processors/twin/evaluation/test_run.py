@@ -166,15 +166,45 @@ def test_the_turn_sample_is_deterministic_and_takes_whole_session_slices(scotus)
     from processors.twin.evaluation.run import sample_turns
 
     split = chronological_split([t for t in scotus if t.interviewer_id == "elena_kagan"])
-    a, total = sample_turns("elena_kagan", split, 10, seed=1, per_session=4)
-    b, _ = sample_turns("elena_kagan", split, 10, seed=1, per_session=4)
-    c, _ = sample_turns("elena_kagan", split, 10, seed=2, per_session=4)
+    a, total, repeated = sample_turns("elena_kagan", split, 10, seed=1, per_session=4)
+    b, _, _ = sample_turns("elena_kagan", split, 10, seed=1, per_session=4)
+    c, _, _ = sample_turns("elena_kagan", split, 10, seed=2, per_session=4)
     key = lambda xs: [(x.session_id, x.index) for x in xs]  # noqa: E731
-    assert key(a) == key(b) != key(c) and len(a) == 10 and total > 10
+    assert key(a) == key(b) != key(c) and len(a) == 10 and total > 10 and repeated == 0
     per_session = {}
     for x in a:
         per_session[x.session_id] = per_session.get(x.session_id, 0) + 1
     assert max(per_session.values()) <= 4 and len(per_session) == 3
+
+
+def test_a_held_out_moment_retold_from_training_is_not_asked():
+    """A compilation episode retells an earlier episode's clip: that moment is recall, not prediction, and the
+    sample leaves it out. A formula after a formula (thanks, then the host's sign-off) is a habit, and stays."""
+    from processors.twin.corpus import Split, Transcript, Turn, exchanges
+    from processors.twin.evaluation.run import repeated_moments, sample_turns
+
+    answer = ("We rebuilt onboarding around the first shared document, because teams that shared one in "
+              "their first week stayed three times as often as teams that did not.")
+    line = "How did you find out that sharing the first document was the moment that mattered?"
+    sign_off = "Thank you so much for being here. Where can folks find you online and follow your work?"
+
+    def session(sid: str, turns: list[tuple[str, str]]) -> Transcript:
+        return Transcript(interviewer_id="host", session_id=sid, turns=[Turn(role=r, text=t) for r, t in turns])
+
+    train = [session("ep1", [("interviewer", "Tell me about growth."), ("candidate", answer),
+                             ("interviewer", line), ("candidate", "Thank you."), ("interviewer", sign_off)])]
+    # The compilation retells the clip with its punctuation changed; the sign-off is said again after thanks.
+    best_of = session("best-of", [("interviewer", "Here is a favourite moment."), ("candidate", answer.upper()),
+                                  ("interviewer", line.replace("?", ".")), ("candidate", "Thank you."),
+                                  ("interviewer", sign_off)])
+    other = session("ep9", [("interviewer", "Tell me about pricing."),
+                            ("candidate", "We raised prices twice last year and lost almost nobody, to our surprise."),
+                            ("interviewer", line)])
+    assert repeated_moments(train, []) == set()
+    held = [ex for s in (best_of, other) for ex in exchanges(s)]
+    assert repeated_moments(train, held) == {("best-of", 2)}
+    turns, total, repeated = sample_turns("host", Split(train=train, val=[], test=[best_of, other]), None, seed=0)
+    assert repeated == 1 and total == 4 and ("best-of", 2) not in {(x.session_id, x.index) for x in turns}
 
 
 def test_the_version_listens_with_learned_models(eval_run, postgres_dsn, pg):
