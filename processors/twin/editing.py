@@ -294,11 +294,16 @@ def _capitalise_sentence_starts(text: str) -> str:
 
 def _leftover_names(text: str, ex_state: SessionState, state: SessionState, common: Collection[str] = ()
                     ) -> list[str]:
-    """Names (``mid_sentence_names``) of the exemplar's session still in ``text``, absent here and not common."""
+    """Names (``mid_sentence_names``) of the exemplar's session still in ``text``, absent here and not common.
+
+    A name is here only as a name: the session's "a white person" is no "White", nor "the rule" a "Rule".
+    """
     ex_text = ex_state.text
     out = []
     for word in mid_sentence_names(text):
-        if word.lower() in STOPWORDS or state.mentions(word) or word in GENERIC_ADDRESSES or word in common:
+        if word.lower() in STOPWORDS or word in GENERIC_ADDRESSES or word in common:
+            continue
+        if phrase_positions(state.text, word):
             continue
         if phrase_positions(ex_text, word) and word not in out:
             out.append(word)

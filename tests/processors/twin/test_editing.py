@@ -139,6 +139,10 @@ def test_names_editing_cannot_place_are_reported_unless_every_session_hears_them
     line = "But the Court said in the Kontrick line of cases that Congress meant it?"
     assert edit_exemplar(line, ctx, "The rule is mandatory.", state).leftovers == ["Kontrick", "Congress"]
     assert edit_exemplar(line, ctx, "The rule is mandatory.", state, common={"Congress"}).leftovers == ["Kontrick"]
+    # The session's "white" is a colour, not the other case's party White.
+    race = SessionState.from_history(CURRENT, "Would a white juror see it the same way?")
+    ctx = format_context(_turns(("candidate", "White was charged with animus.")))
+    assert edit_exemplar("What animus is White charged with?", ctx, "White was charged.", race).leftovers == ["White"]
 
 
 def test_common_names_are_those_a_share_of_the_sessions_use():
