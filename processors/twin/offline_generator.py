@@ -36,8 +36,8 @@ from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.style import StyleProfile, StyleVector, extract_style
 from processors.twin.text import (
     STOPWORDS,
-    clean_transcript_text,
     content_words,
+    finished_text,
     lexical_similarity,
     salient_phrases,
     sentences,
@@ -397,7 +397,7 @@ class OfflineGenerator:
         if pick.move != decision.move:
             notes.append(f"the chosen line makes {pick.move.value}, not the decided {decision.move.value}")
         if session is None:
-            text = clean_transcript_text(ex.reply) or ex.reply.strip()
+            text = finished_text(ex.reply) or ex.reply.strip()
             # Trim before substituting, so a phrase brought in for the candidate is never trimmed away.
             text = self._fit_length(text, controls, notes)
             text = self._substitute(text, ex, candidate_turn, decision.move, notes)
@@ -413,7 +413,7 @@ class OfflineGenerator:
         from processors.twin.editing import edit_exemplar
 
         ex = ranked.exemplar
-        text = clean_transcript_text(ex.reply) or ex.reply.strip()
+        text = finished_text(ex.reply) or ex.reply.strip()
         text = self._fit_length(text, controls, notes)
         if not edit:
             return text.strip(), []

@@ -21,6 +21,7 @@ __all__ = [
     "compile_cues",
     "cue_sum",
     "content_words",
+    "finished_text",
     "is_cut_short",
     "lexical_similarity",
     "ngrams",
@@ -306,12 +307,32 @@ _CUT_OFF_RE = re.compile(r"(?:--|—|-)\s*$")
 CUT_SHORT_WORDS = 6
 
 
+# Words no sentence that reads finished ends on: a line cut off right after one stopped mid-clause.
+_DANGLING_WORDS = frozenset("a an the of to for from by than or and but nor if because whether which my your our "
+                            "their his her its".split())
+
+
 def is_cut_short(text: str) -> bool:
     """Whether a real line ends where its speaker was interrupted before saying anything ("Mr. --", "So, just
-    to --", "May I ask, Mister --"; tidied for reuse they read "Mr.", "So, just to."). A long line cut off at
-    its end has said its piece and is not."""
+    to --", "May I ask, Mister --"; tidied for reuse they read "Mr.", "So, just to."), or before finishing the
+    one sentence it has ("You addressed it where, Footnote 1 of --"). A longer line cut off at its end has
+    said its piece (``finished_text`` drops its unfinished last sentence) and is not."""
     t = (text or "").strip()
-    return bool(_CUT_OFF_RE.search(t)) and len(words(clean_transcript_text(t))) < CUT_SHORT_WORDS
+    if not _CUT_OFF_RE.search(t):
+        return False
+    said = words(clean_transcript_text(t))
+    return len(said) < CUT_SHORT_WORDS or (said[-1].lower() in _DANGLING_WORDS and len(sentences(t)) < 2)
+
+
+def finished_text(text: str) -> str:
+    """A real line as the twin says it again: ``clean_transcript_text``, and when its speaker was cut off
+    ("... for torts. The --"), without the unfinished last sentence if a finished one comes before it."""
+    cleaned = clean_transcript_text(text)
+    if _CUT_OFF_RE.search((text or "").strip()):
+        said = sentences(cleaned)
+        if len(said) >= 2:
+            return " ".join(said[:-1])
+    return cleaned
 
 
 # A line restates an earlier one when most of its content words are that line's (Jaccard of stems) and it

@@ -1,6 +1,7 @@
 import pytest
 
-from processors.twin.text import clean_transcript_text, content_words, is_cut_short, salient_phrases, sentences, stem
+from processors.twin.text import (clean_transcript_text, content_words, finished_text, is_cut_short, salient_phrases,
+                                  sentences, stem)
 
 
 @pytest.mark.parametrize(
@@ -55,9 +56,24 @@ def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
     ("Yes.", False),
     ("I want you to ask mine -- answer mine.", False),  # a dash inside a line is a restart, not a cut
     ("Can I take you back to the question that Justice Sotomayor asked --", False),  # said its piece
+    # Its one sentence stopped mid-clause: it would be said as "... Footnote 1 of."
+    ("You addressed it where, Footnote 1 of --", True),
+    ("What about two constitutional questions given that we're supposed to --", True),
+    ("That is the test. And what about the --", False),  # a finished sentence comes first (finished_text)
 ])
 def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
     assert is_cut_short(line) is cut_short
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("The purpose was to remove the exception for torts. The --", "The purpose was to remove the exception for torts."),
+    ("Your crime. That is a fine line. I don't know why the case is --", "Your crime. That is a fine line."),
+    ("So suppose he had come to that, the end of the trial --", "So suppose he had come to that, the end of the trial"),
+    ("Is that right? (Laughter.)", "Is that right?"),  # not cut: only cleaned
+    ("Is that right? I mean --", "Is that right?"),
+])
+def test_finished_text_drops_the_sentence_a_cut_left_unfinished(line, said):
+    assert finished_text(line) == said
 
 
 @pytest.mark.parametrize(("line", "earlier", "says_again"), [
