@@ -348,8 +348,8 @@ class OfflineGenerator:
         edited line that ``acceptable`` refuses (the engine's safety checks: regenerate from the next
         candidate rather than fall back). With ``common_names``, a line that still names someone or
         something of its own session after editing (a party, a statute, a guest's company that this
-        session never mentioned) gives way too; it is said only when every other line fails. Raises ``ValueError`` when there are no exemplars and the profile has no question
-        template to fall back on.
+        session never mentioned) gives way too; it is said only when every other line fails. Raises
+        ``ValueError`` when there are no exemplars and the profile has no question template to fall back on.
         """
         controls = controls or Controls()
         rng = np.random.default_rng(seed)
