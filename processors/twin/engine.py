@@ -43,7 +43,8 @@ from infra.tracing import tracer
 from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_profile, resolve, topic_pattern
 from processors.twin.corpus import Turn
 from processors.twin.grounding import SessionState, remove_placeholders
-from processors.twin.offline_generator import THREAD_SKIP_LATEST, OfflineGenerator, own_thread_exemplars
+from processors.twin.offline_generator import (THREAD_MAX_REPEATS, THREAD_SKIP_LATEST, OfflineGenerator,
+                                               own_thread_exemplars)
 from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move,
                                     redirect_from)
 from processors.twin.profiles import InterviewerProfile, ProfileStore
@@ -51,12 +52,13 @@ from processors.twin.prosody import prosody_directives
 from processors.twin.tools import ToolResult
 from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
-from processors.twin.text import is_cut_short, repeats_words, restates
+from processors.twin.text import is_cut_short, repeats_words, says_again
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
 from processors.twin.tools.rubric import rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
-__all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config"]
+__all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config",
+           "said_before"]
 
 # Parts of the offline twin the evaluation switches off one at a time to see what each is worth
 # (``twin eval --ablate``); serving never does. grounding: the session state is left empty (no
@@ -66,6 +68,9 @@ ABLATIONS = ("grounding", "selection", "editing", "move_model", "tools")
 
 # An LLM draft that repeats this many consecutive words of the candidate's turn gives way to the offline twin.
 PARROT_WORDS = 8
+# The interviewer's lines of the session a candidate line is checked against (``said_before``): a loop longer
+# than this goes unheard, and a 500-turn session's every line would cost more than the check is worth.
+SAID_LINES_REMEMBERED = 30
 
 _CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
@@ -115,6 +120,20 @@ def controls_from(request_controls: Any, profile: InterviewerProfile | None,
     if merged.get("verbosity") is None:
         merged.pop("verbosity", None)
     return Controls.model_validate(merged)
+
+
+def said_before(line: str, said: Sequence[str]) -> bool:
+    """Whether ``line`` would say again one of the latest ``THREAD_SKIP_LATEST`` of the session's interviewer
+    lines ``said`` (oldest first), or a line said ``THREAD_MAX_REPEATS`` times there (``text.says_again``).
+
+    Without it a live twin looped: its own line, trimmed from a longer remembered one or tidied ("with -- with"),
+    was no near-copy of that line, so the same line came back every other turn (12 of one argument's 19
+    replies). Real justices say one of their last two lines again in 1.1% of their lines, and a line said twice
+    before in 0.02%.
+    """
+    if any(says_again(line, x) for x in said[-THREAD_SKIP_LATEST:]):
+        return True
+    return sum(says_again(line, x) for x in said) >= THREAD_MAX_REPEATS
 
 
 def _seed(*parts: Any) -> int:
@@ -311,11 +330,11 @@ class TwinEngine:
             # ("May I ask, Mister --") would be said whole, as "May I ask, Mister."
             said = [p for p in ordered if not is_cut_short(p[0].reply)]
             d["cut_short_lines"] = len(ordered) - len(said)
-            # Nor does it say again what it has just said: memory can hold a near-copy of the interviewer's
-            # latest lines (a stock question, a clip retold in a compilation episode), which fits this moment
-            # best of all. The session's own latest lines are no candidates for the same reason.
-            latest = [t.text for t in turns if t.role == "interviewer"][-THREAD_SKIP_LATEST:]
-            fresh = [p for p in said if not any(restates(p[0].reply, x) for x in latest)]
+            # Nor does it say again what it has just said, or a line it has said twice already: memory can hold
+            # a near-copy of the interviewer's latest lines (a stock question, a clip retold in a compilation
+            # episode), which fits this moment best of all, and in a live session those lines are the twin's own.
+            mine = [t.text for t in turns if t.role == "interviewer"][-SAID_LINES_REMEMBERED:]
+            fresh = [p for p in said if not said_before(p[0].reply, mine)]
             d["restated_lines"] = len(said) - len(fresh)
             ordered = fresh or said or ordered
             if screen.redirect:

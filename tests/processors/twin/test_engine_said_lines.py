@@ -68,3 +68,54 @@ def test_a_line_naming_another_sessions_company_gives_way(cfg, sample_tenant, we
     assert "Fishtown Analytics" not in profile.artefacts["commonNames"]
     assert "Fishtown" not in reply.text
     assert _step(reply, "generate")["other_session_lines"] >= 1
+
+
+def test_said_before_counts_what_the_twin_said_of_a_remembered_line():
+    from processors.twin.engine import said_before
+
+    remembered = ("I think whether he has to say that or not has a lot to do with -- with when the effective date "
+                  "ought to be, it seems to me. Don't you agree?")
+    trimmed = ("I think whether he has to say that or not has a lot to do with when the effective date ought to be, it "
+               "seems to me.")
+    other = ["What is the effective date of the second statute?", "Is the rule in the statute or in the regulation?"]
+    assert said_before(remembered, [trimmed, *other[:1]])  # one of the latest two, as said: trimmed and tidied
+    assert not said_before(remembered, [trimmed, *other])  # said once, three lines back: people come back to it
+    assert said_before(remembered, [trimmed, trimmed, *other])  # but not a third time
+    assert not said_before("Got it.", ["Got it.", "Got it."])  # a bare acknowledgement may come back
+
+
+def test_a_live_twin_answering_on_its_own_lines_does_not_loop(cfg, sample_tenant, weaviate_client, monkeypatch):
+    """In a live session the interviewer's side of the history is the twin's own replies. A remembered line put
+    first at every turn, said tidied ("with -- with" is "with") and with few content words, comes back at most
+    ``THREAD_MAX_REPEATS`` times, never right after itself; before, it was said at every turn."""
+    from processors.twin.engine import TwinEngine
+    from processors.twin.offline_generator import THREAD_MAX_REPEATS
+
+    favourite = ("I think whether they have to retry that or not has a lot to do with -- with when the charge "
+                 "ought to be made, it seems to me.")
+    engine = TwinEngine.from_settings(cfg, weaviate_client=weaviate_client)
+    select = engine._select
+
+    def favourite_first(*args, **kwargs):
+        ordered, query = select(*args, **kwargs)
+        best, score = ordered[0]
+        return [(best.model_copy(update={"reply": favourite, "exemplar_id": "favourite"}), score + 10.0),
+                *ordered], query
+
+    monkeypatch.setattr(engine, "_select", favourite_first)
+    answers = [TURN, "It retries three times with backoff, then parks the charge.", "We alert on the parked ones.",
+               "Finance reviews them every morning.", "About two hundred a day at first, now forty.",
+               "We added a second payment provider."]
+    history: list[dict] = list(HISTORY)
+    sources: list[str] = []
+    try:
+        for answer in answers:
+            reply = engine.respond(tenant=sample_tenant, interviewer_id="dana", session_id="s-live-loop",
+                                   history=history, candidate_turn=answer, use_llm=False)
+            assert reply.text.strip()
+            history += [{"role": "candidate", "text": answer}, {"role": "interviewer", "text": reply.text}]
+            sources.append("favourite" if "has a lot to do with when the charge" in reply.text else reply.text)
+    finally:
+        engine.close()
+    assert sources.count("favourite") == THREAD_MAX_REPEATS  # from memory or from the session's own thread
+    assert all(a != b for a, b in zip(sources, sources[1:]))

@@ -1,7 +1,7 @@
 import pytest
 
 from processors.twin.text import (clean_transcript_text, content_words, finished_text, is_cut_short, salient_phrases,
-                                  sentences, stem)
+                                  says_again, sentences, stem)
 
 
 @pytest.mark.parametrize(
@@ -92,3 +92,19 @@ def test_restates_finds_a_line_said_again_near_verbatim(line, earlier, says_agai
     from processors.twin.text import restates
 
     assert restates(line, earlier) is says_again
+
+
+REMEMBERED = ("I think whether he has to say that or not has a lot to do with -- with when the effective date ought "
+              "to be, it seems to me. Don't you agree?")
+
+
+@pytest.mark.parametrize(("said", "again"), [
+    # What the twin said of the remembered line: trimmed, tidied, or edited; few content words need not matter.
+    ("I think whether he has to say that or not has a lot to do with when the effective date ought to be, it "
+     "seems to me.", True),
+    ("Don't you agree?", False),  # three words: "Got it." and its like may come back
+    ("I think whether they have to say that or not has a lot to do with when the effective date ought to be?", True),
+    ("When does the effective date apply to the second statute, Counsel?", False),
+])
+def test_says_again_sees_a_remembered_line_in_what_was_said_of_it(said, again):
+    assert says_again(REMEMBERED, said) is again
