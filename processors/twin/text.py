@@ -361,12 +361,12 @@ SAID_PART_MIN_WORDS = 8
 
 
 @lru_cache(maxsize=8192)
-def _said_form(text: str) -> tuple[str, frozenset[str], frozenset[str]]:
+def _said_form(text: str) -> tuple[str, frozenset[str]]:
     """``text`` as said (``clean_transcript_text``: "with -- with" is "with"): its lower-cased words single-spaced
-    between two spaces, their set, and its content stems. Cached like ``stem_set``: the same lines are compared
-    at every request of a session."""
+    between two spaces, and their set. Cached like ``stem_set``: the same lines are compared at every request
+    of a session."""
     said = [w.lower() for w in words(clean_transcript_text(text))]
-    return " " + " ".join(said) + " ", frozenset(said), stem_set(text)
+    return " " + " ".join(said) + " ", frozenset(said)
 
 
 def says_again(line: str, said: str) -> bool:
@@ -374,18 +374,16 @@ def says_again(line: str, said: str) -> bool:
     of its words (the line trimmed), holds ``SAID_PART_SHARE`` of its distinct words (the line edited: another
     address, "they" for a name), or restates it (``restates``). ``said`` needs ``RESTATE_MIN_WORDS`` words:
     "Got it." may come back."""
-    spoken, said_words, said_stems = _said_form(said)
+    spoken, said_words = _said_form(said)
     if spoken.count(" ") <= RESTATE_MIN_WORDS:
         return False
-    remembered, line_words, line_stems = _said_form(line)
+    remembered, line_words = _said_form(line)
     if len(said_words) >= SAID_PART_MIN_WORDS:
         if len(said_words & line_words) >= SAID_PART_SHARE * len(said_words):
             return True
     elif spoken in remembered:
         return True
-    # ``restates`` on the cached stems: the check runs for every candidate against the session's lines.
-    return len(line_stems) >= RESTATE_MIN_WORDS and bool(said_stems) and \
-        len(line_stems & said_stems) >= RESTATE_SIMILARITY * len(line_stems | said_stems)
+    return restates(line, said)
 
 
 def repeats_words(text: str, source: str, n: int = 8) -> bool:
