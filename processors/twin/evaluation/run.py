@@ -62,7 +62,7 @@ __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS
            "score_systems", "store_results", "summarize_systems", "turn_record"]
 
 # A held-out candidate turn with fewer content words than this is never a retold clip (repeated_moments):
-# the podcast's repeats are formulas of 1-3 words ("I'm ready.") or answers of 13 and more.
+# on the podcast, repeated moments follow formulas of 1-3 content words (a thank-you) or answers of 13 and more.
 REPEATED_MOMENT_MIN_STEMS = 8
 DEFAULT_TURN_BUDGET = 500  # most recent sessions of each interviewer holding about this many interviewer turns
 MIN_SESSIONS = 25  # ... but never fewer sessions than this (5 test sessions: standard errors need several)
@@ -455,8 +455,8 @@ def repeated_moments(train: Sequence[Transcript], scored: Sequence[Exchange]) ->
 
     A podcast's compilation episodes retell earlier episodes' clips, so a held-out moment can sit word for
     word in training, and answering it from memory is recall, not prediction: 10 of the podcast host's 151
-    validation turns (none of the 373 test turns, none of the justices'). A formula after a formula ("Thank
-    you for having me." and the host's outro) is the interviewer's habit in every session, and stays.
+    validation turns (none of the 373 test turns, none of the justices'). A formula after a formula (a guest's
+    thanks, then the host's sign-off) is the interviewer's habit in every session, and stays.
     """
     from processors.twin.text import restates, stem_set
 

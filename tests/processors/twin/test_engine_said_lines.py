@@ -59,14 +59,14 @@ def test_the_twin_does_not_say_again_what_it_has_just_said(cfg, sample_tenant, w
 
 
 def test_a_line_naming_another_sessions_company_gives_way(cfg, sample_tenant, weaviate_client, monkeypatch):
-    """Editing cannot place a name this session never used ("Fishtown Analytics", the other session's company).
+    """Editing cannot place a name this session never used ("Larkspur Freight", the other session's company).
     Training recorded the names that every session may hear, and this one is not among them."""
-    theirs = {"exemplar_id": "other-company", "context": "Candidate: I ran data at Fishtown Analytics for two years.",
-              "reply": "And how did the billing at Fishtown Analytics retry its failed charges?"}
+    theirs = {"exemplar_id": "other-company", "context": "Candidate: I ran data at Larkspur Freight for two years.",
+              "reply": "And how did the billing at Larkspur Freight retry its failed charges?"}
     reply, profile = _respond_with_first(cfg, sample_tenant, weaviate_client, monkeypatch, theirs, "s-other-company")
     assert isinstance(profile.artefacts["commonNames"], list)
-    assert "Fishtown Analytics" not in profile.artefacts["commonNames"]
-    assert "Fishtown" not in reply.text
+    assert "Larkspur Freight" not in profile.artefacts["commonNames"]
+    assert "Larkspur" not in reply.text
     assert _step(reply, "generate")["other_session_lines"] >= 1
 
 

@@ -215,9 +215,9 @@ def test_a_line_naming_another_sessions_people_gives_way_to_one_that_fits_here()
     from processors.twin.grounding import SessionState
 
     session = SessionState.from_history([], CANDIDATE)
-    elsewhere = Exemplar(exemplar_id="elsewhere", candidate_turn="We moved the Fishtown billing to Stripe.",
-                         context="Candidate: At Fishtown we rebuilt billing on Stripe.",
-                         reply="What did you change in the onboarding flow at Fishtown?")
+    elsewhere = Exemplar(exemplar_id="elsewhere", candidate_turn="We moved the Larkspur billing to a new provider.",
+                         context="Candidate: At Larkspur we rebuilt billing on a new provider.",
+                         reply="What did you change in the onboarding flow at Larkspur?")
     here = Exemplar(exemplar_id="here", candidate_turn="We redesigned the pricing page last quarter.",
                     reply="What did you change on the pricing page?")
 
@@ -227,9 +227,9 @@ def test_a_line_naming_another_sessions_people_gives_way_to_one_that_fits_here()
 
     assert reply([]).source_exemplar_ids == ["here"]
     assert reply([]).other_session == 1 and any("named another session's" in n for n in reply([]).notes)
-    assert reply(["Fishtown"]).source_exemplar_ids == ["elsewhere"]  # a name every session hears stays
+    assert reply(["Larkspur"]).source_exemplar_ids == ["elsewhere"]  # a name every session hears stays
     # Versions trained before the table, and a line no other can replace, say it as before.
     assert reply(None).source_exemplar_ids == ["elsewhere"]
     alone = OfflineGenerator(common_names=[]).generate(CANDIDATE, [], [elsewhere], _decision(Move.ASK_FOLLOWUP),
                                                        session=session)
-    assert alone.source_exemplar_ids == ["elsewhere"] and "Fishtown" in alone.text
+    assert alone.source_exemplar_ids == ["elsewhere"] and "Larkspur" in alone.text

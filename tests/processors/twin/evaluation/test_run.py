@@ -186,7 +186,7 @@ def test_a_held_out_moment_retold_from_training_is_not_asked():
     answer = ("We rebuilt onboarding around the first shared document, because teams that shared one in "
               "their first week stayed three times as often as teams that did not.")
     line = "How did you find out that sharing the first document was the moment that mattered?"
-    sign_off = "Thank you so much for being here. Where can folks find you online and follow your work?"
+    sign_off = "That is all the time we have today, and a good place to stop. Thanks for explaining it all."
 
     def session(sid: str, turns: list[tuple[str, str]]) -> Transcript:
         return Transcript(interviewer_id="host", session_id=sid, turns=[Turn(role=r, text=t) for r, t in turns])
