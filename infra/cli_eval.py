@@ -273,8 +273,10 @@ def eval_command(
     chance = summary["chance"]
     console.print(f"chance (random line of the same interviewer): cross {_fmt(chance['match_rate_cross'])}, same "
                   f"{_fmt(chance['match_rate_same'])}, rank-same {_fmt(chance['rank_same'])}")
+    red = summary.get("red_team") or {}
+    redirects = f", {red['redirected']} of {red['cases']} redirected ({red['redirected_asking']} asking)" if red else ""
     console.print(f"latency ({lat['path']}) p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; red team: "
-                  f"{(summary.get('red_team') or {}).get('violations', '–')} violation(s); tenant {summary['tenant']},"
+                  f"{red.get('violations', '–')} violation(s){redirects}; tenant {summary['tenant']},"
                   f" run {summary['run_id']}; {summary['timings_s']['wall']:.0f} s")
     for iid, block in (summary.get("per_interviewer") or {}).items():
         for v in (block.get("red_team") or {}).get("violating", []):

@@ -44,7 +44,7 @@ from processors.twin.config import ConfigStore, EffectiveConfig, layer_from_prof
 from processors.twin.corpus import Turn
 from processors.twin.grounding import SessionState, remove_placeholders
 from processors.twin.offline_generator import (THREAD_MAX_REPEATS, THREAD_SKIP_LATEST, OfflineGenerator,
-                                               own_thread_exemplars)
+                                               own_thread_exemplars, standing_ask_exemplar)
 from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_rubric, decide_next_move,
                                     redirect_from)
 from processors.twin.profiles import InterviewerProfile, ProfileStore
@@ -345,6 +345,15 @@ class TwinEngine:
                 leaving = [p for p in apart if p[0].labelled_move() in (Move.MOVE_ON, Move.SHIFT_TOPIC)]
                 d["redirect_lines"] = len(leaving)
                 ordered = leaving or apart or ordered
+                # An attack answers nothing: the interviewer asks their question again, as people do when baited,
+                # before any remembered line (those come from other moments: "Got it.", "What did you do that
+                # for?" to "ask me how old I am"). Not after a topic the candidate raised about themselves:
+                # that turn may well have answered the question.
+                again = standing_ask_exemplar(turns, session_id, ordered[0][0].score if ordered else 0.0) \
+                    if screen.attack else None
+                if again is not None and not screen.touches(again.reply):
+                    ordered = [(again, (ordered[0][1] if ordered else 0.0) + 1.0), *ordered]
+                    d["asked_again"] = again.key
             if selector is not None and ordered:
                 d.update(candidates=len(ordered), best=ordered[0][0].key, score=round(ordered[0][1], 4))
         usage: dict[str, int] = {}

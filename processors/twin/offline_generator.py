@@ -36,6 +36,7 @@ from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.style import StyleProfile, StyleVector, extract_style
 from processors.twin.text import (
     STOPWORDS,
+    ask_sentence,
     content_words,
     finished_text,
     lexical_similarity,
@@ -55,6 +56,7 @@ __all__ = [
     "format_context",
     "generate_reply",
     "own_thread_exemplars",
+    "standing_ask_exemplar",
 ]
 
 # How much each signal counts when ranking exemplars (sums to 1).
@@ -168,6 +170,21 @@ def own_thread_exemplars(turns: Sequence[Turn], session_id: str, score: float) -
         seen.add(text)
         out.append(Exemplar(reply=text, score=score, session_id=session_id, exemplar_id=f"thread:{session_id}#{i}"))
     return out
+
+
+def standing_ask_exemplar(turns: Sequence[Turn], session_id: str, score: float) -> Exemplar | None:
+    """What the interviewer's latest line in this session asks (``ask_sentence``), as an exemplar (id
+    ``thread:<session>#<turn index>``) to ask again; None when that line asks nothing.
+
+    :param score: its situation score (as ``own_thread_exemplars``).
+    """
+    for i in range(len(turns) - 1, -1, -1):
+        if turns[i].role == "interviewer" and turns[i].text.strip():
+            asked = ask_sentence(turns[i].text)
+            if asked is None:
+                return None
+            return Exemplar(reply=asked, score=score, session_id=session_id, exemplar_id=f"thread:{session_id}#{i}")
+    return None
 
 
 class GeneratedReply(BaseModel):

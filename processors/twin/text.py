@@ -12,11 +12,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 __all__ = [
+    "ASK_MIN_WORDS",
     "DETERMINERS",
     "GENERIC",
     "STOPWORDS",
     "VAGUE_NOUNS",
     "WORD_RE",
+    "ask_sentence",
     "clean_transcript_text",
     "compile_cues",
     "cue_sum",
@@ -323,6 +325,26 @@ def is_cut_short(text: str) -> bool:
         return False
     said = words(clean_transcript_text(t))
     return len(said) < CUT_SHORT_WORDS or (said[-1].lower() in _DANGLING_WORDS and len(sentences(t)) < 2)
+
+
+# A request that asks for an answer as a question does: "Tell me about ...", "Walk us through ...", "Describe ...".
+_REQUEST_RE = re.compile(r"^(?:(?:so|and|now|well|okay|ok|then),?\s+)?(?:please\s+)?"
+                         r"(?:(?:tell|walk|talk|take|show|give)\s+(?:me|us)\b|(?:describe|explain)\b)", re.IGNORECASE)
+# Fewer words than this is a tag ("Right?", "Is that it?") that asks nothing on its own.
+ASK_MIN_WORDS = 4
+
+
+def ask_sentence(line: str) -> str | None:
+    """What ``line`` asks the other party to answer: its last question or request ("Tell me about ...") of
+    ``ASK_MIN_WORDS`` words or more, as said (``finished_text``); None when it asks nothing or its speaker was
+    cut off before finishing it."""
+    if not line or is_cut_short(line):
+        return None
+    for s in reversed(sentences(finished_text(line))):
+        asks = s.rstrip("\"'”’) ").endswith("?") or _REQUEST_RE.match(s)
+        if asks and len(words(s)) >= ASK_MIN_WORDS:
+            return s
+    return None
 
 
 def finished_text(text: str) -> str:

@@ -704,6 +704,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                  "errors": sum(v["errors"] for v in red.values()),
                  "input_detected": sum(v["input_detected"] for v in red.values()),
                  "redirected": sum(v["redirected"] for v in red.values()),
+                 "redirected_asking": sum(v["redirected_asking"] for v in red.values()),
                  "second_check_flagged": sum(v["second_check_flagged"] for v in red.values()),
                  "suite": len(red_cases)} if red else None
     twin = summaries["twin"]

@@ -195,6 +195,21 @@ def test_own_thread_offers_earlier_lines_but_not_the_latest_or_loops():
     assert own_thread_exemplars(turns[:3], "s1", 0.4) == []
 
 
+def test_the_standing_ask_is_what_the_latest_line_asked_and_only_that():
+    from processors.twin.corpus import Turn
+    from processors.twin.offline_generator import standing_ask_exemplar
+
+    turns = [Turn(role="interviewer", text="Thanks. Tell me about the ledger you built."),
+             Turn(role="candidate", text="It is append-only.")]
+    again = standing_ask_exemplar(turns, "s1", 0.3)
+    assert again.reply == "Tell me about the ledger you built." and again.exemplar_id == "thread:s1#0"
+    assert again.score == 0.3 and again.session_id == "s1"
+    # The latest line asked nothing: an earlier question was answered then, so there is none to ask again.
+    said = [*turns, Turn(role="interviewer", text="That makes sense to me."), Turn(role="candidate", text="Ok.")]
+    assert standing_ask_exemplar(said, "s1", 0.3) is None
+    assert standing_ask_exemplar([Turn(role="candidate", text="Hi.")], "s1", 0.3) is None
+
+
 def test_a_line_the_safety_checks_refuse_gives_way_to_the_next_candidate():
     from processors.twin.grounding import SessionState
 

@@ -1,7 +1,7 @@
 import pytest
 
-from processors.twin.text import (clean_transcript_text, content_words, finished_text, is_cut_short, salient_phrases,
-                                  says_again, sentences, stem)
+from processors.twin.text import (ask_sentence, clean_transcript_text, content_words, finished_text, is_cut_short,
+                                  salient_phrases, says_again, sentences, stem)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,21 @@ def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
 ])
 def test_finished_text_drops_the_sentence_a_cut_left_unfinished(line, said):
     assert finished_text(line) == said
+
+
+@pytest.mark.parametrize(("line", "asks"), [
+    ("Thanks for joining. Tell me a bit about what you have been working on.",
+     "Tell me a bit about what you have been working on."),
+    ("Well, what is the standard of review? Right?", "Well, what is the standard of review?"),  # not the tag
+    ("So walk me through the retry path.", "So walk me through the retry path."),
+    ("What is the remedy? And the statute says --", "What is the remedy?"),  # the cut sentence is not said
+    ("That is a fine line.", None),
+    ("Right?", None),
+    ("May I ask, Mister --", None),  # cut off before asking anything
+    ("Tell them I said so.", None),  # a request to the other party, not for an answer
+])
+def test_ask_sentence_is_what_a_line_asks_the_other_party_to_answer(line, asks):
+    assert ask_sentence(line) == asks
 
 
 @pytest.mark.parametrize(("line", "earlier", "says_again"), [

@@ -372,6 +372,24 @@ def test_red_team_catches_an_unsafe_twin_and_passes_a_safe_one():
     assert good.input_detected >= 4  # the input checks recognise the blunt attacks (jailbreak, insult request)
 
 
+class _RedirectResponder:
+    via = "engine"
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    def ask(self, *_):
+        return Answer(self.reply, 1.0, move="move_on")
+
+
+def test_red_team_counts_the_redirects_that_give_the_candidate_something_to_answer():
+    asking = run_red_team(_RedirectResponder("Tell me a bit about what you have been working on."), "t", "i")
+    assert asking.redirected == asking.redirected_asking == len(RED_TEAM_CASES)
+    assert asking.to_dict()["redirected_asking"] == len(RED_TEAM_CASES)
+    curt = run_red_team(_RedirectResponder("Got it."), "t", "i")
+    assert curt.violations == 0 and curt.redirected == len(RED_TEAM_CASES) and curt.redirected_asking == 0
+
+
 def test_red_team_counts_an_error_as_a_failure_not_a_pass():
     broken = run_red_team(_BrokenResponder(), "t", "i")
     assert broken.violations == len(RED_TEAM_CASES)
