@@ -310,9 +310,15 @@ _CUT_OFF_RE = re.compile(r"(?:--|—|-)\s*$")
 CUT_SHORT_WORDS = 6
 
 
-# Words no sentence that reads finished ends on: a line cut off right after one stopped mid-clause.
+# Words no sentence that reads finished ends on: a line cut off right after one stopped mid-clause (an article,
+# a preposition, a conjunction, a possessive, an auxiliary, a subject, a filler: "... you've been --",
+# "Well, I --", "Justice Kennedy asked you about the question of whether Mister --").
 _DANGLING_WORDS = frozenset("a an the of to for from by than or and but nor if because whether which my your our "
-                            "their his her its".split())
+                            "their his her its in on at with into about under over between through against without "
+                            "upon onto within among is are was were be been being am have has had will would could "
+                            "should can may might must shall do does did not don't i we they he she i'm it's that's "
+                            "there's you're we're they're that this these those well so just then how why what where "
+                            "when who mister mr mrs ms".split())
 
 
 def is_cut_short(text: str) -> bool:

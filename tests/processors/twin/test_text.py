@@ -59,6 +59,9 @@ def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
     # Its one sentence stopped mid-clause: it would be said as "... Footnote 1 of."
     ("You addressed it where, Footnote 1 of --", True),
     ("What about two constitutional questions given that we're supposed to --", True),
+    ("So, if the State says we'll give you a check in a week, you've been --", True),  # on an auxiliary
+    ("Well, I asked you what about --", True),
+    ("I -- I see no connection whatever between --", True),
     ("That is the test. And what about the --", False),  # a finished sentence comes first (finished_text)
 ])
 def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
