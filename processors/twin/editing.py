@@ -296,14 +296,17 @@ def _leftover_names(text: str, ex_state: SessionState, state: SessionState, comm
                     ) -> list[str]:
     """Names (``mid_sentence_names``) of the exemplar's session still in ``text``, absent here and not common.
 
-    A name is here only as a name: the session's "a white person" is no "White", nor "the rule" a "Rule".
+    A name is here only as a name: the session's "a white person" is no "White", nor "the rule" a "Rule";
+    unless the session has no capitals at all (speech recognition that does not case its text), where
+    "kontrick" is as much a name as it gets.
     """
     ex_text = ex_state.text
+    here = state.text if state.cased else state.lower_text
     out = []
     for word in mid_sentence_names(text):
         if word.lower() in STOPWORDS or word in GENERIC_ADDRESSES or word in common:
             continue
-        if phrase_positions(state.text, word):
+        if phrase_positions(here, word if state.cased else word.lower()):
             continue
         if phrase_positions(ex_text, word) and word not in out:
             out.append(word)

@@ -458,6 +458,11 @@ class SessionState:
         return "\n".join(self.texts)
 
     @cached_property
+    def cased(self) -> bool:
+        """Whether the session's text has capitals (a transcript from speech recognition may have none)."""
+        return self.text != self.text.lower()
+
+    @cached_property
     def lower_text(self) -> str:
         """The session's text, lower-cased (for presence checks)."""
         return self.text.lower().replace("’", "'")

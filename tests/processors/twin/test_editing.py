@@ -143,6 +143,13 @@ def test_names_editing_cannot_place_are_reported_unless_every_session_hears_them
     race = SessionState.from_history(CURRENT, "Would a white juror see it the same way?")
     ctx = format_context(_turns(("candidate", "White was charged with animus.")))
     assert edit_exemplar("What animus is White charged with?", ctx, "White was charged.", race).leftovers == ["White"]
+    # A session without capitals (uncased speech recognition) says its names in lower case.
+    uncased = SessionState.from_history(_turns(("candidate", "mr white was charged with animus.")), "he was.")
+    assert not uncased.cased
+    assert edit_exemplar("What animus is White charged with?", ctx, "White was charged.", uncased).leftovers == []
+    elsewhere = SessionState.from_history(_turns(("candidate", "the charge was animus.")), "it was.")
+    assert edit_exemplar("What animus is White charged with?", ctx, "White was charged.", elsewhere).leftovers == [
+        "White"]
 
 
 def test_common_names_are_those_a_share_of_the_sessions_use():
