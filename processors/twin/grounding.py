@@ -42,6 +42,7 @@ from processors.twin.text import (
     salient_phrases,
     sentences,
     stem,
+    stem_set,
     words,
 )
 
@@ -603,12 +604,12 @@ def _main_claim(candidate_turn: str, open_question: str | None) -> str | None:
     sents = sentences(candidate_turn or "")
     if not sents:
         return None
-    asked = {stem(w) for w in content_words(open_question or "")}
+    asked = stem_set(open_question or "")
     best, best_score = None, -1.0
     for i, s in enumerate(sents[:8]):
         if s.rstrip("\"'”’) ").endswith("?") or len(words(s)) < 4:
             continue
-        stems = {stem(w) for w in content_words(s)}
+        stems = stem_set(s)
         if len(stems) < 2:
             continue
         score = min(len(stems), 10) / 10

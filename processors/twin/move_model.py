@@ -48,7 +48,7 @@ from processors.twin.policy import (
     label_move,
 )
 from processors.twin.style import extract_style
-from processors.twin.text import content_words, lexical_similarity, sentences, stem, words
+from processors.twin.text import lexical_similarity, sentences, stem_set, words
 
 __all__ = [
     "COMPACT_FEATURES", "DEFAULT_CANDIDATES", "EMBED_WORDS", "FEATURE_NAMES", "MAX_TRAIN_TURNS", "MoveModel",
@@ -171,7 +171,7 @@ def conversation_features(history: Sequence[Turn], candidate_text: str, session_
         1.0 if state.topic_shift_detected else 0.0,
         float(min(state.exchanges_on_question, 5)),
         # A reply can only reuse the answer's words if it has some: the follow-up signal.
-        math.log1p(len(words(text))), math.log1p(len({stem(w) for w in content_words(text)})),
+        math.log1p(len(words(text))), math.log1p(len(stem_set(text))),
         form, 1.0 if text.endswith("?") else 0.0,
         # Transcripts mark an answer cut off by the interviewer with a dash: they are mid-exchange.
         1.0 if text.endswith(("--", "—", "-", "...", "…")) else 0.0,

@@ -37,12 +37,10 @@ from processors.twin.style import StyleProfile, StyleVector, extract_style
 from processors.twin.text import (
     STOPWORDS,
     ask_sentence,
-    content_words,
     finished_text,
     lexical_similarity,
     salient_phrases,
     sentences,
-    stem,
     stem_set,
     words,
 )
@@ -450,11 +448,11 @@ class OfflineGenerator:
         # A very short turn ("No.", "I'm sorry.") has no topic worth echoing.
         if not candidate_turn or not ex.candidate_turn or len(words(candidate_turn)) < MIN_WORDS_TO_ECHO:
             return text
-        current = {stem(w) for w in content_words(candidate_turn)}
+        current = stem_set(candidate_turn)
         new_phrases = [p for p in salient_phrases(candidate_turn, max_phrases=4, nouns_only=True)
                        if not _contains_phrase(text, p)]
         spans = [s for s in _referenced_spans(text, ex.candidate_turn)
-                 if not ({stem(w) for w in content_words(s)} & current)]
+                 if not (stem_set(s) & current)]
         if spans and new_phrases:
             old = spans[0]
             # A name stands in for a name and a common noun for a common noun: "that Fishtown
@@ -462,7 +460,7 @@ class OfflineGenerator:
             same_kind = [p for p in new_phrases if _is_name(p) == _is_name(old)]
             if same_kind:
                 text = self._swap_in_question(text, old, same_kind[0], notes)
-        if move in _FOLLOW_MOVES and not ({stem(w) for w in content_words(text)} & current):
+        if move in _FOLLOW_MOVES and not (stem_set(text) & current):
             filled = self._template_reply(candidate_turn)
             # The candidate's own words can make a frame unsafe ("What is the religion?"): skip it.
             if filled and not _SAFETY.check(filled, "output").passed:

@@ -29,7 +29,7 @@ from pydantic.alias_generators import to_camel
 
 from processors.twin.corpus import Transcript, Turn
 from processors.twin.style import extract_style
-from processors.twin.text import compile_cues, content_words, cue_sum, lexical_similarity, stem, words
+from processors.twin.text import compile_cues, cue_sum, lexical_similarity, stem_set, words
 
 __all__ = [
     "DECIDABLE_MOVES",
@@ -180,7 +180,7 @@ def _label_move(text: str, prev_c: str | None, prev_i: str | None) -> Move:
         return Move.MOVE_ON
     shared = 0
     if prev_c:
-        shared = len({stem(w) for w in content_words(text)} & {stem(w) for w in content_words(prev_c)})
+        shared = len(stem_set(text) & stem_set(prev_c))
     refers = sv.follow_up >= 0.35 or shared >= 1
     if sv.challenge >= 0.5 or cue_sum(text, _PROBE) >= 0.9:
         return Move.PROBE_DEEPER

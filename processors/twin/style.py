@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from processors.twin.corpus import InterviewerTurn
-from processors.twin.text import DETERMINERS, STOPWORDS, compile_cues, content_words, cue_sum, sentences, stem, words
+from processors.twin.text import DETERMINERS, STOPWORDS, compile_cues, cue_sum, sentences, stem_set, words
 
 __all__ = [
     "FEATURES",
@@ -212,8 +212,8 @@ def extract_style(text: str, previous_candidate_text: str | None = None) -> Styl
     cue_follow = _sat(cue_sum(t, _FOLLOW_UP), 1.0)
     overlap = 0.0
     if previous_candidate_text:
-        mine = {stem(w) for w in content_words(t)}
-        theirs = {stem(w) for w in content_words(_norm(previous_candidate_text))}
+        mine = stem_set(t)
+        theirs = stem_set(_norm(previous_candidate_text))
         shared = len(mine & theirs)
         if mine:
             overlap = 0.5 * shared / len(mine) + 0.5 * _sat(shared, 2.0)

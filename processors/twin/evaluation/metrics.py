@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from processors.twin.style import FEATURES, extract_style
-from processors.twin.text import content_words, stem
+from processors.twin.text import content_words, stem, stem_set
 
 __all__ = [
     "COMBINED_WEIGHTS",
@@ -363,7 +363,7 @@ def reply_features(replies: Sequence[str], situations: Sequence[Situation], embe
     rows = []
     for text, sit, rv, cv, pv, sv_ in zip(replies, sits, r, cand, prev, sess):
         st = extract_style(text)
-        mine = {stem(w) for w in content_words(text)}
+        mine = stem_set(text)
         relation = [
             float(rv @ cv) if sit.candidate_turn else 0.0, _overlap(mine, sit.candidate_turn),
             float(rv @ pv) if sit.previous_line else 0.0, _overlap(mine, sit.previous_line),
