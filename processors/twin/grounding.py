@@ -39,6 +39,7 @@ from processors.twin.text import (
     STOPWORDS,
     VAGUE_NOUNS,
     content_words,
+    is_question,
     salient_phrases,
     sentences,
     stem,
@@ -592,7 +593,7 @@ def phrase_positions(haystack: str, phrase: str) -> list[int]:
 
 
 def _question_sentences(text: str) -> list[str]:
-    return [s for s in sentences(text) if s.rstrip("\"'”’) ").endswith("?")]
+    return [s for s in sentences(text) if is_question(s)]
 
 
 def _main_claim(candidate_turn: str, open_question: str | None) -> str | None:
@@ -607,7 +608,7 @@ def _main_claim(candidate_turn: str, open_question: str | None) -> str | None:
     asked = stem_set(open_question or "")
     best, best_score = None, -1.0
     for i, s in enumerate(sents[:8]):
-        if s.rstrip("\"'”’) ").endswith("?") or len(words(s)) < 4:
+        if is_question(s) or len(words(s)) < 4:
             continue
         stems = stem_set(s)
         if len(stems) < 2:

@@ -38,6 +38,7 @@ from processors.twin.text import (
     STOPWORDS,
     ask_sentence,
     finished_text,
+    is_question,
     lexical_similarity,
     salient_phrases,
     sentences,
@@ -205,10 +206,6 @@ class RankedExemplar:
     parts: dict[str, float] = field(default_factory=dict)
     move: Move = Move.ASK_FOLLOWUP
     style: StyleVector | None = None
-
-
-def _sentence_is_question(s: str) -> bool:
-    return s.rstrip("\"'”’) ").endswith("?")
 
 
 def _verbosity_target(profile: StyleProfile | None, verbosity: str) -> float:
@@ -484,7 +481,7 @@ class OfflineGenerator:
             return text
         sents = sentences(text)
         for i, s in enumerate(sents):
-            if not _sentence_is_question(s) or len(words(s)) > MAX_WORDS_TO_ADAPT:
+            if not is_question(s) or len(words(s)) > MAX_WORDS_TO_ADAPT:
                 continue
             swapped, n = _replace_phrase(s, old, new)
             if n:
@@ -525,7 +522,7 @@ class OfflineGenerator:
             limit = max(15.0, profile_wc.get("p90", profile_wc.get("p75", 40.0)))
         if len(words(text)) <= limit:
             return text
-        q_idx = [i for i, s in enumerate(sents) if _sentence_is_question(s)]
+        q_idx = [i for i, s in enumerate(sents) if is_question(s)]
         anchor = q_idx[-1] if q_idx else 0
         # Grow a window that ends at the key sentence backwards while it fits the limit.
         start = anchor

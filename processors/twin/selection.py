@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from processors.twin.corpus import Exchange, Transcript, Turn, exchanges
-from processors.twin.text import stem_set
+from processors.twin.text import is_question, stem_set
 
 __all__ = [
     "FEATURE_NAMES",
@@ -278,7 +278,7 @@ def candidate_features(query: MomentQuery, cands: CandidateSet, typical: np.ndar
     shared_c = np.array([len(w & query.candidate_words) / max(1, len(w)) for w in cands.words])
     shared_s = np.array([len(w & query.session_words) / max(1, len(w)) for w in cands.words])
     lengths = np.array([math.log1p(len(x.split())) for x in cands.replies])
-    questions = np.array([float(x.rstrip("\"'”’) ").endswith("?")) for x in cands.replies])
+    questions = np.array([float(is_question(x)) for x in cands.replies])
     move_p = np.array([(move_probs or {}).get(m or "", 0.0) for m in cands.moves]) if move_probs else np.zeros(n)
     return np.column_stack([
         r @ query.candidate_turn * hc, r @ query.previous_line * hp, r @ query.session, r @ query.thread * hp,
@@ -304,7 +304,7 @@ def fit_features(query: MomentQuery, cands: CandidateSet) -> np.ndarray:
     shared_c = np.array([len(w & query.candidate_words) / max(1, len(w)) for w in cands.words])
     shared_s = np.array([len(w & query.session_words) / max(1, len(w)) for w in cands.words])
     lengths = np.array([math.log1p(len(x.split())) for x in cands.replies])
-    questions = np.array([float(x.rstrip("\"'”’) ").endswith("?")) for x in cands.replies])
+    questions = np.array([float(is_question(x)) for x in cands.replies])
     previous = query.previous_text.strip()
     repeats = np.array([float(bool(previous) and x.strip() == previous) for x in cands.replies])
     return np.column_stack([to_cand, to_prev, r @ query.session, r @ query.thread * hp, shared_c, shared_s,

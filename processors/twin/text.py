@@ -25,6 +25,7 @@ __all__ = [
     "content_words",
     "finished_text",
     "is_cut_short",
+    "is_question",
     "lexical_similarity",
     "ngrams",
     "restates",
@@ -333,6 +334,12 @@ def is_cut_short(text: str) -> bool:
     return len(said) < CUT_SHORT_WORDS or (said[-1].lower() in _DANGLING_WORDS and len(sentences(t)) < 2)
 
 
+def is_question(text: str) -> bool:
+    """Whether ``text`` (a sentence, or a line by its last one) ends with a question mark, closing quotes and
+    brackets aside."""
+    return text.rstrip("\"'”’) ").endswith("?")
+
+
 # A request that asks for an answer as a question does: "Tell me about ...", "Walk us through ...", "Describe ...".
 _REQUEST_RE = re.compile(r"^(?:(?:so|and|now|well|okay|ok|then),?\s+)?(?:please\s+)?"
                          r"(?:(?:tell|walk|talk|take|show|give)\s+(?:me|us)\b|(?:describe|explain)\b)", re.IGNORECASE)
@@ -347,7 +354,7 @@ def ask_sentence(line: str) -> str | None:
     if not line or is_cut_short(line):
         return None
     for s in reversed(sentences(finished_text(line))):
-        asks = s.rstrip("\"'”’) ").endswith("?") or _REQUEST_RE.match(s)
+        asks = is_question(s) or _REQUEST_RE.match(s)
         if asks and len(words(s)) >= ASK_MIN_WORDS:
             return s
     return None
