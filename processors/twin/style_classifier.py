@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,15 @@ class TrainingLines:
         return texts, np.array(labels, dtype=np.int64), sources
 
 
+@lru_cache(maxsize=16384)
+def _style_row(text: str) -> tuple[float, ...]:
+    # Cached: a training run meets the same lines in fitting, in validation and in the next version's run.
+    v = extract_style(text)
+    return (*v.as_array().tolist(), math.log1p(v.word_count) / math.log1p(200))
+
+
 def _style_matrix(texts: Sequence[str]) -> np.ndarray:
-    rows = []
-    for t in texts:
-        v = extract_style(t)
-        rows.append(np.concatenate([v.as_array(), [math.log1p(v.word_count) / math.log1p(200)]]))
-    return np.asarray(rows, dtype=np.float32).reshape(len(texts), len(FEATURES) + 1)
+    return np.asarray([_style_row(t) for t in texts], dtype=np.float32).reshape(len(texts), len(FEATURES) + 1)
 
 
 class StyleClassifier:
@@ -107,9 +111,9 @@ class StyleClassifier:
             self._embedder = get_embedder()
         return self._embedder
 
-    def _features(self, texts: Sequence[str]):
+    def _features(self, texts: Sequence[str], style: np.ndarray | None = None):
         emb = _embed(self.embedder, texts)
-        return emb, _speaker_matrix(self.speaker, texts, emb)
+        return emb, _speaker_matrix(self.speaker, texts, emb, style)
 
     def predict_interviewer(self, texts: Sequence[str]) -> np.ndarray:
         """Probability that this interviewer said each line (float array, one per text)."""
@@ -157,10 +161,14 @@ def _embed(embedder, texts: Sequence[str]) -> np.ndarray:
     return np.asarray(embedder.embed_cached(heads), dtype=np.float32).reshape(len(texts), -1)
 
 
-def _speaker_matrix(speaker: dict[str, Any], texts: Sequence[str], emb: np.ndarray):
+def _speaker_matrix(speaker: dict[str, Any], texts: Sequence[str], emb: np.ndarray, style: np.ndarray | None = None):
+    """The speaker head's input; ``style`` is ``_style_matrix(texts)`` when the caller has it already (the
+    style features are the slow part of training: a regex pass per cue and line)."""
     from scipy.sparse import csr_matrix, hstack
 
-    dense = speaker["scaler"].transform(np.hstack([emb, _style_matrix(texts)])) * speaker["denseWeight"]
+    if style is None:
+        style = _style_matrix(texts)
+    dense = speaker["scaler"].transform(np.hstack([emb, style])) * speaker["denseWeight"]
     return hstack([speaker["tfidf"].transform(list(texts)), csr_matrix(dense)]).tocsr()
 
 
@@ -178,7 +186,7 @@ def _fit_heads(texts: list[str], labels: np.ndarray, embedder, seed: int):
         "denseWeight": DENSE_WEIGHT,
     }
     lr = LogisticRegression(C=4.0, max_iter=3000, class_weight="balanced", random_state=seed)
-    lr.fit(_speaker_matrix(speaker, texts, emb), labels)
+    lr.fit(_speaker_matrix(speaker, texts, emb, style), labels)
     speaker["lr"] = lr
     style_head = Ridge(alpha=1.0, random_state=seed)
     style_head.fit(emb, style[:, : len(FEATURES)])
@@ -191,14 +199,15 @@ def _evaluate(clf: StyleClassifier, lines: TrainingLines) -> dict[str, Any]:
     texts, labels, sources = lines.labelled()
     if len(texts) == 0 or labels.min() == labels.max():
         return {"n": len(texts), "note": "validation needs lines of both classes"}
-    emb, x = clf._features(texts)
+    truth = _style_matrix(texts)
+    emb, x = clf._features(texts, truth)
     p = clf.speaker["lr"].predict_proba(x)[:, 1]
     pred = (p >= 0.5).astype(int)
     by_source = {}
     for src in sorted(set(sources)):
         idx = [i for i, s in enumerate(sources) if s == src]
         by_source[src] = {"n": len(idx), "accuracy": round(float(accuracy_score(labels[idx], pred[idx])), 4)}
-    truth = _style_matrix(texts)[:, : len(FEATURES)]
+    truth = truth[:, : len(FEATURES)]
     style_pred = np.clip(clf.style.predict(emb), 0, 1)
     return {
         "n": len(texts),
