@@ -322,14 +322,24 @@ _DANGLING_WORDS = frozenset("a an the of to for from by than or and but nor if b
                             "when who mister mr mrs ms".split())
 
 
+# Words no English sentence ends on at all (an article, a possessive, a subject, a subject with its verb, a
+# conjunction): a one-sentence line ending on one was cut off even where the transcript marks no cut ("Sure,
+# we're.", "And that's [inaudible 00:12:34]."); a question is not ("They don't know, do they?"). Unlike
+# _DANGLING_WORDS, no preposition or verb: "They had to." and "What is it made of." are finished.
+_NEVER_LAST_WORDS = frozenset("a an the my your our their i we they he she i'm you're we're they're it's that's "
+                              "there's and but or nor because whether".split())
+
+
 def is_cut_short(text: str) -> bool:
     """Whether a real line ends where its speaker was interrupted before saying anything ("Mr. --", "So, just
     to --", "May I ask, Mister --"; tidied for reuse they read "Mr.", "So, just to."), or before finishing the
-    one sentence it has ("You addressed it where, Footnote 1 of --"). A longer line cut off at its end has
-    said its piece (``finished_text`` drops its unfinished last sentence) and is not."""
+    one sentence it has ("You addressed it where, Footnote 1 of --"; "Sure, we're." unmarked). A longer line cut
+    off at its end has said its piece (``finished_text`` drops its unfinished last sentence) and is not."""
     t = (text or "").strip()
     if not _CUT_OFF_RE.search(t):
-        return False
+        said = words(clean_transcript_text(t))
+        return (bool(said) and said[-1].lower().replace("’", "'") in _NEVER_LAST_WORDS and not is_question(t)
+                and len(sentences(t)) < 2)  # a tag question ends on its subject: "..., do we?"
     said = words(clean_transcript_text(t))
     return len(said) < CUT_SHORT_WORDS or (said[-1].lower() in _DANGLING_WORDS and len(sentences(t)) < 2)
 

@@ -63,6 +63,15 @@ def test_repeats_words_finds_a_quoted_run_whatever_the_case_and_punctuation():
     ("Well, I asked you what about --", True),
     ("I -- I see no connection whatever between --", True),
     ("That is the test. And what about the --", False),  # a finished sentence comes first (finished_text)
+    # Unmarked: a sentence never ends on a subject with its verb, an article or a conjunction ...
+    ("Sure, we're.", True),
+    ("Right, and that's [inaudible 00:12:34].", True),
+    ("So we tried the [inaudible 00:01:02].", True),
+    # ... but does on a preposition or a verb, and a tag question on its subject.
+    ("They had to.", False),
+    ("You'd have to look to see what he was actually convicted of.", False),
+    ("They don't know who the 10 percent are, do they?", False),
+    ("Sure, we're ready.", False),
 ])
 def test_a_line_cut_off_before_it_said_anything_is_cut_short(line, cut_short):
     assert is_cut_short(line) is cut_short
