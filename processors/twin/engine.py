@@ -11,7 +11,9 @@ Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelem
 3. retrieve  – similar past moments of this interviewer and persona notes from Weaviate;
 4. policy    – the next move (the version's learned move model, steered by the controls);
 5. tools     – rubric check / fact lookup / code runner when the situation calls for one; a rubric
-               verdict changes the move (probe a weak answer, move on from a strong one);
+               verdict changes the move (probe a weak answer, move on from a strong one), and with it
+               which lines the selector prefers; an answer is graded only against a rubric that fits
+               the interviewer (``rubric_of``);
 6. generate  – the offline generator (the interviewer's own line the learned selector picks, edited
                into this session) or the LLM (the same candidates, state and move as grounding);
 7. ground    – no redaction placeholder leaves the engine: a name the session used, or none;
@@ -31,7 +33,6 @@ independently (its verdict is the one recorded).
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,16 +50,16 @@ from processors.twin.policy import (Controls, Move, PolicyDecision, adjust_for_r
                                     redirect_from)
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.prosody import prosody_directives
-from processors.twin.tools import ToolResult
+from processors.twin.tools import CODE_RE, ToolResult, tool_for
 from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.text import is_cut_short, repeats_words, says_again
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
-from processors.twin.tools.rubric import rubric_check
+from processors.twin.tools.rubric import DEFAULT_RUBRIC, rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
 __all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "controls_from", "profile_config",
-           "said_before"]
+           "rubric_of", "said_before"]
 
 # Parts of the offline twin the evaluation switches off one at a time to see what each is worth
 # (``twin eval --ablate``); serving never does. grounding: the session state is left empty (no
@@ -72,9 +73,6 @@ PARROT_WORDS = 8
 # than this goes unheard, and a 500-turn session's every line would cost more than the check is worth.
 SAID_LINES_REMEMBERED = 30
 
-_CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
-_FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
-                               re.IGNORECASE)
 
 
 class UnknownInterviewer(LookupError):
@@ -120,6 +118,21 @@ def controls_from(request_controls: Any, profile: InterviewerProfile | None,
     if merged.get("verbosity") is None:
         merged.pop("verbosity", None)
     return Controls.model_validate(merged)
+
+
+def rubric_of(profile: InterviewerProfile) -> tuple[str, ...] | None:
+    """The criteria this interviewer's answers are graded against, or None for no rubric check.
+
+    Their own rubric when they have one (configured, or the rubric documents their version was trained
+    with); else the generic technical rubric (``DEFAULT_RUBRIC``) where training found its verdicts agree with
+    the interviewer's own moves on validation turns (``rubricCheck``); else none: graded as a technical
+    answer, a justice's or a podcast guest's turn gets a verdict that says nothing, and on both dev corpora
+    letting it steer the line lowered every match rate.
+    """
+    own = profile.config.get("rubric") or profile.artefacts.get("rubric")
+    if own:
+        return tuple(own)
+    return DEFAULT_RUBRIC if (profile.artefacts.get("rubricCheck") or {}).get("applies") else None
 
 
 def said_before(line: str, said: Sequence[str]) -> bool:
@@ -293,7 +306,7 @@ class TwinEngine:
 
         calls = [FunctionCall(name=decision.move.value, args={"confidence": round(decision.confidence, 3),
                                                              "reasons": decision.reasons[:4]})]
-        wanted = self._tool_for(decision, candidate_turn) \
+        wanted = tool_for(decision.move.value, candidate_turn, rubric=rubric_of(profile) is not None) \
             if self.tools_enabled and "tools" not in ablate and not screen.redirect else None
         if wanted is not None and not conf.tool_allowed(wanted):
             wanted = None  # the tools flag (or disabledTools) of the tenant/interviewer
@@ -477,22 +490,9 @@ class TwinEngine:
         return bool(scores[-1] >= scores[:-1].max())
 
     @staticmethod
-    def _tool_for(decision: PolicyDecision, candidate_turn: str) -> str | None:
-        """Which tool the situation calls for, if any (the same rule for both generators)."""
-        if _CODE_RE.search(candidate_turn or ""):
-            return "run_code"
-        if candidate_turn and _FACT_QUESTION_RE.search(candidate_turn.strip()):
-            return "fact_lookup"
-        # A follow-up too: the verdict may turn it into a probe (weak answer) or a move on (strong one).
-        if decision.move in (Move.ASK_FOLLOWUP, Move.PROBE_DEEPER, Move.GIVE_HINT) and \
-                len((candidate_turn or "").split()) >= 15:
-            return "rubric_check"
-        return None
-
-    @staticmethod
     def _offline_tool_args(name: str, candidate_turn: str) -> dict[str, Any]:
         if name == "run_code":
-            m = _CODE_RE.search(candidate_turn)
+            m = CODE_RE.search(candidate_turn)
             return {"code": m.group(1) if m else ""}
         if name == "fact_lookup":
             return {"query": candidate_turn}
@@ -504,7 +504,7 @@ class TwinEngine:
         started = time.perf_counter()
         if name == "run_code":
             code = str(args.get("code") or "")
-            m = _CODE_RE.search(candidate_turn or "")
+            m = CODE_RE.search(candidate_turn or "")
             # Run what the candidate wrote, not what a model may have rewritten.
             if m:
                 code = m.group(1)
@@ -522,9 +522,7 @@ class TwinEngine:
             ok = True
         elif name == "rubric_check":
             answer = str(args.get("answer") or candidate_turn)
-            rubric = profile.config.get("rubric") or profile.artefacts.get("rubric") or ()
-            result = rubric_check(answer, rubric or (), embedder=self.embedder) if rubric else \
-                rubric_check(answer, embedder=self.embedder)
+            result = rubric_check(answer, rubric_of(profile) or DEFAULT_RUBRIC, embedder=self.embedder)
             ok = True
         else:
             result, ok = {"error": f"unknown tool {name}"}, False

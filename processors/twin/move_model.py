@@ -44,6 +44,7 @@ from processors.twin.policy import (
     PolicyStats,
     _answer_quality,
     _word_count,
+    adjust_for_rubric,
     decide_next_move,
     label_move,
 )
@@ -416,6 +417,34 @@ def _policy_agreement(stats: PolicyStats, moments: Sequence[Moment]) -> float | 
     return round(hits / len(moments), 4)
 
 
+def rubric_check_on_val(stats: PolicyStats, moments: Sequence[Moment], probs: np.ndarray,
+                        embedder: Any) -> dict[str, Any]:
+    """Whether the generic technical rubric's verdicts fit this interviewer (the engine's ``rubric_of``).
+
+    On the validation turns where the engine would grade the answer (``tools.tool_for``), the move decided
+    from the move model's probabilities (``probs``, one row per moment) agrees with the real move so often
+    before a verdict revises it (``policy.adjust_for_rubric``) and so often after: the verdicts apply when
+    they make it agree more often. Graded as a technical answer, a justice's turn gets verdicts that say
+    nothing of what the justice does next.
+    """
+    from processors.twin.tools import tool_for
+    from processors.twin.tools.rubric import rubric_check
+
+    graded = before = after = revised = 0
+    for m, row in zip(moments, probs):
+        decision = decide_next_move(list(m.history), m.candidate_text or None, stats, Controls(), seed=0,
+                                    move_probs={mv: float(p) for mv, p in zip(DECIDABLE_MOVES, row)})
+        if tool_for(decision.move.value, m.candidate_text) != "rubric_check":
+            continue
+        graded += 1
+        turned = adjust_for_rubric(decision, rubric_check(m.candidate_text, embedder=embedder))
+        revised += turned.move != decision.move
+        before += decision.move == m.move
+        after += turned.move == m.move
+    return {"gradedTurns": graded, "revised": revised, "agreeBefore": before, "agreeAfter": after,
+            "applies": after > before}
+
+
 def fit_move_model(split: Split, embedder: Any, seed: int = 0,
                    candidates: Sequence[MoveModelConfig] = DEFAULT_CANDIDATES) -> tuple[MoveModel, dict[str, Any]]:
     """Fit every candidate on ``split.train``, keep the most accurate on ``split.val``.
@@ -453,12 +482,14 @@ def fit_move_model(split: Split, embedder: Any, seed: int = 0,
         if not val.labels:
             break
     _, model, scores = best  # type: ignore[misc]  # candidates is not empty
+    stats = PolicyStats.fit(split.train)
     metrics = {
         "interviewerId": model.interviewer_id,
         "chosen": model.config.name,
         "trainTurns": model.n_train,
         "val": scores,
-        "policyAgreement": _policy_agreement(PolicyStats.fit(split.train), val_moments),
+        "policyAgreement": _policy_agreement(stats, val_moments),
+        "rubricCheck": rubric_check_on_val(stats, val_moments, model._proba_matrix(val), embedder),
         "candidates": table,
         "seconds": {"features": round(featurized - started, 2), "total": round(time.perf_counter() - started, 2)},
     }

@@ -750,10 +750,21 @@ def adjust_for_rubric(
         return decision
     score = (rubric_result or {}).get("score")
     why = f"rubric: {verdict} answer" + (f" (score {float(score):.2f})" if score is not None else "")
+    return _revised(decision, new, why)
+
+
+def _revised(decision: PolicyDecision, new: Move, why: str) -> PolicyDecision:
+    """``decision`` turned to ``new``: the two moves trade probabilities, so what selection reads (the
+    scores, through each line's move) says what the revision says; a relabelled move alone never reached
+    the line."""
+    old = decision.move
+    scores = dict(decision.scores)
+    scores[old.value], scores[new.value] = scores.get(new.value, 0.0), scores.get(old.value, decision.confidence)
     return decision.model_copy(update={
         "move": new,
-        "confidence": decision.scores.get(new.value, decision.confidence),
-        "reasons": [*decision.reasons, f"{why}: {decision.move.value} -> {new.value}"],
+        "confidence": scores[new.value],
+        "scores": scores,
+        "reasons": [*decision.reasons, f"{why}: {old.value} -> {new.value}"],
     })
 
 
@@ -763,8 +774,4 @@ def redirect_from(decision: PolicyDecision, why: str) -> PolicyDecision:
     if decision.move in (Move.MOVE_ON, Move.SHIFT_TOPIC, Move.WRAP_UP):
         return decision.model_copy(update={"reasons": [*decision.reasons, f"{why}: kept {decision.move.value}"]})
     new = max((Move.MOVE_ON, Move.SHIFT_TOPIC), key=lambda m: decision.scores.get(m.value, 0.0))
-    return decision.model_copy(update={
-        "move": new,
-        "confidence": decision.scores.get(new.value, decision.confidence),
-        "reasons": [*decision.reasons, f"{why}: {decision.move.value} -> {new.value}"],
-    })
+    return _revised(decision, new, why)

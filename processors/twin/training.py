@@ -193,6 +193,8 @@ def _learned_models(split: Split, pairs: Sequence[Any], situations, embedder, ou
     move_model = None
     try:
         move_model, move_metrics = fit_move_model(split, embedder, seed=seed)
+        # Read by the engine (``rubric_of``): whether the generic rubric's verdicts steer this interviewer's moves.
+        found["rubricCheck"] = move_metrics.pop("rubricCheck")
         found["moveModel"] = {"path": str(move_model.save(out / "move_model.joblib")), "metrics": move_metrics}
     except ValueError as exc:  # too little data (e.g. one move only): the rule-based policy serves
         found["moveModel"] = {"error": str(exc)}
@@ -294,6 +296,10 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
             artefacts.update(_learned_models(split, pairs, situations, memory.embedder, out, seed))
         all_docs = [*(derive_persona_docs(style, policy) if derive_docs else []), *docs]
         artefacts["docs"] = [{"kind": d.kind, "key": d.key} for d in all_docs]
+        # The rubric documents are the criteria the rubric check grades answers against (the engine's ``rubric_of``).
+        rubric = [d.text for d in all_docs if d.kind == "rubric"]
+        if rubric:
+            artefacts["rubric"] = rubric
         (out / "manifest.json").write_text(json.dumps(
             {"tenant": tenant, "interviewerId": interviewer_id, "version": version,
              "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}, indent=2))

@@ -84,6 +84,12 @@ def test_training_twice_keeps_the_split_and_adds_a_version(setup, runner, pg):
     # Both versions' memory exists; retrieval filters on the active one.
     assert _count(runner, tenant, 1, kind="exemplar") == _count(runner, tenant, 2, kind="exemplar") > 30
     assert _count(runner, tenant, 1, kind="rubric") == 1 and _count(runner, tenant, 2, kind="rubric") == 0
+    # The rubric document is what v1's rubric check grades answers against; v2 was trained without one.
+    from processors.twin.engine import rubric_of
+    from processors.twin.tools.rubric import DEFAULT_RUBRIC
+
+    assert rubric_of(v1) == ("Asks about standing.",) and "rubric" not in v2.artefacts
+    assert rubric_of(v2) == (DEFAULT_RUBRIC if v2.artefacts["rubricCheck"]["applies"] else None)
     assert _count(runner, tenant, 2, kind="preference") >= 3  # derived from the fitted profile
     # Artefacts of v1: classifier (with negatives from the other justice), fine-tune file, augmentations.
     folder = mcfg.TWIN_VAR_DIR / "models" / tenant / "elena_kagan" / "v1"

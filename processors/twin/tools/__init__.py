@@ -6,10 +6,37 @@ function-calling tools so the LLM path can call the same functions the offline p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ToolResult", "TOOL_SCHEMAS"]
+__all__ = ["ToolResult", "TOOL_SCHEMAS", "CODE_RE", "RUBRIC_MIN_WORDS", "tool_for"]
+
+CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+_FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
+                               re.IGNORECASE)
+# An answer shorter than this is not graded: a few words say too little for a verdict.
+RUBRIC_MIN_WORDS = 15
+# The moves a rubric verdict can revise (``policy.adjust_for_rubric``): a weak answer turns a follow-up
+# into a probe, a strong one turns a follow-up or probe into moving on.
+_GRADED_MOVES = ("ask_followup", "probe_deeper", "give_hint")
+
+
+def tool_for(move: str, candidate_turn: str, rubric: bool = True) -> str | None:
+    """Which tool the situation calls for, if any (the same rule for both generators and for training's
+    check of whether rubric verdicts fit an interviewer).
+
+    :param move: the decided move (``Move.value``).
+    :param rubric: whether a rubric applies to this interviewer at all (else no rubric check).
+    """
+    if CODE_RE.search(candidate_turn or ""):
+        return "run_code"
+    if candidate_turn and _FACT_QUESTION_RE.search(candidate_turn.strip()):
+        return "fact_lookup"
+    # A follow-up too: the verdict may turn it into a probe (weak answer) or a move on (strong one).
+    if rubric and move in _GRADED_MOVES and len((candidate_turn or "").split()) >= RUBRIC_MIN_WORDS:
+        return "rubric_check"
+    return None
 
 
 @dataclass

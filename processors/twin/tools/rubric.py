@@ -2,10 +2,10 @@
 
 A rubric is a list of criteria (short phrases). Coverage of a criterion is the best of lexical
 overlap (stems) and embedding similarity between the criterion and the answer's sentences; the
-score is the mean coverage. Without a stored rubric (the tenant's configuration or the profile's
-artefacts; see the engine's ``rubric_check`` tool), ``DEFAULT_RUBRIC``'s generic criteria of a technical
-answer apply: for an interviewer outside technical interviews (a judge, a podcast host) the verdict then
-says little, and the selector does not read it (it changes the move, not the move probabilities).
+score is the mean coverage. The criteria are the interviewer's own (configured, or the rubric documents
+their version was trained with); without them ``DEFAULT_RUBRIC``'s generic criteria of a technical answer
+apply only where training found their verdicts agree with the interviewer's moves on validation turns
+(the engine's ``rubric_of``): for a judge or a podcast host they say little, and no check runs.
 
 Lexical coverage reads the whole answer; embedding reads at most ``SEMANTIC_WORDS`` words of it (whole
 sentences from both ends, where an answer states and sums up its point), so a long answer costs no more

@@ -87,7 +87,8 @@ def test_an_attack_turns_the_move_to_a_redirect():
     probe = PolicyDecision(move=Move.PROBE_DEEPER, confidence=0.6,
                            scores={"probe_deeper": 0.6, "move_on": 0.1, "shift_topic": 0.2})
     turned = redirect_from(probe, "input check: elicitation")
-    assert turned.move == Move.SHIFT_TOPIC and turned.confidence == 0.2
+    assert turned.move == Move.SHIFT_TOPIC and turned.confidence == 0.6  # the probe's probability, now the shift's
+    assert turned.scores == {"probe_deeper": 0.2, "move_on": 0.1, "shift_topic": 0.6}
     assert "input check: elicitation: probe_deeper -> shift_topic" in turned.reasons
     wrap = PolicyDecision(move=Move.WRAP_UP, confidence=0.9)
     assert redirect_from(wrap, "x").move == Move.WRAP_UP  # already leaving the topic

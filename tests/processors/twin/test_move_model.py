@@ -11,9 +11,11 @@ import pytest
 from processors.twin.corpus import Turn, chronological_split
 from processors.twin.move_model import (
     DEFAULT_CANDIDATES,
+    Moment,
     MoveModel,
     fit_move_model,
     labelled_moments,
+    rubric_check_on_val,
 )
 from processors.twin.policy import (
     DECIDABLE_MOVES,
@@ -104,6 +106,10 @@ def test_fit_move_model_chooses_on_val_and_reports(kagan_split, embedder):
     assert metrics["val"]["n"] == len(labelled_moments(kagan_split.val)) > 0
     assert 0 <= metrics["policyAgreement"] <= 1
     assert metrics["interviewerId"] == JUSTICE and metrics["trainTurns"] == model.n_train
+    check = metrics["rubricCheck"]  # the generic rubric's verdicts against her own moves, on the same turns
+    assert 0 < check["gradedTurns"] <= metrics["val"]["n"] and check["revised"] <= check["gradedTurns"]
+    assert abs(check["agreeAfter"] - check["agreeBefore"]) <= check["revised"]
+    assert check["applies"] is (check["agreeAfter"] > check["agreeBefore"])
 
 
 # -- the policy with a move model's distribution ------------------------------------------------------
@@ -175,7 +181,11 @@ def test_rubric_verdicts_of_real_checks():
 def test_a_weak_answer_turns_a_follow_up_into_a_probe():
     before = _decision(Move.ASK_FOLLOWUP, ask_followup=0.4, probe_deeper=0.2)
     after = adjust_for_rubric(before, WEAK)
-    assert after.move == Move.PROBE_DEEPER and after.confidence == 0.2
+    # The two moves trade probabilities: selection, which reads the scores, sees the probe, not the follow-up.
+    assert after.move == Move.PROBE_DEEPER and after.confidence == 0.4
+    assert after.scores["probe_deeper"] == 0.4 and after.scores["ask_followup"] == 0.2
+    assert sum(after.scores.values()) == pytest.approx(sum(before.scores.values()))
+    assert max(after.scores, key=after.scores.get) == "probe_deeper"
     assert after.reasons[-1].startswith("rubric: weak answer (score 0.") and "ask_followup -> probe_deeper" in after.reasons[-1]
     assert before.move == Move.ASK_FOLLOWUP and len(before.reasons) == 1  # the input is not changed
 
@@ -204,3 +214,18 @@ def test_a_strong_answer_moves_on_or_shifts_topic(move):
 def test_other_rubric_results_leave_the_decision_alone(move, result):
     before = _decision(move)
     assert adjust_for_rubric(before, result) == before
+
+
+# A long answer that covers none of the generic rubric's criteria (graded "weak" by word overlap alone).
+VAGUE = "Well, I suppose we kind of did it the usual way back then, and it mostly worked out fine for all of us."
+# The move model's distribution at each moment: a follow-up, which a weak verdict turns into a probe.
+FOLLOW_UP = [0.5 if m == Move.ASK_FOLLOWUP else 0.1 for m in DECIDABLE_MOVES]
+
+
+@pytest.mark.parametrize(("real", "applies"), [(Move.PROBE_DEEPER, True), (Move.ASK_FOLLOWUP, False)])
+def test_the_generic_rubric_applies_where_its_verdicts_agree_with_the_real_moves(real, applies):
+    moments = [Moment(tuple(HISTORY), VAGUE, real)] * 3 + [Moment(tuple(HISTORY), "Yes.", Move.MOVE_ON)]
+    check = rubric_check_on_val(PolicyStats(), moments, [FOLLOW_UP] * 4, embedder=None)
+    # "Yes." is too short to grade; each vague answer is graded weak and its follow-up revised to a probe.
+    assert check == {"gradedTurns": 3, "revised": 3, "agreeBefore": 0 if applies else 3,
+                     "agreeAfter": 3 if applies else 0, "applies": applies}
