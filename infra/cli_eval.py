@@ -174,6 +174,10 @@ def eval_command(
                                          "before window 0's validation part, window 2 on those before window 1's, "
                                          "...; no window holds a test session): one validation part is a few "
                                          "sessions, too few to choose a method on."),
+    classifier: bool = typer.Option(True, "--classifier/--no-classifier",
+                                    help="Train the auxiliary style classifier with each version (the "
+                                         "classifier-agreement figures need it; replies never use it, and it is "
+                                         "about 40% of a training)."),
     ablate: list[str] = typer.Option([], "--ablate",
                                      help="Also score the twin with this part switched off (repeatable; 'all' for "
                                           "each of grounding, selection, editing, move_model, tools), answered by "
@@ -218,7 +222,8 @@ def eval_command(
                         use_llm=llm, tenant=tenant, other_corpus=other_corpus,
                         weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX, red_team=red_team, store=store,
                         via=via, gateway_url=gateway_url, timeout_ms=timeout_ms, turns_per_session=turns_per_session,
-                        interviewers=tuple(interviewer), on=Split(on).value, ablations=tuple(ablations))
+                        interviewers=tuple(interviewer), on=Split(on).value, ablations=tuple(ablations),
+                        classifier=classifier)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=False) as bar:

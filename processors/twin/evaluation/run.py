@@ -101,6 +101,8 @@ class EvalConfig:
         choosing methods without looking at the test sessions).
     :param ablations: parts of the twin (``engine.ABLATIONS``) to switch off one at a time; each becomes
         a system ``twin-no-<part>`` answered by the in-process engine on the same turns.
+    :param classifier: train the auxiliary style classifier with each version (the classifier-agreement
+        figures need it; replies never use it, and it is about 40% of a training).
     :param window: 0 ends each interviewer's run at their newest session (the reported run). ``w`` >= 1
         (only with ``on="val"``) validates on the ``w``-th validation part before the reported run's
         (``split``), trained on as many sessions as the reported run trains on, with the test sessions
@@ -128,6 +130,7 @@ class EvalConfig:
     discriminator_seeds: int = DISCRIMINATOR_SEEDS
     on: str = "test"
     ablations: Sequence[str] = ()
+    classifier: bool = True
     window: int = 0
 
     @property
@@ -427,14 +430,15 @@ def fitting_split(split: Split) -> Split:
 
 
 def _train(engine, tenant: str, wanted: list[str], splits: dict[str, Split], other_pool: dict[str, list[Transcript]],
-           seed: int, report: Progress) -> dict[str, Any]:
+           seed: int, report: Progress, classifier: bool = True) -> dict[str, Any]:
     from processors.twin.training import train_interviewer
 
     trained: dict[str, Any] = {}
     for n, iid in enumerate(wanted):
         report(f"train {iid}", n, len(wanted))
         result = train_interviewer(tenant, iid, [], engine.profiles, engine.memory, split=splits[iid],
-                                   others=other_pool[iid], seed=seed, fine_tune_file=False)
+                                   others=other_pool[iid], seed=seed, fine_tune_file=False,
+                                   classifier=classifier)
         # Earlier versions of this namespace only matter as rows for the trend, not as memory.
         for version, active, _ in engine.profiles.versions(tenant, iid):
             if version < result.version:
@@ -546,7 +550,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     embedder = engine.embedder
     # What the twin trains and makes its choices on: on "val", not the scored validation sessions.
     fit_splits = {iid: fitting_split(splits[iid]) if config.on == "val" else splits[iid] for iid in wanted}
-    trained = _train(engine, tenant, wanted, fit_splits, other_pool, seed, report)
+    trained = _train(engine, tenant, wanted, fit_splits, other_pool, seed, report, classifier=config.classifier)
     lap("train")
 
     # ---- the twin answers every sampled test turn
@@ -638,6 +642,9 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
     classifier_notes: dict[str, str] = {}
     for iid in wanted:
         recs = [r for r in records if r.interviewer_id == iid]
+        if not config.classifier:  # an earlier version's classifier would judge this version's twin
+            classifier_notes[iid] = "not trained (--no-classifier)"
+            continue
         clf = _load_classifier(tenant, iid, embedder, classifier_notes) if recs else None
         if clf is None:
             continue
@@ -751,7 +758,7 @@ def _run(config: EvalConfig, cfg: Settings, engine, responder: Responder, tenant
                    "sessions": config.sessions if config.sessions is not None else f"~{DEFAULT_TURN_BUDGET} turns",
                    "distractors": config.distractors, "discriminator_seeds": config.discriminator_seeds,
                    "val": config.val, "test": config.test, "weights": M.COMBINED_WEIGHTS,
-                   "on": config.on, "ablations": list(config.ablations)},
+                   "on": config.on, "ablations": list(config.ablations), "classifier": config.classifier},
         "timings_s": timings,
     }
     result = EvalResult(summary, records, red)

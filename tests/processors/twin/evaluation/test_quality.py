@@ -29,7 +29,7 @@ def trained(scotus_slice, postgres_dsn, weaviate_client):
 
     tenant = f"eval-quality-{random.randrange(16**8):08x}"
     config = EvalConfig(corpus=Path(scotus_slice), limit=LIMIT, sessions=0, seed=0, via="engine", use_llm=False,
-                        tenant=tenant, red_team=False, store=False, discriminator_seeds=2,
+                        tenant=tenant, red_team=False, store=False, discriminator_seeds=2, classifier=False,
                         weaviate_prefix=settings.WEAVIATE_COLLECTION_PREFIX)
     yield tenant, run_evaluation(config, settings).summary
     import shutil

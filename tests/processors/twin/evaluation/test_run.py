@@ -246,12 +246,16 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     tenant = f"eval-abl-{random.randrange(16**8):08x}"
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
                                       "--on", "val", "--ablate", "all", "--limit", "8", "--sessions", "0",
-                                      "--no-red-team", "--no-store", "--tenant", tenant, "--report", str(tmp_path)])
+                                      "--no-red-team", "--no-classifier", "--no-store", "--tenant", tenant,
+                                      "--report", str(tmp_path)])
     assert result.exit_code == 0, (result.output[-3000:], result.exception)
     out = json.loads(result.stdout)
     html = (tmp_path / "index.html").read_text()
     assert "Ablations (val split)" in html and "without move_model" in html
     assert out["on"] == "val" and out["config"]["ablations"] == list(ABLATIONS)
+    # Trained without the style classifier: said so, and no agreement figures from an earlier version's.
+    assert out["per_interviewer"]["elena_kagan"]["classifier"] == "not trained (--no-classifier)"
+    assert out["twin"]["details"]["classifier_agreement"] is None
     split = ProfileStore(postgres_dsn).active(tenant, "elena_kagan").artefacts["split"]
     # The profile made its choices on as many sessions as are scored, and on none of them.
     assert out["test_sessions"] == len(split["val"]) == out["twin_fit_sessions"]["val"] and out["test_turns"] == 8
@@ -326,7 +330,7 @@ def test_validation_windows_are_pooled(slice_corpus, postgres_dsn, weaviate_clie
     tenant = f"eval-win-{random.randrange(16**8):08x}"
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
                                       "--on", "val", "--val-windows", "2", "--limit", "4", "--sessions", "0",
-                                      "--no-red-team", "--no-store", "--tenant", tenant])
+                                      "--no-red-team", "--no-classifier", "--no-store", "--tenant", tenant])
     assert result.exit_code == 0, (result.output[-3000:], result.exception)
     out = json.loads(result.stdout)
     assert out["windows"] == 2 and [w["tenant"] for w in out["per_window"]] == [tenant, f"{tenant}-w1"]
