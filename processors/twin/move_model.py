@@ -41,6 +41,7 @@ from processors.twin.policy import (
     Controls,
     ConversationState,
     Move,
+    PolicyDecision,
     PolicyStats,
     _answer_quality,
     _word_count,
@@ -423,26 +424,28 @@ def rubric_check_on_val(stats: PolicyStats, moments: Sequence[Moment], probs: np
 
     On the validation turns where the engine would grade the answer (``tools.tool_for``), the move decided
     from the move model's probabilities (``probs``, one row per moment) agrees with the real move so often
-    before a verdict revises it (``policy.adjust_for_rubric``) and so often after: the verdicts apply when
-    they make it agree more often. Graded as a technical answer, a justice's turn gets verdicts that say
-    nothing of what the justice does next.
+    before a verdict revises it (``policy.adjust_for_rubric``) and so often after. The verdicts apply when
+    the revisions make more moves right than wrong by more than two standard errors of the paired
+    difference (a turn or two either way among a few dozen is noise). Graded as a technical answer, a
+    justice's turn gets verdicts that say nothing of what the justice does next.
     """
     from processors.twin.tools import tool_for
     from processors.twin.tools.rubric import rubric_check
 
-    graded = before = after = revised = 0
+    graded: list[tuple[Moment, PolicyDecision]] = []
     for m, row in zip(moments, probs):
         decision = decide_next_move(list(m.history), m.candidate_text or None, stats, Controls(), seed=0,
                                     move_probs={mv: float(p) for mv, p in zip(DECIDABLE_MOVES, row)})
-        if tool_for(decision.move.value, m.candidate_text) != "rubric_check":
-            continue
-        graded += 1
-        turned = adjust_for_rubric(decision, rubric_check(m.candidate_text, embedder=embedder))
-        revised += turned.move != decision.move
-        before += decision.move == m.move
-        after += turned.move == m.move
-    return {"gradedTurns": graded, "revised": revised, "agreeBefore": before, "agreeAfter": after,
-            "applies": after > before}
+        if tool_for(decision.move.value, m.candidate_text) == "rubric_check":
+            graded.append((m, decision))
+    # One answer at a time: in one batch their sentences pad to each other's length, slower on a CPU.
+    turned = [adjust_for_rubric(d, rubric_check(m.candidate_text, embedder=embedder)) for m, d in graded]
+    diff = np.array([float(t.move == m.move) - float(d.move == m.move) for (m, d), t in zip(graded, turned)])
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return {"gradedTurns": len(graded), "revised": sum(t.move != d.move for (_, d), t in zip(graded, turned)),
+            "agreeBefore": sum(d.move == m.move for m, d in graded),
+            "agreeAfter": sum(t.move == m.move for (m, _), t in zip(graded, turned)),
+            "applies": bool(len(diff) > 1 and diff.mean() > 2 * se)}
 
 
 def fit_move_model(split: Split, embedder: Any, seed: int = 0,
