@@ -74,7 +74,6 @@ PARROT_WORDS = 8
 SAID_LINES_REMEMBERED = 30
 
 
-
 class UnknownInterviewer(LookupError):
     """No active profile for this tenant/interviewer."""
 
