@@ -94,9 +94,14 @@ class PersonaMemory:
 
     # -- writing ---------------------------------------------------------------------
     def situation_vectors(self, items: Sequence[Exchange]) -> np.ndarray:
-        """The retrieval vectors of exchanges (what ``index_exchanges`` stores for them; ``SITUATION_CUT``)."""
-        return self.embedder.embed([situation_text(e.context_turns, e.candidate_turn.text if e.candidate_turn else "")
-                                    for e in items])
+        """The retrieval vectors of exchanges (what ``index_exchanges`` stores for them; ``SITUATION_CUT``).
+
+        Through the embedder's cache: the next version of the interviewer (a retraining, a refresh with a few
+        new sessions) is trained on the same moments, and their vectors are most of a training's MiniLM time.
+        """
+        return self.embedder.embed_cached([situation_text(e.context_turns,
+                                                          e.candidate_turn.text if e.candidate_turn else "")
+                                           for e in items])
 
     def index_exchanges(self, tenant: str, interviewer_id: str, version: int, items: Iterable[Exchange],
                         batch_size: int = 256, progress=None, vectors: np.ndarray | None = None) -> int:

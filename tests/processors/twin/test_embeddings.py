@@ -115,3 +115,23 @@ def test_token_embeddings_drop_special_tokens(embedder):
 def test_cosine_matrix_normalises():
     a = np.array([[3.0, 0.0], [0.0, 2.0]])
     assert np.allclose(cosine_matrix(a, a), np.eye(2))
+
+
+def test_a_retraining_embeds_no_situation_again(embedder):
+    """Training's situation vectors (most of its MiniLM time) go through the cache, exactly as computed: the
+    next version of the same interviewer, trained on the same moments, reuses them."""
+    from processors.twin.corpus import exchanges, read_transcripts
+    from processors.twin.memory import PersonaMemory
+    from tests.conftest import SAMPLE_CORPUS
+
+    fresh = type(embedder)()
+    fresh.share_model_of(embedder)
+    calls: list[int] = []
+    real_embed = fresh.embed
+    fresh.embed = lambda texts: calls.append(len(texts)) or real_embed(texts)
+    memory = PersonaMemory(None, fresh)  # its store is not read here
+    items = [ex for p in read_transcripts(SAMPLE_CORPUS) if p.ok for ex in exchanges(p.transcript)][:40]
+    first = memory.situation_vectors(items)
+    again = memory.situation_vectors(items)
+    assert len(calls) == 1 and calls[0] > 0  # the second training asked the model nothing
+    assert np.array_equal(first, again) and first.shape == (len(items), EMBEDDING_DIM)
