@@ -16,6 +16,9 @@ from typing import Any, Sequence
 
 from sinks.base import Sink, SinkError
 
+# Objects per write request: a few MB with their vectors and texts, well under gRPC's message limit.
+UPSERT_CHUNK = 500
+
 __all__ = [
     "WeaviateSink",
     "WeaviateSinkError",
@@ -159,18 +162,22 @@ class WeaviateSink(Sink[VectorObject]):
         return await asyncio.to_thread(self.upsert, tenant, batch)
 
     def upsert(self, tenant: str, objects: Sequence[VectorObject]) -> int:
+        """Write objects for one tenant, replacing any with the same key (the uuid is derived from it)."""
+        from weaviate.classes.data import DataObject
         from weaviate.util import generate_uuid5
 
         if not objects:
             return 0
         coll = self._collection(tenant)
-        with coll.batch.fixed_size(batch_size=200, concurrent_requests=2) as batch:
-            for obj in objects:
-                batch.add_object(properties=obj.properties, vector=list(map(float, obj.vector)),
-                                 uuid=generate_uuid5(obj.key))
-        failed = coll.batch.failed_objects
-        if failed:
-            raise WeaviateSinkError(f"{len(failed)} objects rejected by {self.name}: {failed[0].message}")
+        # One request per chunk: the client's batcher waits about a second on close for a part-filled
+        # batch, which was most of a small write (a training's persona documents: 1.04 s against 0.01 s).
+        for start in range(0, len(objects), UPSERT_CHUNK):
+            result = coll.data.insert_many([
+                DataObject(properties=obj.properties, vector=list(map(float, obj.vector)), uuid=generate_uuid5(obj.key))
+                for obj in objects[start:start + UPSERT_CHUNK]])
+            if result.errors:
+                first = next(iter(result.errors.values()))
+                raise WeaviateSinkError(f"{len(result.errors)} objects rejected by {self.name}: {first.message}")
         return len(objects)
 
     def delete_where(self, tenant: str, prop: str, value: str) -> int:

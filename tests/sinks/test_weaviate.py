@@ -36,3 +36,21 @@ def test_upsert_is_idempotent_by_key(turn_sink):
     assert turn_sink.near_vector("acme", _unit(1), limit=1)[0].properties["text"] == "v2"
     assert turn_sink.delete_where("acme", "interviewerId", "a") == 1
     assert turn_sink.count("acme") == 0
+
+
+def test_a_write_larger_than_one_request_lands_whole(turn_sink):
+    from sinks.weaviate import UPSERT_CHUNK
+
+    n = 2 * UPSERT_CHUNK + 7
+    objs = [VectorObject(f"big-{i}", {"interviewerId": "a", "text": f"line {i}", "seq": i}, _unit(i)) for i in range(n)]
+    assert turn_sink.upsert("acme", objs) == n
+    assert turn_sink.count("acme") == n
+    assert turn_sink.near_vector("acme", _unit(n - 1), limit=1)[0].properties["seq"] == n - 1  # the last request's
+
+
+def test_a_rejected_object_fails_the_write_loudly(turn_sink):
+    from sinks.weaviate import WeaviateSinkError
+
+    bad = VectorObject("bad", {"interviewerId": "a", "text": "fine", "seq": "not a number"}, _unit(3))
+    with pytest.raises(WeaviateSinkError, match="rejected"):
+        turn_sink.upsert("acme", [VectorObject("good", {"interviewerId": "a", "text": "ok", "seq": 1}, _unit(2)), bad])
