@@ -439,12 +439,13 @@ def rubric_check_on_val(stats: PolicyStats, moments: Sequence[Moment], probs: np
         if tool_for(decision.move.value, m.candidate_text) == "rubric_check":
             graded.append((m, decision))
     # One answer at a time: in one batch their sentences pad to each other's length, slower on a CPU.
-    turned = [adjust_for_rubric(d, rubric_check(m.candidate_text, embedder=embedder)) for m, d in graded]
-    diff = np.array([float(t.move == m.move) - float(d.move == m.move) for (m, d), t in zip(graded, turned)])
+    turned = [adjust_for_rubric(d, rubric_check(m.candidate_text, embedder=embedder)).move for m, d in graded]
+    before = np.array([d.move == m.move for m, d in graded], dtype=float)
+    after = np.array([t == m.move for (m, _), t in zip(graded, turned)], dtype=float)
+    diff = after - before
     se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return {"gradedTurns": len(graded), "revised": sum(t.move != d.move for (_, d), t in zip(graded, turned)),
-            "agreeBefore": sum(d.move == m.move for m, d in graded),
-            "agreeAfter": sum(t.move == m.move for (m, _), t in zip(graded, turned)),
+    return {"gradedTurns": len(graded), "revised": sum(t != d.move for (_, d), t in zip(graded, turned)),
+            "agreeBefore": int(before.sum()), "agreeAfter": int(after.sum()),
             "applies": bool(len(diff) > 1 and diff.mean() > 2 * se)}
 
 

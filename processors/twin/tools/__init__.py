@@ -17,8 +17,8 @@ _FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do
                                re.IGNORECASE)
 # An answer shorter than this is not graded: a few words say too little for a verdict.
 RUBRIC_MIN_WORDS = 15
-# The moves a rubric verdict can revise (``policy.adjust_for_rubric``): a weak answer turns a follow-up
-# into a probe, a strong one turns a follow-up or probe into moving on.
+# The moves after which an answer is graded. A verdict revises some of them (``policy.adjust_for_rubric``: a weak
+# answer turns a follow-up into a probe, a strong one a follow-up or probe into moving on); a hint's grade is traced.
 _GRADED_MOVES = ("ask_followup", "probe_deeper", "give_hint")
 
 
