@@ -343,8 +343,10 @@ def gateway_factory(process_env, tmp_path_factory, catalogue_topics, postgres_ds
 SAMPLE_CORPUS = REPO_ROOT / "infra" / "samples" / "sample_interviews.jsonl"
 
 
-def train_sample(cfg, tenant: str, interviewer_id: str = "dana", transcripts=None):
-    """Train an interviewer (the shipped synthetic sample by default) in a tenant; returns the result."""
+def train_sample(cfg, tenant: str, interviewer_id: str = "dana", transcripts=None, **options):
+    """Train an interviewer (the shipped synthetic sample by default) in a tenant; returns the result.
+
+    ``options`` go to ``train_interviewer`` (persona docs, no learned models, ...)."""
     from processors.twin.corpus import read_transcripts
     from processors.twin.embeddings import get_embedder
     from processors.twin.memory import PersonaMemory
@@ -359,7 +361,7 @@ def train_sample(cfg, tenant: str, interviewer_id: str = "dana", transcripts=Non
         memory = PersonaMemory.connect(client, get_embedder(), prefix=cfg.WEAVIATE_COLLECTION_PREFIX)
         profiles = ProfileStore(cfg.POSTGRES_DSN)
         try:
-            return train_interviewer(tenant, interviewer_id, transcripts, profiles, memory)
+            return train_interviewer(tenant, interviewer_id, transcripts, profiles, memory, **options)
         finally:
             profiles.close()
     finally:

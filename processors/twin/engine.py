@@ -13,7 +13,8 @@ Steps (spec §7), each timed into the reply's traces and wrapped in an OpenTelem
 5. tools     – rubric check / fact lookup / code runner when the situation calls for one; a rubric
                verdict changes the move (probe a weak answer, move on from a strong one), and with it
                which lines the selector prefers; an answer is graded only against a rubric that fits
-               the interviewer (``rubric_of``);
+               the interviewer (``rubric_of``); a question the interviewer's own notes answer is answered
+               from them first (``tools.facts``);
 6. generate  – the offline generator (the interviewer's own line the learned selector picks, edited
                into this session) or the LLM (the same candidates, state and move as grounding);
 7. ground    – no redaction placeholder leaves the engine: a name the session used, or none;
@@ -55,6 +56,7 @@ from processors.twin.safety import SAFE_FALLBACKS, InputScreen, screen_input
 from processors.twin.safety_learned import SafetyPolicy
 from processors.twin.text import is_cut_short, repeats_words, says_again
 from processors.twin.tools.code_runner import code_tool_result, run_snippet
+from processors.twin.tools.facts import DERIVED_NOTE_KEYS, FactAnswer, answer_from_notes, asked_question
 from processors.twin.tools.rubric import DEFAULT_RUBRIC, rubric_check
 from schemas.models import FunctionCall, Pause, Prosody, TraceStep
 
@@ -416,6 +418,12 @@ class TwinEngine:
                 draw = temperature or (selector.temperature if selector is not None else 0.0)
                 reply = offline_reply(draw)
                 text, source_ids = reply.text, reply.source_exemplar_ids
+                # The candidate asked something the interviewer's notes answer: the answer comes first.
+                fact = next((r.result["answer"] for r in tool_results if r.name == "fact_lookup" and r.ok
+                             and "answer" in r.result), None)
+                if fact and fact["text"] not in text and acceptable(fact["text"]):
+                    text = f"{fact['text']} {text}".strip()
+                    d["fact"] = fact["note"]
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
                 if llm_skipped:
                     d["llm_skipped"] = "input check"
@@ -518,6 +526,9 @@ class TwinEngine:
             hits = self.memory.persona_docs(tenant, interviewer_id, profile.version, qv)
             result = {"facts": [{"kind": h.properties.get("kind"), "text": h.properties.get("reply"),
                                  "distance": round(h.distance, 3)} for h in hits]}
+            answer = self._fact_answer(tenant, interviewer_id, profile, query)
+            if answer is not None:
+                result["answer"] = {"text": answer.text, "note": answer.key, "similarity": answer.similarity}
             ok = True
         elif name == "rubric_check":
             answer = str(args.get("answer") or candidate_turn)
@@ -527,6 +538,24 @@ class TwinEngine:
             result, ok = {"error": f"unknown tool {name}"}, False
         return ToolResult(name=name, args=args, result=result, ms=round((time.perf_counter() - started) * 1000, 2),
                           ok=ok)
+
+    def _fact_answer(self, tenant: str, interviewer_id: str, profile: InterviewerProfile,
+                     query: str) -> FactAnswer | None:
+        """What the notes supplied with this version say to the candidate's question (``tools.facts``), if any.
+
+        Nothing is embedded or looked up for a version trained without notes of its own (as every interviewer
+        trained from transcripts alone).
+        """
+        supplied = {d.get("key") for d in profile.artefacts.get("docs") or []
+                    if d.get("kind") == "note" and d.get("key") not in DERIVED_NOTE_KEYS}
+        question = asked_question(query) if supplied else None
+        if question is None:
+            return None
+        vector = self.embedder.embed_cached([question])[0]
+        hits = self.memory.persona_docs(tenant, interviewer_id, profile.version, vector, kinds=("note",), limit=3)
+        notes = [(h.properties.get("key"), h.properties.get("reply") or "") for h in hits
+                 if h.properties.get("key") in supplied]
+        return answer_from_notes(question, notes, self.embedder)
 
     @staticmethod
     def _fallback_text(profile: InterviewerProfile, acceptable=None) -> str:
