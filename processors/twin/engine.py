@@ -381,6 +381,16 @@ class TwinEngine:
                 learned_scores=[x for _, x in ordered] if models.selector is not None else None, session=state,
                 edit="editing" not in ablate, acceptable=acceptable)
 
+        def answered_first(text: str, d: dict[str, Any]) -> str:
+            # The candidate asked something the interviewer's notes answer (fact lookup): the offline reply
+            # gives the answer first. (An LLM draft has the lookup's result to write from.)
+            fact = next((r.result["answer"] for r in tool_results if r.name == "fact_lookup" and r.ok
+                         and "answer" in r.result), None)
+            if not fact or fact["text"] in text or not acceptable(fact["text"]):
+                return text
+            d["fact"] = fact["note"]
+            return f"{fact['text']} {text}".strip()
+
         with step("generate", generator="llm" if llm else "offline") as d:
             if llm is not None:
                 from processors.twin.llm_generator import build_system_prompt, reply_token_budget
@@ -411,19 +421,14 @@ class TwinEngine:
                          and not self._draft_holds_up(selector, query, ordered, text, decision))
                 if refused or worse:
                     reply = offline_reply(0.0)
-                    text, source_ids = reply.text, reply.source_exemplar_ids
+                    text, source_ids = answered_first(reply.text, d), reply.source_exemplar_ids
                     d["llm_draft_refused" if refused else "llm_draft_below_offline"] = True
             else:
                 # Without a requested temperature the selector says whether to draw (seeded by session and turn).
                 draw = temperature or (selector.temperature if selector is not None else 0.0)
                 reply = offline_reply(draw)
                 text, source_ids = reply.text, reply.source_exemplar_ids
-                # The candidate asked something the interviewer's notes answer: the answer comes first.
-                fact = next((r.result["answer"] for r in tool_results if r.name == "fact_lookup" and r.ok
-                             and "answer" in r.result), None)
-                if fact and fact["text"] not in text and acceptable(fact["text"]):
-                    text = f"{fact['text']} {text}".strip()
-                    d["fact"] = fact["note"]
+                text = answered_first(text, d)
                 d.update(exemplar=",".join(source_ids[:1]), notes="; ".join(reply.notes[:3]))
                 if llm_skipped:
                     d["llm_skipped"] = "input check"
