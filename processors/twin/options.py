@@ -5,20 +5,53 @@ Kept free of ML imports, so the gateway validates requests with the same model t
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["PersonaDocIn", "TrainingOptions"]
+__all__ = ["PROHIBITED_TOPIC_MAX_WORDS", "PersonaDocIn", "TrainingOptions", "prohibited_topics_of"]
+
+# A ``prohibited`` document lists topics the twin must never raise: words or phrases, one per line or separated by
+# semicolons ("salary history; criminal record"). They join the version's ``prohibitedTopics``, which every check
+# matches as whole words; a sentence ("Never ask what they earn.") would match no line, so it is refused.
+PROHIBITED_TOPIC_MAX_WORDS = 6
+PROHIBITED_TOPIC_MAX_CHARS = 100  # the configuration's limit on a topic
+MAX_PROHIBITED_TOPICS = 200  # the configuration's limit on a list of topics
+
+
+def _topic_items(text: str) -> list[str]:
+    return [i for i in (" ".join(p.split()).strip(" .") for p in re.split(r"[;\n]", text)) if i]
+
+
+def _is_topic(item: str) -> bool:
+    return len(item.split()) <= PROHIBITED_TOPIC_MAX_WORDS and len(item) <= PROHIBITED_TOPIC_MAX_CHARS
+
+
+def prohibited_topics_of(text: str) -> list[str]:
+    """The topics a ``prohibited`` document lists (its items that are words or short phrases)."""
+    return [i for i in _topic_items(text) if _is_topic(i)]
 
 
 class PersonaDocIn(BaseModel):
-    """A persona document to index with the version (interviewer notes, rubrics, preferences)."""
+    """A persona document to index with the version (interviewer notes, rubrics, preferences, and prohibited
+    topics: words or phrases, one per line or separated by semicolons, that join the version's prohibitedTopics)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["note", "rubric", "preference", "prohibited"]
     key: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$")]
     text: Annotated[str, Field(min_length=1, max_length=8000)]
+
+    @model_validator(mode="after")
+    def _topics(self) -> "PersonaDocIn":
+        if self.kind == "prohibited":
+            bad = [i for i in _topic_items(self.text) if not _is_topic(i)]
+            if bad or not _topic_items(self.text):
+                raise ValueError(
+                    "a prohibited document lists topics (words or phrases of at most "
+                    f"{PROHIBITED_TOPIC_MAX_WORDS} words, one per line or separated by ';'); "
+                    + (f"{bad[0][:80]!r} is not one" if bad else "it lists none"))
+        return self
 
 
 class TrainingOptions(BaseModel):
@@ -51,4 +84,9 @@ class TrainingOptions(BaseModel):
     def _fractions(self) -> "TrainingOptions":
         if self.val + self.test >= 0.9:
             raise ValueError("val + test must leave at least 10% of the sessions for training")
+        topics = {t.lower() for d in self.docs if d.kind == "prohibited" for t in prohibited_topics_of(d.text)}
+        topics |= {str(t).lower() for t in self.config.get("prohibitedTopics") or []}
+        if len(topics) > MAX_PROHIBITED_TOPICS:
+            raise ValueError(f"{len(topics)} prohibited topics (documents and config together); at most "
+                             f"{MAX_PROHIBITED_TOPICS}")
         return self

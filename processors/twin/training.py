@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
+from processors.twin.options import prohibited_topics_of
 from processors.twin.editing import common_names
 from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
 from processors.twin.policy import PolicyStats
@@ -251,6 +252,14 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
         artefact_root = settings.TWIN_VAR_DIR / "models"
     previous = profiles.load(tenant, interviewer_id)
     merged_config = {**((previous.config if previous else None) or {}), **(config or {})}
+    doc_topics = [t for d in docs if d.kind == "prohibited" for t in prohibited_topics_of(d.text)]
+    if doc_topics:
+        # A prohibited document's topics join the version's prohibitedTopics: the engine's line checks, the safety
+        # agent, the LLM prompt and retrieval all read that list (and later versions keep it, as configured topics).
+        unique: dict[str, str] = {}
+        for topic in [*(merged_config.get("prohibitedTopics") or []), *doc_topics]:
+            unique.setdefault(topic.lower(), topic)
+        merged_config["prohibitedTopics"] = list(unique.values())
     version = profiles.next_version(tenant, interviewer_id)
     if on_version:
         on_version(version)

@@ -68,6 +68,10 @@ async def test_post_queues_a_job_on_kafka_and_get_reports_it(api, owner, pg, rea
     ({**BODY, "options": {"val": 0.6}}, 422, "validation_failed"),
     ({**BODY, "options": {"epochs": 3}}, 422, "validation_failed"),               # unknown option
     ({**BODY, "options": {"docs": [{"kind": "gossip", "key": "k", "text": "t"}]}}, 422, "validation_failed"),
+    # A prohibited document lists topics, not a sentence the checks could never match.
+    ({**BODY, "options": {"docs": [{"kind": "prohibited", "key": "pay",
+                                    "text": "Never ask the candidate what they earn now or earned before."}]}},
+     422, "validation_failed"),
     ({"interviewerId": "elena_kagan"}, 422, "validation_failed"),                  # no datasetRef
 ])
 async def test_bad_requests(api, owner, body, status, code):
