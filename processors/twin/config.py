@@ -61,7 +61,9 @@ Verbosity = Literal["terse", "normal", "verbose"]
 ControlName = Literal["challengeLevel", "coachingRatio", "verbosity", "tone"]
 ToolName = Literal["run_code", "fact_lookup", "rubric_check"]
 Generator = Literal["auto", "llm", "offline"]
-Topic = Annotated[str, Field(min_length=1, max_length=100)]
+TOPIC_MAX_CHARS = 100
+MAX_TOPICS = 200  # prohibited topics in one layer
+Topic = Annotated[str, Field(min_length=1, max_length=TOPIC_MAX_CHARS)]
 Guideline = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
@@ -135,7 +137,7 @@ class TwinConfig(BaseModel):
         "companyGuidelines": ["Never promise an offer or a next round."],
         "flags": {"tools": True, "disabledTools": ["run_code"], "generator": "auto"}}]})
     controls: ControlsLayer = Field(default_factory=ControlsLayer)
-    prohibitedTopics: Annotated[list[Topic], Field(max_length=200)] | None = Field(
+    prohibitedTopics: Annotated[list[Topic], Field(max_length=MAX_TOPICS)] | None = Field(
         default=None, description="Words or phrases the twin must never raise (added to every other layer's).")
     companyGuidelines: Annotated[list[Guideline], Field(max_length=50)] | None = Field(
         default=None, description="Instructions given to the LLM generator (tenant's first, then the interviewer's).")

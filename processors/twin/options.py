@@ -10,14 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from processors.twin.config import MAX_TOPICS, TOPIC_MAX_CHARS
+
 __all__ = ["PROHIBITED_TOPIC_MAX_WORDS", "PersonaDocIn", "TrainingOptions", "prohibited_topics_of"]
 
 # A ``prohibited`` document lists topics the twin must never raise: words or phrases, one per line or separated by
 # semicolons ("salary history; criminal record"). They join the version's ``prohibitedTopics``, which every check
 # matches as whole words; a sentence ("Never ask what they earn.") would match no line, so it is refused.
 PROHIBITED_TOPIC_MAX_WORDS = 6
-PROHIBITED_TOPIC_MAX_CHARS = 100  # the configuration's limit on a topic
-MAX_PROHIBITED_TOPICS = 200  # the configuration's limit on a list of topics
 
 
 def _topic_items(text: str) -> list[str]:
@@ -25,7 +25,7 @@ def _topic_items(text: str) -> list[str]:
 
 
 def _is_topic(item: str) -> bool:
-    return len(item.split()) <= PROHIBITED_TOPIC_MAX_WORDS and len(item) <= PROHIBITED_TOPIC_MAX_CHARS
+    return len(item.split()) <= PROHIBITED_TOPIC_MAX_WORDS and len(item) <= TOPIC_MAX_CHARS
 
 
 def prohibited_topics_of(text: str) -> list[str]:
@@ -86,7 +86,7 @@ class TrainingOptions(BaseModel):
             raise ValueError("val + test must leave at least 10% of the sessions for training")
         topics = {t.lower() for d in self.docs if d.kind == "prohibited" for t in prohibited_topics_of(d.text)}
         topics |= {str(t).lower() for t in self.config.get("prohibitedTopics") or []}
-        if len(topics) > MAX_PROHIBITED_TOPICS:
+        if len(topics) > MAX_TOPICS:
             raise ValueError(f"{len(topics)} prohibited topics (documents and config together); at most "
-                             f"{MAX_PROHIBITED_TOPICS}")
+                             f"{MAX_TOPICS}")
         return self

@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
-from processors.twin.options import prohibited_topics_of
 from processors.twin.editing import common_names
 from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
+from processors.twin.options import prohibited_topics_of
 from processors.twin.policy import PolicyStats
 from processors.twin.profiles import InterviewerProfile, ProfileStore
 from processors.twin.style import StyleProfile
