@@ -192,30 +192,35 @@ class WeaviateSink(Sink[VectorObject]):
     # -- reads -------------------------------------------------------------------
     def near_vector(self, tenant: str, vector: Sequence[float], limit: int = 8,
                     where: dict[str, Any] | None = None) -> list[Hit]:
-        """The ``limit`` nearest objects of a tenant, optionally filtered by property equality."""
-        from weaviate.classes.query import Filter, MetadataQuery
+        """The ``limit`` nearest objects of a tenant, optionally filtered (``where``: see ``_filter``)."""
+        from weaviate.classes.query import MetadataQuery
 
-        flt = None
-        for prop, value in (where or {}).items():
-            cond = Filter.by_property(prop).equal(value)
-            flt = cond if flt is None else flt & cond
         res = self._collection(tenant).query.near_vector(
-            near_vector=list(map(float, vector)), limit=limit, filters=flt,
+            near_vector=list(map(float, vector)), limit=limit, filters=_filter(where),
             return_metadata=MetadataQuery(distance=True),
         )
         return [Hit(dict(o.properties), float(o.metadata.distance), str(o.uuid)) for o in res.objects]
 
     def count(self, tenant: str, where: dict[str, Any] | None = None) -> int:
-        """How many objects a tenant has (optionally filtered)."""
-        from weaviate.classes.query import Filter
-
-        flt = None
-        for prop, value in (where or {}).items():
-            cond = Filter.by_property(prop).equal(value)
-            flt = cond if flt is None else flt & cond
-        res = self._collection(tenant).aggregate.over_all(total_count=True, filters=flt)
+        """How many objects a tenant has (optionally filtered, as ``near_vector``)."""
+        res = self._collection(tenant).aggregate.over_all(total_count=True, filters=_filter(where))
         return int(res.total_count or 0)
 
     def drop(self) -> None:
         """Delete the whole collection (tests and `twin db reset`)."""
         self.client.collections.delete(self.name)
+
+
+def _filter(where: dict[str, Any] | None):
+    """A Weaviate filter from ``{property: value}``: every property must equal its value, or one of its values
+    when the value is a list or tuple (None when ``where`` is empty)."""
+    from weaviate.classes.query import Filter
+
+    flt = None
+    for prop, value in (where or {}).items():
+        if isinstance(value, (list, tuple)):
+            cond = Filter.any_of([Filter.by_property(prop).equal(v) for v in value])
+        else:
+            cond = Filter.by_property(prop).equal(value)
+        flt = cond if flt is None else flt & cond
+    return flt

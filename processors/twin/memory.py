@@ -194,9 +194,7 @@ class PersonaMemory:
 
     def persona_docs(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
                      kinds: Sequence[str] = ("note", "rubric", "preference", "prohibited"), limit: int = 4) -> list[Hit]:
-        """Persona documents nearest to the situation (for fact retrieval and the system prompt)."""
-        hits: list[Hit] = []
-        for kind in kinds:
-            hits += self.sink.near_vector(tenant, vector, limit=limit,
-                                          where={"interviewerId": interviewer_id, "version": version, "kind": kind})
-        return sorted(hits, key=lambda h: h.distance)[:limit]
+        """Persona documents of ``kinds`` nearest to the situation (for fact retrieval and the system prompt)."""
+        hits = self.sink.near_vector(tenant, vector, limit=limit, where={
+            "interviewerId": interviewer_id, "version": version, "kind": list(kinds)})
+        return sorted(hits, key=lambda h: h.distance)

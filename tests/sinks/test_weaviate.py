@@ -28,6 +28,16 @@ def test_near_vector_finds_the_closest_within_tenant_and_interviewer(turn_sink):
     assert turn_sink.near_vector("globex", _unit(7), limit=3) == []
 
 
+def test_a_list_in_where_matches_any_of_its_values(turn_sink):
+    objs = [VectorObject(f"k{i}", {"interviewerId": "abc"[i % 3], "text": f"line {i}", "seq": i}, _unit(i))
+            for i in range(30)]
+    turn_sink.upsert("acme", objs)
+    hits = turn_sink.near_vector("acme", _unit(4), limit=30, where={"interviewerId": ["a", "b"], "seq": list(range(10))})
+    assert sorted(h.properties["seq"] for h in hits) == [i for i in range(10) if i % 3 != 2]
+    assert hits[0].properties["seq"] == 4  # still nearest first
+    assert turn_sink.count("acme", where={"interviewerId": ["a", "c"]}) == 20
+
+
 def test_upsert_is_idempotent_by_key(turn_sink):
     obj = VectorObject("same-key", {"interviewerId": "a", "text": "v1", "seq": 1}, _unit(1))
     turn_sink.upsert("acme", [obj])
