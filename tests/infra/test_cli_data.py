@@ -134,6 +134,15 @@ def test_clear_errors(env, args, message):
     assert result.exit_code == 1 and message in result.output, result.output
 
 
+def test_a_prohibited_document_written_as_a_sentence_is_refused_with_the_reason(env, tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"kind": "prohibited", "key": "pay",
+                                "text": "Never ask the candidate what they earn now or earned before."}) + "\n")
+    result = twin("train", JUSTICE, "--dataset", "ds_small", "--docs", docs, "--tenant", env)
+    assert result.exit_code == 1 and "bad options" in result.output, result.output
+    assert "a prohibited document lists topics" in " ".join(result.output.split())
+
+
 def test_import_needs_a_consent_attestation_and_train_refuses_data_without_one(env, slice_file, pg):
     tenant = env
     refused = twin("import", slice_file, "--tenant", tenant, "--dataset", "unattested")
