@@ -213,12 +213,14 @@ class WeaviateSink(Sink[VectorObject]):
 
 def _filter(where: dict[str, Any] | None):
     """A Weaviate filter from ``{property: value}``: every property must equal its value, or one of its values
-    when the value is a list or tuple (None when ``where`` is empty)."""
+    when the value is a (non-empty) list or tuple (None when ``where`` is empty)."""
     from weaviate.classes.query import Filter
 
     flt = None
     for prop, value in (where or {}).items():
         if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError(f"where: {prop} must be one of no values, which no object is")
             cond = Filter.any_of([Filter.by_property(prop).equal(v) for v in value])
         else:
             cond = Filter.by_property(prop).equal(value)

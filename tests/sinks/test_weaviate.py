@@ -32,10 +32,13 @@ def test_a_list_in_where_matches_any_of_its_values(turn_sink):
     objs = [VectorObject(f"k{i}", {"interviewerId": "abc"[i % 3], "text": f"line {i}", "seq": i}, _unit(i))
             for i in range(30)]
     turn_sink.upsert("acme", objs)
-    hits = turn_sink.near_vector("acme", _unit(4), limit=30, where={"interviewerId": ["a", "b"], "seq": list(range(10))})
+    hits = turn_sink.near_vector("acme", _unit(4), limit=30,
+                                 where={"interviewerId": ["a", "b"], "seq": list(range(10))})
     assert sorted(h.properties["seq"] for h in hits) == [i for i in range(10) if i % 3 != 2]
     assert hits[0].properties["seq"] == 4  # still nearest first
     assert turn_sink.count("acme", where={"interviewerId": ["a", "c"]}) == 20
+    with pytest.raises(ValueError, match="no values"):
+        turn_sink.near_vector("acme", _unit(4), where={"interviewerId": []})
 
 
 def test_upsert_is_idempotent_by_key(turn_sink):

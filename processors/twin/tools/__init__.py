@@ -10,11 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.twin.tools.facts import CLARIFY_RE
+
 __all__ = ["ToolResult", "TOOL_SCHEMAS", "CODE_RE", "RUBRIC_MIN_WORDS", "tool_for"]
 
 CODE_RE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
-_FACT_QUESTION_RE = re.compile(r"\?\s*$|\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
-                               re.IGNORECASE)
+# A turn that ends with a question, or asks anywhere to clarify, calls for the interviewer's notes.
+_FACT_QUESTION_RE = re.compile(r"\?\s*$|" + CLARIFY_RE.pattern, re.IGNORECASE)
 # An answer shorter than this is not graded: a few words say too little for a verdict.
 RUBRIC_MIN_WORDS = 15
 # The moves after which an answer is graded. A verdict revises some of them (``policy.adjust_for_rubric``: a weak

@@ -17,7 +17,8 @@ import numpy as np
 
 from processors.twin.text import ASK_MIN_WORDS, is_question, sentences, words
 
-__all__ = ["DERIVED_NOTE_KEYS", "FACT_MIN_SIMILARITY", "FactAnswer", "answer_from_notes", "asked_question"]
+__all__ = ["CLARIFY_RE", "DERIVED_NOTE_KEYS", "FACT_MIN_SIMILARITY", "FactAnswer", "answer_from_notes",
+           "asked_question"]
 
 # The keys of the notes ``training.derive_persona_docs`` writes.
 DERIVED_NOTE_KEYS = frozenset({"question_templates", "moves"})
@@ -28,7 +29,7 @@ DERIVED_NOTE_KEYS = frozenset({"question_templates", "moves"})
 # does not answer at most 0.25 against any sentence of the same notes.
 FACT_MIN_SIMILARITY = 0.3
 # A clarification asked without a question mark ("Can you clarify the limits.") still asks.
-_CLARIFY_RE = re.compile(r"\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
+CLARIFY_RE = re.compile(r"\b(?:can you (?:clarify|explain)|what do you mean|is it ok(?:ay)? (?:if|to))\b",
                          re.IGNORECASE)
 
 
@@ -45,7 +46,7 @@ def asked_question(candidate_turn: str) -> str | None:
     """The last sentence of the candidate's turn that asks the interviewer something (a question of
     ``ASK_MIN_WORDS`` words or more, or a request to clarify), else None."""
     for s in reversed(sentences(candidate_turn or "")):
-        if (is_question(s) and len(words(s)) >= ASK_MIN_WORDS) or _CLARIFY_RE.search(s):
+        if (is_question(s) and len(words(s)) >= ASK_MIN_WORDS) or CLARIFY_RE.search(s):
             return s
     return None
 

@@ -28,7 +28,8 @@ def test_at_most_200_topics_from_documents_and_config_together():
     docs = [{"kind": "prohibited", "key": "many", "text": "; ".join(f"topic {i}" for i in range(150))}]
     TrainingOptions.model_validate({"docs": docs})
     with pytest.raises(ValidationError, match="201 prohibited topics"):
-        TrainingOptions.model_validate({"docs": docs, "config": {"prohibitedTopics": [f"other {i}" for i in range(51)]}})
+        TrainingOptions.model_validate({"docs": docs,
+                                        "config": {"prohibitedTopics": [f"other {i}" for i in range(51)]}})
 
 
 @pytest.fixture(scope="module")
