@@ -67,7 +67,8 @@ Topic = Annotated[str, Field(min_length=1, max_length=TOPIC_MAX_CHARS)]
 Guideline = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-def _clean_list(values: list[str] | None) -> list[str] | None:
+def clean_list(values: list[str] | None) -> list[str] | None:
+    """Whitespace collapsed, empty items and case-insensitive repeats dropped (the first spelling kept)."""
     if values is None:
         return None
     out: list[str] = []
@@ -147,7 +148,7 @@ class TwinConfig(BaseModel):
     @field_validator("prohibitedTopics", "companyGuidelines")
     @classmethod
     def _clean(cls, values: list[str] | None) -> list[str] | None:
-        return _clean_list(values)
+        return clean_list(values)
 
     def stored(self) -> dict[str, Any]:
         """What goes into ``twin_config.config``: only what this layer sets."""
@@ -289,7 +290,7 @@ def resolve(tenant: str, interviewer_id: str | None, layers: list[tuple[str, Twi
         guidelines += layer.companyGuidelines or []
     controls["locked"] = locked
     return EffectiveConfig(tenant=tenant, interviewerId=interviewer_id, controls=EffectiveControls(**controls),
-                           prohibitedTopics=_clean_list(topics) or [], companyGuidelines=_clean_list(guidelines) or [],
+                           prohibitedTopics=clean_list(topics) or [], companyGuidelines=clean_list(guidelines) or [],
                            flags=EffectiveFlags(**flags), refresh=EffectiveRefresh(**refresh),
                            versions=versions or {}, updatedAt=updated_at,
                            sources=sources)

@@ -195,6 +195,5 @@ class PersonaMemory:
     def persona_docs(self, tenant: str, interviewer_id: str, version: int, vector: Sequence[float],
                      kinds: Sequence[str] = ("note", "rubric", "preference", "prohibited"), limit: int = 4) -> list[Hit]:
         """Persona documents of ``kinds`` nearest to the situation (for fact retrieval and the system prompt)."""
-        hits = self.sink.near_vector(tenant, vector, limit=limit, where={
+        return self.sink.near_vector(tenant, vector, limit=limit, where={
             "interviewerId": interviewer_id, "version": version, "kind": list(kinds)})
-        return sorted(hits, key=lambda h: h.distance)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from processors.twin.config import MAX_TOPICS, TOPIC_MAX_CHARS
+from processors.twin.config import MAX_TOPICS, TOPIC_MAX_CHARS, clean_list
 
 __all__ = ["PROHIBITED_TOPIC_MAX_WORDS", "PersonaDocIn", "TrainingOptions", "prohibited_topics_of"]
 
@@ -45,8 +45,9 @@ class PersonaDocIn(BaseModel):
     @model_validator(mode="after")
     def _topics(self) -> "PersonaDocIn":
         if self.kind == "prohibited":
-            bad = [i for i in _topic_items(self.text) if not _is_topic(i)]
-            if bad or not _topic_items(self.text):
+            items = _topic_items(self.text)
+            bad = [i for i in items if not _is_topic(i)]
+            if bad or not items:
                 raise ValueError(
                     "a prohibited document lists topics (words or phrases of at most "
                     f"{PROHIBITED_TOPIC_MAX_WORDS} words, one per line or separated by ';'); "
@@ -84,8 +85,9 @@ class TrainingOptions(BaseModel):
     def _fractions(self) -> "TrainingOptions":
         if self.val + self.test >= 0.9:
             raise ValueError("val + test must leave at least 10% of the sessions for training")
-        topics = {t.lower() for d in self.docs if d.kind == "prohibited" for t in prohibited_topics_of(d.text)}
-        topics |= {str(t).lower() for t in self.config.get("prohibitedTopics") or []}
+        # Counted as training will store them (``train_interviewer``).
+        topics = clean_list([*(str(t) for t in self.config.get("prohibitedTopics") or []),
+                             *(t for d in self.docs if d.kind == "prohibited" for t in prohibited_topics_of(d.text))])
         if len(topics) > MAX_TOPICS:
             raise ValueError(f"{len(topics)} prohibited topics (documents and config together); at most "
                              f"{MAX_TOPICS}")

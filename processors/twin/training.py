@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from processors.twin.config import clean_list
 from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
 from processors.twin.editing import common_names
 from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
@@ -256,10 +257,7 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
     if doc_topics:
         # A prohibited document's topics join the version's prohibitedTopics: the engine's line checks, the safety
         # agent, the LLM prompt and retrieval all read that list (and later versions keep it, as configured topics).
-        unique: dict[str, str] = {}
-        for topic in [*(merged_config.get("prohibitedTopics") or []), *doc_topics]:
-            unique.setdefault(topic.lower(), topic)
-        merged_config["prohibitedTopics"] = list(unique.values())
+        merged_config["prohibitedTopics"] = clean_list([*(merged_config.get("prohibitedTopics") or []), *doc_topics])
     version = profiles.next_version(tenant, interviewer_id)
     if on_version:
         on_version(version)
