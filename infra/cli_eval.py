@@ -180,8 +180,8 @@ def eval_command(
                                          "about 40% of a training)."),
     ablate: list[str] = typer.Option([], "--ablate",
                                      help="Also score the twin with this part switched off (repeatable; 'all' for "
-                                          "each of grounding, selection, editing, move_model, tools), answered by "
-                                          "the in-process engine on the same turns."),
+                                          "each of grounding, selection, editing, move_model, tools, llm), answered "
+                                          "by the in-process engine on the same turns (llm: the offline generator)."),
 ) -> None:
     """Import, split, train, ask the twin every test turn and compare with the real interviewer."""
     from infra.clients import ServiceUnavailable, check_services

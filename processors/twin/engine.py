@@ -66,8 +66,9 @@ __all__ = ["ABLATIONS", "TwinEngine", "EngineReply", "UnknownInterviewer", "cont
 # Parts of the offline twin the evaluation switches off one at a time to see what each is worth
 # (``twin eval --ablate``); serving never does. grounding: the session state is left empty (no
 # addressee, names or terms to edit in); selection: memory's retrieval order instead of the learned
-# selector; editing: the chosen line as it was said; move_model: the rule-based policy; tools: none run.
-ABLATIONS = ("grounding", "selection", "editing", "move_model", "tools")
+# selector; editing: the chosen line as it was said; move_model: the rule-based policy; tools: none run;
+# llm: the offline generator answers (item 6's "with and without the LLM", paired on the same turns).
+ABLATIONS = ("grounding", "selection", "editing", "move_model", "tools", "llm")
 
 # An LLM draft that repeats this many consecutive words of the candidate's turn gives way to the offline twin.
 PARROT_WORDS = 8
@@ -321,11 +322,13 @@ class TwinEngine:
             tool_results.append(result)
             return result
 
-        if use_llm is None:  # the caller did not choose: the generator flag does (when an LLM exists)
+        if "llm" in ablate:
+            llm = None
+        elif use_llm is None:  # the caller did not choose: the generator flag does (when an LLM exists)
             llm = None if conf.flags.generator == "offline" else self.llm
         else:
             llm = self.llm if use_llm else None
-        if use_llm and self.llm is None:
+        if use_llm and self.llm is None and "llm" not in ablate:
             raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
         # An attack the input check caught is answered with the interviewer's own lines that leave it: a model
         # given the attack to write from tends to take it up or repeat it ("Women are ...").

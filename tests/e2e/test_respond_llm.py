@@ -62,6 +62,21 @@ def test_engine_llm_path_honours_controls(cfg, llm_server, sample_tenant, weavia
     assert out.usage["completionTokens"] <= 32 * 2
 
 
+def test_the_llm_ablation_answers_offline_on_the_same_turn(cfg, llm_server, sample_tenant, weaviate_client):
+    """`twin eval --ablate llm`: the same engine, asked the same turn, answers with the offline generator and
+    calls no model, so the table's "with and without the LLM" is paired turn by turn."""
+    engine = TwinEngine.from_settings(Settings(OPENAI_BASE_URL=llm_server.base_url, OPENAI_MODEL="smollm2",
+                                               LLM_MAX_TOKENS=32), weaviate_client=weaviate_client)
+    ask = {"tenant": sample_tenant, "interviewer_id": "dana", "session_id": "s-ablate",
+           "history": [{"role": "interviewer", "text": "Tell me about a system you built."}],
+           "candidate_turn": "I built a webhook normaliser for order events."}
+    assert engine.respond(**ask).generator == "llm"
+    offline = engine.respond(**ask, ablate=("llm",))
+    assert offline.generator == "offline" and offline.model is None and offline.text
+    assert not offline.usage.get("completionTokens") and llm_draft_outcome(offline.steps) is None
+    assert engine.respond(**ask, use_llm=True, ablate=("llm",)).generator == "offline"
+
+
 def test_an_attack_the_input_check_caught_is_answered_offline(cfg, llm_server, sample_tenant, weaviate_client):
     """The model is not given an attack to write from (SmolLM2 answered this bait with "Women are ...")."""
     engine = TwinEngine.from_settings(Settings(OPENAI_BASE_URL=llm_server.base_url, OPENAI_MODEL="smollm2",
