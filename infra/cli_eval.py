@@ -129,6 +129,11 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout (progress on stderr)."),
     report: Optional[Path] = typer.Option(None, "--report", file_okay=False,
                                           help="Write an HTML report with plots into this folder."),
+    turns_out: Optional[Path] = typer.Option(None, "--turns", dir_okay=False, writable=True,
+                                             help="Also write every scored turn as JSON Lines: the moment, the real "
+                                                  "line, each system's reply and per-turn scores (paired: where the "
+                                                  "twin gains and loses). It holds the corpus's text: keep it out of "
+                                                  "the repository."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0,
                                         help="Test turns per interviewer (default 100, at most 30 per session; 0 = every "
                                              "test turn)."),
@@ -202,8 +207,9 @@ def eval_command(
     if timeout_ms is not None and via != "gateway":
         _err.print("[bold red]error:[/] --timeout-ms is the gateway's request deadline: it needs --via gateway")
         raise typer.Exit(2)
-    if val_windows > 1 and (Split(on).value != "val" or report is not None):
-        _err.print("[bold red]error:[/] --val-windows pools validation runs: it needs --on val and no --report")
+    if val_windows > 1 and (Split(on).value != "val" or report is not None or turns_out is not None):
+        _err.print("[bold red]error:[/] --val-windows pools validation runs: it needs --on val and no --report "
+                   "or --turns")
         raise typer.Exit(2)
     if llm and not settings.llm_configured:
         _err.print("[bold red]error:[/] --llm needs OPENAI_BASE_URL (or OPENAI_API_KEY)")
@@ -268,6 +274,10 @@ def eval_command(
         with contextlib.redirect_stdout(sys.stderr):
             path = write_report(result, report, dsn=settings.POSTGRES_DSN if store else None)
         summary["report"] = str(path)
+    if turns_out is not None:
+        from processors.twin.evaluation.run import write_turns
+
+        summary["turns_file"] = {"path": str(turns_out), "turns": write_turns(result, turns_out)}
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
         sys.stdout.flush()
@@ -293,3 +303,5 @@ def eval_command(
                       f"line and {drafts['refused']} refused by the safety checks (both answered offline)")
     if report is not None:
         console.print(f"report: {summary['report']}")
+    if turns_out is not None:
+        console.print(f"turns: {summary['turns_file']['turns']} in {turns_out}")

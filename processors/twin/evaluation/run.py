@@ -59,7 +59,7 @@ from processors.twin.evaluation.responders import (LLM_DRAFT_OUTCOMES, Answer, E
 __all__ = ["DEFAULT_TURN_BUDGET", "DEFAULT_TURNS", "MIN_SESSIONS", "OTHER_CORPUS", "SYSTEMS", "EvalConfig",
            "EvalResult", "TurnRecord", "ablation_system", "build_engine", "eval_tenant", "fitting_split",
            "pool_windows", "repeated_moments", "run_evaluation", "run_val_windows", "sample_turns",
-           "score_systems", "store_results", "summarize_systems", "turn_record"]
+           "score_systems", "store_results", "summarize_systems", "turn_record", "write_turns"]
 
 # A held-out candidate turn with fewer content words than this is never a retold clip (repeated_moments):
 # on the podcast, repeated moments follow formulas of 1-3 content words (a thank-you) or answers of 13 and more.
@@ -1043,3 +1043,24 @@ def per_run_scores(scores: dict[str, Any]) -> dict[str, Any]:
         return v
 
     return clean(scores)
+
+
+def write_turns(result: EvalResult, path: Path) -> int:
+    """Every scored turn of ``result`` as JSON Lines at ``path`` (whole or not at all: written beside it and
+    renamed): the moment (the stored history, the candidate's turn), the real line, each system's reply and
+    per-turn scores, the twin's move and what became of an LLM draft. Paired per turn, it shows where the twin
+    gains and loses against a baseline or an ablation, which the summary's means cannot. Returns the count."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for r in result.turns:
+                row = {"interviewerId": r.interviewer_id, "sessionId": r.session_id, "index": r.index,
+                       "history": r.history, "candidateTurn": r.candidate_turn, "real": r.real, "replies": r.replies,
+                       "scores": per_run_scores(r.scores), "move": r.move, "llmDraft": r.llm_draft,
+                       "latencyMs": r.latency_ms, "safetyAction": r.safety_action, "error": r.error}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(result.turns)

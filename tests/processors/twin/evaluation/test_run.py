@@ -247,9 +247,19 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     result = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--json", "--via", "engine", "--offline",
                                       "--on", "val", "--ablate", "all", "--limit", "8", "--sessions", "0",
                                       "--no-red-team", "--no-classifier", "--no-store", "--tenant", tenant,
-                                      "--report", str(tmp_path)])
+                                      "--report", str(tmp_path), "--turns", str(tmp_path / "turns.jsonl")])
     assert result.exit_code == 0, (result.output[-3000:], result.exception)
     out = json.loads(result.stdout)
+    # Every scored turn, paired: each system's reply and per-turn scores on the same moment.
+    rows = [json.loads(line) for line in (tmp_path / "turns.jsonl").read_text().splitlines()]
+    assert out["turns_file"]["turns"] == len(rows) == out["test_turns"]
+    assert not list(tmp_path.glob(".turns.jsonl.*"))  # written beside the file and renamed
+    for row in rows:
+        assert row["real"] and row["candidateTurn"] is not None and row["replies"]["twin"]
+        assert {"twin", "previous_line", *map(ablation_system, ABLATIONS)} <= set(row["replies"]) <= set(row["scores"])
+        assert all(0.0 <= row["scores"][s]["rank_same"] <= 1.0 for s in row["replies"])
+    # The llm part answers offline like the twin here (no model configured): the same line on every turn.
+    assert all(row["replies"]["twin-no-llm"] == row["replies"]["twin"] for row in rows)
     html = (tmp_path / "index.html").read_text()
     assert "Ablations (val split)" in html and "without move_model" in html
     assert out["on"] == "val" and out["config"]["ablations"] == list(ABLATIONS)
@@ -272,6 +282,9 @@ def test_ablations_on_the_val_split(slice_corpus, postgres_dsn, weaviate_client,
     assert ablation_system("move_model") == "twin-no-move-model"
     bad = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--ablate", "memory"])
     assert bad.exit_code == 2 and "unknown --ablate memory" in bad.output
+    pooled = CliRunner().invoke(app, ["eval", "--corpus", str(slice_corpus), "--via", "engine", "--on", "val",
+                                      "--val-windows", "2", "--turns", str(tmp_path / "pooled.jsonl")])
+    assert pooled.exit_code == 2 and "--turns" in pooled.output
 
 
 def test_each_validation_window_steps_back_one_validation_part(scotus):
