@@ -323,12 +323,12 @@ class TwinEngine:
             return result
 
         if "llm" in ablate:
-            llm = None
-        elif use_llm is None:  # the caller did not choose: the generator flag does (when an LLM exists)
+            use_llm = False
+        if use_llm is None:  # the caller did not choose: the generator flag does (when an LLM exists)
             llm = None if conf.flags.generator == "offline" else self.llm
         else:
             llm = self.llm if use_llm else None
-        if use_llm and self.llm is None and "llm" not in ablate:
+        if use_llm and self.llm is None:
             raise RuntimeError("use_llm=True but no LLM is configured (OPENAI_BASE_URL / OPENAI_API_KEY)")
         # An attack the input check caught is answered with the interviewer's own lines that leave it: a model
         # given the attack to write from tends to take it up or repeat it ("Women are ...").
