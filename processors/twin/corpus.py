@@ -1,4 +1,5 @@
-"""Interview transcripts: the models, the two readers, the chronological split, and exchanges.
+"""Interview transcripts: the models, the two readers, the chronological split, exchanges, and the
+JSON Lines writer the training artefacts and the evaluation's turns file share.
 
 Formats (see ``../shared/corpora/FORMAT.md``):
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,6 +46,7 @@ __all__ = [
     "parse_plain_text",
     "read_transcripts",
     "split_by_interviewer",
+    "write_jsonl",
 ]
 
 Role = Literal["interviewer", "candidate"]
@@ -302,6 +305,24 @@ def parse_plain_text(
     ordinal += 1
     flush(block, ordinal)
     return results
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    """``rows`` as JSON Lines at ``path``, whole or not at all: written to a temporary file beside it (its
+    folder made when missing), then renamed over it. Returns how many rows were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
 
 
 def read_transcripts(path: str | Path, interviewer_id: str | None = None) -> Iterator[ParsedLine]:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from processors.twin.corpus import Transcript, exchanges
+from processors.twin.corpus import Transcript, exchanges, write_jsonl
 from processors.twin.style import StyleProfile
 from processors.twin.text import words
 
@@ -228,14 +228,6 @@ def validate_examples(examples: Sequence[Any], base_model: str = "gpt-4o-mini-20
     return report
 
 
-def _write_jsonl(path: Path, examples: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for ex in examples:
-            fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
 def axolotl_config(train_path: Path, val_path: Path | None, base_model: str = "meta-llama/Llama-3.1-8B-Instruct",
                    output_dir: str = "./lora-out") -> str:
     """An axolotl LoRA config (YAML text) for the same chat files."""
@@ -276,9 +268,9 @@ def write_fine_tune_files(directory: Path, interviewer_id: str, style: StyleProf
     train_report = validate_examples(train_ex, base_model)
     val_report = validate_examples(val_ex, base_model, min_examples=0) if val_ex else None
     train_path, val_path = directory / "train.jsonl", directory / "val.jsonl"
-    _write_jsonl(train_path, train_ex)
+    write_jsonl(train_path, train_ex)
     if val_ex:
-        _write_jsonl(val_path, val_ex)
+        write_jsonl(val_path, val_ex)
     (directory / "axolotl.yaml").write_text(axolotl_config(train_path, val_path if val_ex else None))
     summary = {
         "train": str(train_path), "val": str(val_path) if val_ex else None, "examples": len(train_ex),

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from processors.twin.config import clean_list
-from processors.twin.corpus import Split, Transcript, chronological_split, exchanges, interviewer_turns
+from processors.twin.corpus import (Split, Transcript, chronological_split, exchanges, interviewer_turns,
+                                    write_jsonl)
 from processors.twin.editing import common_names
 from processors.twin.memory import SITUATION_CUT, PersonaDoc, PersonaMemory
 from processors.twin.options import prohibited_topics_of
@@ -134,13 +135,6 @@ def derive_persona_docs(style: StyleProfile, policy: PolicyStats) -> list[Person
     return docs
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
 def _lines(transcripts: Sequence[Transcript], role: str) -> list[str]:
     return [t.text for tr in transcripts for t in tr.turns if t.role == role]
 
@@ -171,9 +165,9 @@ def _classifier(interviewer_id: str, split: Split, others: Sequence[Transcript],
     val_lines = lines_for(split.val, other_lines[n_other_train:], 1)[0] if split.val else None
     mine = _lines(split.train, "interviewer")
     cand = _lines(split.train, "candidate")
-    _write_jsonl(aug_dir / "paraphrase_negatives.jsonl",
+    write_jsonl(aug_dir / "paraphrase_negatives.jsonl",
                  [{"kind": a.kind, "source": mine[a.source], "text": a.text} for a in paras])
-    _write_jsonl(aug_dir / "candidate_perturbations.jsonl",
+    write_jsonl(aug_dir / "candidate_perturbations.jsonl",
                  [{"kind": a.kind, "source": cand[a.source], "text": a.text} for a in perts])
     augmentation = {"paraphraseNegatives": len(paras), "candidatePerturbations": len(perts),
                     "otherInterviewerLines": len(other_lines)}
@@ -284,7 +278,7 @@ def train_interviewer(tenant: str, interviewer_id: str, transcripts: Sequence[Tr
         from processors.twin.augment import policy_stress_report, policy_stress_set
 
         stress = policy_stress_set(split.val or train, seed=seed, max_items=MAX_STRESS_ITEMS)
-        _write_jsonl(aug_dir / "policy_stress.jsonl", [s.to_dict() for s in stress])
+        write_jsonl(aug_dir / "policy_stress.jsonl", [s.to_dict() for s in stress])
         artefacts["policyStress"] = policy_stress_report(stress, policy)
         if classifier:
             report("classifier", 0.1)

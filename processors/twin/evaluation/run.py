@@ -48,7 +48,8 @@ import numpy as np
 
 from infra.crypto import EVAL_CONTEXT, EVAL_REAL_TEXT, EVAL_TWIN_TEXT
 from infra.settings import REPO_ROOT, Settings, settings as default_settings
-from processors.twin.corpus import Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts
+from processors.twin.corpus import (Exchange, Split, Transcript, chronological_split, exchanges, read_transcripts,
+                                    write_jsonl)
 from processors.twin.evaluation import metrics as M
 from processors.twin.evaluation.baselines import BASELINES, BaselineSystems, Moment
 from processors.twin.evaluation.redteam import (RED_TEAM_CASES, frozen_cases, word_list_second_check,
@@ -1046,21 +1047,12 @@ def per_run_scores(scores: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_turns(result: EvalResult, path: Path) -> int:
-    """Every scored turn of ``result`` as JSON Lines at ``path`` (whole or not at all: written beside it and
-    renamed): the moment (the stored history, the candidate's turn), the real line, each system's reply and
-    per-turn scores, the twin's move and what became of an LLM draft. Paired per turn, it shows where the twin
-    gains and loses against a baseline or an ablation, which the summary's means cannot. Returns the count."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            for r in result.turns:
-                row = {"interviewerId": r.interviewer_id, "sessionId": r.session_id, "index": r.index,
-                       "history": r.history, "candidateTurn": r.candidate_turn, "real": r.real, "replies": r.replies,
-                       "scores": per_run_scores(r.scores), "move": r.move, "llmDraft": r.llm_draft,
-                       "latencyMs": r.latency_ms, "safetyAction": r.safety_action, "error": r.error}
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return len(result.turns)
+    """Every scored turn of ``result`` as JSON Lines at ``path`` (whole or not at all, ``corpus.write_jsonl``):
+    the moment (the stored history, the candidate's turn), the real line, each system's reply and per-turn
+    scores, the twin's move and what became of an LLM draft. Paired per turn, it shows where the twin gains and
+    loses against a baseline or an ablation, which the summary's means cannot. Returns the count."""
+    return write_jsonl(path, ({"interviewerId": r.interviewer_id, "sessionId": r.session_id, "index": r.index,
+                               "history": r.history, "candidateTurn": r.candidate_turn, "real": r.real,
+                               "replies": r.replies, "scores": per_run_scores(r.scores), "move": r.move,
+                               "llmDraft": r.llm_draft, "latencyMs": r.latency_ms, "safetyAction": r.safety_action,
+                               "error": r.error} for r in result.turns))

@@ -12,6 +12,7 @@ from processors.twin.corpus import (
     parse_plain_text,
     read_transcripts,
     split_by_interviewer,
+    write_jsonl,
 )
 
 
@@ -190,3 +191,15 @@ def test_interviewer_turns_carry_the_answer_they_reply_to():
     turns = interviewer_turns([tr])
     assert [t.previous_candidate_text for t in turns] == [None, "I built a billing system."]
     assert turns[1].previous_interviewer_text == "Tell me about a project."
+
+
+def test_write_jsonl_writes_whole_files_or_none(tmp_path):
+    """One row per line, the folder made; a row that cannot be written leaves the earlier file as it was and no
+    temporary file beside it."""
+    path = tmp_path / "out" / "rows.jsonl"
+    assert write_jsonl(path, [{"a": 1}, {"b": "é"}]) == 2
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == [{"a": 1}, {"b": "é"}]
+    with pytest.raises(TypeError):
+        write_jsonl(path, [{"a": 2}, {"b": object()}])
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == [{"a": 1}, {"b": "é"}]
+    assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]
